@@ -1,0 +1,84 @@
+"""Who may see and do what, by domain.
+
+System administrators (superusers) see everything. Everyone else sees the
+jobs of the domains they are members of, never global jobs; ``admin`` members
+edit them, ``admin`` and ``operator`` members run and kill them, ``viewer``
+members only read. Callers turn "not visible" into a 404.
+"""
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from .models import Domain, DomainMembership, Job
+
+RUN_ROLES = (DomainMembership.ADMIN, DomainMembership.OPERATOR)
+EDIT_ROLES = (DomainMembership.ADMIN,)
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def is_system_admin(user: User) -> bool:
+    return bool(user and user.is_active and user.is_superuser)
+
+
+def domain_ids(user: User, roles: tuple[str, ...] | None = None) -> QuerySet:
+    memberships = DomainMembership.objects.filter(user_id=getattr(user, "pk", None))
+    if roles is not None:
+        memberships = memberships.filter(role__in=roles)
+    return memberships.values("domain_id")
+
+
+def visible_domains(user: User) -> QuerySet[Domain]:
+    if is_system_admin(user):
+        return Domain.objects.all()
+    return Domain.objects.filter(id__in=domain_ids(user))
+
+
+def editable_domains(user: User) -> QuerySet[Domain]:
+    if is_system_admin(user):
+        return Domain.objects.all()
+    return Domain.objects.filter(id__in=domain_ids(user, EDIT_ROLES))
+
+
+def visible_jobs(user: User, queryset: QuerySet[Job] | None = None) -> QuerySet[Job]:
+    jobs = Job.objects.all() if queryset is None else queryset
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return jobs.none()
+    if is_system_admin(user):
+        return jobs
+    return jobs.filter(domain_id__in=domain_ids(user))
+
+
+def runnable_jobs(user: User, queryset: QuerySet[Job] | None = None) -> QuerySet[Job]:
+    jobs = visible_jobs(user, queryset)
+    if is_system_admin(user):
+        return jobs
+    return jobs.filter(domain_id__in=domain_ids(user, RUN_ROLES))
+
+
+def editable_jobs(user: User, queryset: QuerySet[Job] | None = None) -> QuerySet[Job]:
+    jobs = visible_jobs(user, queryset)
+    if is_system_admin(user):
+        return jobs
+    return jobs.filter(domain_id__in=domain_ids(user, EDIT_ROLES))
+
+
+def has_role(user: User, job: Job, roles: tuple[str, ...]) -> bool:
+    if is_system_admin(user):
+        return True
+    if job.domain_id is None or not getattr(user, "is_authenticated", False):
+        return False
+    return DomainMembership.objects.filter(user_id=user.pk, domain_id=job.domain_id, role__in=roles).exists()
+
+
+def can_run(user: User, job: Job) -> bool:
+    return has_role(user, job, RUN_ROLES)
+
+
+def can_edit(user: User, job: Job) -> bool:
+    return has_role(user, job, EDIT_ROLES)
+
+
+def is_member(user: User) -> bool:
+    return is_system_admin(user) or DomainMembership.objects.filter(user_id=getattr(user, "pk", None)).exists()

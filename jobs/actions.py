@@ -1,0 +1,97 @@
+"""Built-in actions: ``core.shell`` and ``core.sleep``."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+
+from django.conf import settings
+
+from .registry import Cancelled, action
+
+
+@action(
+    "core.shell",
+    label="Shell command",
+    help={"command": "Run by /bin/sh in its own process group; each output line goes to the log.",
+          "cwd": "Working directory; empty for the worker's."},
+    idempotent=False,
+    dangerous=True,
+    supports_cancel=True,
+)
+def shell(ctx, command: str, cwd: str = "") -> str:
+    """Run a shell command; a non-zero exit status fails the line."""
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", command],
+        cwd=cwd or None,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, so a kill reaches the whole tree
+    )
+    ctx.register_process_group(process.pid)
+    readers = [
+        threading.Thread(target=_pump, args=(process.stdout, ctx.log.info), daemon=True),
+        threading.Thread(target=_pump, args=(process.stderr, ctx.log.warning), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        while process.poll() is None:
+            if ctx.wait_cancelled(0.05):
+                terminate_group(process.pid, settings.JOBS_KILL_GRACE_SECONDS, process)
+                raise Cancelled()
+    finally:
+        # Whatever the command left behind in its group ends with the line.
+        terminate_group(process.pid, settings.JOBS_KILL_GRACE_SECONDS, process)
+        for reader in readers:
+            reader.join(timeout=2)
+        ctx.unregister_process_group(process.pid)
+    if process.returncode != 0:
+        raise RuntimeError(f"command exited with status {process.returncode}")
+    return "command exited with status 0"
+
+
+def _pump(stream, write) -> None:
+    with stream:
+        for raw in iter(stream.readline, b""):
+            write(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+
+
+def terminate_group(pgid: int, grace: float, process: subprocess.Popen | None = None) -> None:
+    """SIGTERM to the process group, SIGKILL to what is left after ``grace`` seconds."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    if process is not None:
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+    deadline_event = threading.Event()
+    waited = 0.0
+    while waited < grace:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        deadline_event.wait(0.05)
+        waited += 0.05
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if process is not None:
+        process.wait()
+
+
+@action("core.sleep", label="Sleep", help={"seconds": "How long to wait."}, supports_cancel=True)
+def sleep(ctx, seconds: float = 1.0) -> str:
+    """Wait; a kill ends the wait at once."""
+    if seconds < 0:
+        raise ValueError("seconds must be zero or more")
+    if ctx.wait_cancelled(seconds):
+        raise Cancelled()
+    return f"slept {seconds:g} s"

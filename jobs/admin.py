@@ -1,0 +1,267 @@
+"""Admin windows for definitions: jobs with their lines, domains, actions, filters.
+
+Every queryset goes through ``jobs.access``: objects of other domains are not
+in the queryset, so Django's admin answers 404 for them.
+"""
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import OuterRef, Subquery
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from results.dispatch import RunRefused, start_run
+from results.models import JobResult, Trigger
+
+from . import access
+from .forms import RunParametersForm
+from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine
+
+STATUS_ICONS = {
+    "success": ("✔", "ok"), "warning": ("⚠", "warn"), "info": ("ℹ", "info"), "error": ("✖", "bad"),
+    "killed": ("✖", "bad"), "running": ("●", "running"), "pending": ("○", "pending"), None: ("–", "never"),
+}
+
+
+def status_badge(status: str | None, label: str | None = None):
+    icon, css = STATUS_ICONS.get(status, ("?", "never"))
+    return format_html('<span class="job-status job-status-{}" title="{}">{} {}</span>',
+                       css, status or "never run", icon, label if label is not None else (status or "never run"))
+
+
+class MembershipAdminMixin:
+    """Staff members of a domain use the admin with no Django permissions of their own."""
+
+    def has_module_permission(self, request) -> bool:
+        return access.is_member(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.is_member(request.user)
+
+
+class SystemAdminOnlyMixin:
+    def has_module_permission(self, request) -> bool:
+        return access.is_system_admin(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.is_system_admin(request.user)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return access.is_system_admin(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return access.is_system_admin(request.user)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return access.is_system_admin(request.user)
+
+
+class MembershipInline(SystemAdminOnlyMixin, admin.TabularInline):
+    model = DomainMembership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Domain)
+class DomainAdmin(SystemAdminOnlyMixin, admin.ModelAdmin):
+    list_display = ["name", "slug"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+    inlines = [MembershipInline]
+
+    def has_module_permission(self, request) -> bool:
+        return access.is_member(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.is_member(request.user)
+
+    def get_queryset(self, request):
+        return access.visible_domains(request.user)
+
+
+@admin.register(Action)
+class ActionAdmin(MembershipAdminMixin, admin.ModelAdmin):
+    list_display = ["name", "label", "module", "available", "idempotent", "dangerous", "supports_cancel"]
+    list_filter = ["available", "module", "dangerous"]
+    search_fields = ["name", "label", "description"]
+    readonly_fields = [f.name for f in Action._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(FilterTemplate)
+class FilterTemplateAdmin(SystemAdminOnlyMixin, admin.ModelAdmin):
+    list_display = ["name", "model", "module"]
+    search_fields = ["name", "model"]
+
+
+class JobLineFormSet(BaseInlineFormSet):
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        # Validate the line against the job's run-time params as edited on this same page.
+        form.instance.job = self.instance
+        return form
+
+
+class JobLineInline(admin.TabularInline):
+    model = JobLine
+    formset = JobLineFormSet
+    extra = 1
+    ordering = ["line_no"]
+    fields = ["line_no", "active", "action", "parameters", "is_filter", "filter_template", "filter_definition",
+              "module"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "action":
+            kwargs["queryset"] = Action.objects.available()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.is_member(request.user)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return obj is None or access.can_edit(request.user, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None or access.can_edit(request.user, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return obj is None or access.can_edit(request.user, obj)
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    change_form_template = "admin/jobs/job/change_form.html"
+    list_display = ["identifier", "name", "domain_or_global", "active", "last_status", "last_run"]
+    list_display_links = ["identifier", "name"]
+    list_filter = ["active", "domain", "module"]
+    search_fields = ["identifier", "name", "description"]
+    list_select_related = ["domain"]
+    actions = ["run_now"]
+    inlines = [JobLineInline]
+    fieldsets = [
+        (None, {"fields": ["identifier", "name", "description", "domain", "active", "stops_on_error"]}),
+        ("Execution", {"fields": ["queue", "params", "module"]}),
+    ]
+
+    # --- permissions (by domain) -------------------------------------------------
+    def has_module_permission(self, request) -> bool:
+        return access.is_member(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.is_member(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return access.editable_domains(request.user).exists() or access.is_system_admin(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return access.is_member(request.user)
+        return access.can_edit(request.user, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.has_change_permission(request, obj) and (obj is not None or self.has_add_permission(request))
+
+    def get_queryset(self, request):
+        last = JobResult.objects.filter(job=OuterRef("pk")).order_by("-id")
+        return access.visible_jobs(request.user, super().get_queryset(request)).annotate(
+            last_result_id=Subquery(last.values("id")[:1]),
+            last_result_status=Subquery(last.values("status")[:1]),
+            last_result_at=Subquery(last.values("created_at")[:1]),
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["identifier"] if obj is not None else []
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "domain":
+            kwargs["queryset"] = access.editable_domains(request.user)
+            kwargs["required"] = not access.is_system_admin(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    # --- columns -----------------------------------------------------------------
+    @admin.display(description="Domain", ordering="domain__name")
+    def domain_or_global(self, job: Job) -> str:
+        return job.domain.name if job.domain_id else "Global"
+
+    @admin.display(description="Last run")
+    def last_status(self, job: Job):
+        status = getattr(job, "last_result_status", None)
+        if status is None:
+            return status_badge(None)
+        url = reverse("admin:results_jobresult_change", args=[job.last_result_id])
+        return format_html('<a href="{}">{}</a>', url, status_badge(status))
+
+    @admin.display(description="Last run at", ordering="last_result_at")
+    def last_run(self, job: Job):
+        return getattr(job, "last_result_at", None)
+
+    # --- Run -----------------------------------------------------------------------
+    def get_urls(self):
+        run = self.admin_site.admin_view(self.run_view)
+        return [path("<int:object_id>/run/", run, name="jobs_job_run")] + super().get_urls()
+
+    def run_view(self, request, object_id: int):
+        job = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if not access.can_run(request.user, job):
+            raise PermissionDenied
+        form = RunParametersForm(job.params or [], request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                result = start_run(job, parameters=form.values(), user=request.user, trigger=Trigger.MANUAL)
+            except ValidationError as exc:
+                for name, problems in exc.message_dict.items():
+                    form.add_error(name if name in form.fields else None, problems)
+            except RunRefused as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, f"{job.identifier} queued as result #{result.id}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:results_jobresult_change", args=[result.id]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Run {job.name}",
+            "job": job,
+            "form": form,
+            "lines": job.active_lines(),
+            "opts": self.model._meta,
+            "original": job,
+        }
+        return TemplateResponse(request, "admin/jobs/job/run.html", context)
+
+    @admin.action(description="Run now")
+    def run_now(self, request, queryset):
+        started, refused = [], []
+        for job in access.runnable_jobs(request.user, queryset):
+            try:
+                result = start_run(job, user=request.user, trigger=Trigger.MANUAL)
+            except (ValidationError, RunRefused) as exc:
+                refused.append(f"{job.identifier} ({'; '.join(getattr(exc, 'messages', [str(exc)]))})")
+            else:
+                started.append(f"{job.identifier} #{result.id}")
+        not_allowed = queryset.count() - len(started) - len(refused)
+        if started:
+            self.message_user(request, f"Queued: {', '.join(started)}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"Not run: {', '.join(refused)}.", messages.ERROR)
+        if not_allowed:
+            self.message_user(request, f"{not_allowed} job(s) you may not run were left out.", messages.WARNING)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        job = self.get_object(request, object_id)
+        if job is not None:
+            extra_context["latest_results"] = job.results.select_related("requested_by").order_by("-id")[:10]
+            extra_context["can_run"] = access.can_run(request.user, job)
+        return super().change_view(request, object_id, form_url, extra_context)

@@ -1,0 +1,241 @@
+"""Job definition files (YAML): export and import, per the contract.
+
+An import is one transaction: every job and line is validated first, and a
+single error (named by job and line) leaves the database as it was. Importing
+the same file twice changes nothing: rows are only written when they differ.
+"""
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from croniter import croniter
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+
+from .models import Action, Domain, FilterTemplate, Job, JobLine
+
+JOB_KEYS = {"identifier", "name", "description", "domain", "active", "stops_on_error", "module", "queue",
+            "params", "schedule", "report", "lines"}
+LINE_KEYS = {"line_no", "action", "active", "parameters", "module", "is_filter", "filter_template",
+             "filter_definition"}
+JOB_FIELDS = ["name", "description", "domain_id", "active", "stops_on_error", "module", "queue", "params",
+              "schedule", "report"]
+LINE_FIELDS = ["active", "is_filter", "filter_template_id", "filter_definition", "action_id", "module",
+               "parameters"]
+
+
+class DefinitionError(Exception):
+    """A definition file that cannot be imported; the message names the job and line."""
+
+
+def export_jobs(jobs) -> str:
+    documents = [_job_document(job) for job in jobs.select_related("domain").prefetch_related(
+        "lines__action", "lines__filter_template")]
+    return yaml.safe_dump({"jobs": documents}, sort_keys=False, allow_unicode=True)
+
+
+def _job_document(job: Job) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "identifier": job.identifier, "name": job.name, "description": job.description,
+        "domain": job.domain.slug if job.domain_id else None, "active": job.active,
+        "stops_on_error": job.stops_on_error, "module": job.module, "queue": job.queue,
+        "params": job.params or [],
+    }
+    if job.schedule:
+        document["schedule"] = job.schedule
+    if job.report:
+        document["report"] = job.report
+    document["lines"] = [_line_document(line) for line in sorted(job.lines.all(), key=lambda li: li.line_no)]
+    return document
+
+
+def _line_document(line: JobLine) -> dict[str, Any]:
+    document: dict[str, Any] = {"line_no": line.line_no, "action": line.action.name if line.action_id else None,
+                                "active": line.active, "parameters": line.parameters or {}}
+    if line.module:
+        document["module"] = line.module
+    if line.is_filter:
+        document.update(is_filter=True, filter_template=line.filter_template.name if line.filter_template_id
+                        else None, filter_definition=line.filter_definition or {})
+    return document
+
+
+def load(text: str) -> list[dict]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DefinitionError(f"not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
+        raise DefinitionError("the file must hold a mapping with a 'jobs' list")
+    return data["jobs"]
+
+
+@transaction.atomic
+def import_jobs(text: str, *, update_existing: bool = True) -> dict[str, list[str]]:
+    """Create or update the file's jobs; returns identifiers by what happened to them."""
+    report: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": [], "skipped": []}
+    seen = set()
+    for index, raw in enumerate(load(text), start=1):
+        where = f"job {index}"
+        if not isinstance(raw, dict):
+            raise DefinitionError(f"{where}: must be a mapping")
+        identifier = raw.get("identifier")
+        where = f"job {identifier or index}"
+        if not identifier:
+            raise DefinitionError(f"{where}: identifier is required")
+        if identifier in seen:
+            raise DefinitionError(f"{where}: appears twice in the file")
+        seen.add(identifier)
+        existing = Job.objects.filter(identifier=identifier).first()
+        if existing and not update_existing:
+            report["skipped"].append(identifier)
+            continue
+        outcome = _import_job(raw, existing, where)
+        report[outcome].append(identifier)
+    return report
+
+
+def _import_job(raw: dict, existing: Job | None, where: str) -> str:
+    unknown = set(raw) - JOB_KEYS
+    if unknown:
+        raise DefinitionError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    job = existing or Job(identifier=raw["identifier"])
+    before = {name: getattr(job, name) for name in JOB_FIELDS} if existing else None
+    job.name = raw.get("name") or raw["identifier"]
+    job.description = raw.get("description") or ""
+    job.domain_id = _domain_id(raw.get("domain"), where)
+    job.active = bool(raw.get("active", True))
+    job.stops_on_error = bool(raw.get("stops_on_error", True))
+    job.module = raw.get("module") or ""
+    job.queue = raw.get("queue") or ""
+    job.params = raw.get("params") or []
+    job.schedule = validate_schedule(raw.get("schedule"), where)
+    job.report = validate_report(raw.get("report"), where)
+    _full_clean(job, where)
+    changed = before != {name: getattr(job, name) for name in JOB_FIELDS}
+    if changed:
+        job.save()
+    lines_changed = _import_lines(job, raw.get("lines") or [], where)
+    if existing is None:
+        return "created"
+    return "updated" if changed or lines_changed else "unchanged"
+
+
+def _import_lines(job: Job, raw_lines: Any, where: str) -> bool:
+    if not isinstance(raw_lines, list):
+        raise DefinitionError(f"{where}: lines must be a list")
+    current = {line.line_no: line for line in job.lines.all()}
+    wanted = set()
+    changed = False
+    for index, raw in enumerate(raw_lines, start=1):
+        if not isinstance(raw, dict) or "line_no" not in raw:
+            raise DefinitionError(f"{where}, line {index}: needs a line_no")
+        line_where = f"{where}, line {raw['line_no']}"
+        unknown = set(raw) - LINE_KEYS
+        if unknown:
+            raise DefinitionError(f"{line_where}: unknown keys {', '.join(sorted(unknown))}")
+        try:
+            line_no = int(raw["line_no"])
+        except (TypeError, ValueError):
+            raise DefinitionError(f"{line_where}: line_no must be a whole number") from None
+        if line_no in wanted:
+            raise DefinitionError(f"{line_where}: line_no appears twice")
+        wanted.add(line_no)
+        line = current.get(line_no) or JobLine(job=job, line_no=line_no)
+        before = {name: getattr(line, name) for name in LINE_FIELDS} if line.pk else None
+        line.job = job
+        line.active = bool(raw.get("active", True))
+        line.is_filter = bool(raw.get("is_filter", False))
+        line.module = raw.get("module") or ""
+        line.parameters = raw.get("parameters") or {}
+        line.filter_definition = raw.get("filter_definition") or {}
+        line.action_id = _action_id(raw.get("action"), line_where) if raw.get("action") else None
+        line.filter_template_id = _template_id(raw.get("filter_template"), line_where)
+        _full_clean(line, line_where, exclude=["job"])
+        if before != {name: getattr(line, name) for name in LINE_FIELDS}:
+            line.save()
+            changed = True
+    stale = [no for no in current if no not in wanted]
+    if stale:
+        job.lines.filter(line_no__in=stale).delete()
+        changed = True
+    return changed
+
+
+def _full_clean(obj, where: str, exclude: list[str] | None = None) -> None:
+    try:
+        obj.full_clean(exclude=exclude, validate_unique=False)
+    except ValidationError as exc:
+        problems = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in exc.message_dict.items())
+        raise DefinitionError(f"{where}: {problems}") from exc
+
+
+def _domain_id(slug: Any, where: str) -> int | None:
+    if slug in (None, ""):
+        return None
+    domain_id = Domain.objects.filter(slug=slug).values_list("id", flat=True).first()
+    if domain_id is None:
+        raise DefinitionError(f"{where}: unknown domain {slug!r}")
+    return domain_id
+
+
+def _action_id(name: str, where: str) -> int:
+    action_id = Action.objects.filter(name=name, available=True).values_list("id", flat=True).first()
+    if action_id is None:
+        raise DefinitionError(f"{where}: unknown action {name!r}")
+    return action_id
+
+
+def _template_id(name: Any, where: str) -> int | None:
+    if not name:
+        return None
+    template_id = FilterTemplate.objects.filter(name=name).values_list("id", flat=True).first()
+    if template_id is None:
+        raise DefinitionError(f"{where}: unknown filter template {name!r}")
+    return template_id
+
+
+def validate_schedule(schedule: Any, where: str = "schedule") -> dict | None:
+    """Check the shape of a schedule (interval or calendar) and return it."""
+    if not schedule:
+        return None
+    if not isinstance(schedule, dict):
+        raise DefinitionError(f"{where}: schedule must be a mapping")
+    kind = schedule.get("type")
+    if kind == "interval":
+        every = schedule.get("every")
+        if not isinstance(every, int) or isinstance(every, bool) or every <= 0:
+            raise DefinitionError(f"{where}: schedule.every must be a whole number of seconds above 0")
+    elif kind == "calendar":
+        cron = schedule.get("cron")
+        if not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(cron):
+            raise DefinitionError(f"{where}: schedule.cron must be a valid five-field cron expression")
+    else:
+        raise DefinitionError(f"{where}: schedule.type must be interval or calendar")
+    if schedule.get("timezone"):
+        try:
+            ZoneInfo(str(schedule["timezone"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise DefinitionError(f"{where}: unknown time zone {schedule['timezone']!r}") from None
+    return schedule
+
+
+def validate_report(report: Any, where: str = "report") -> dict | None:
+    if not report:
+        return None
+    if not isinstance(report, dict):
+        raise DefinitionError(f"{where}: report must be a mapping")
+    if report.get("when", "failure") not in ("always", "failure", "warning", "never"):
+        raise DefinitionError(f"{where}: report.when must be always, failure, warning or never")
+    recipients = report.get("recipients") or []
+    if not isinstance(recipients, list):
+        raise DefinitionError(f"{where}: report.recipients must be a list of e-mail addresses")
+    for address in recipients:
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise DefinitionError(f"{where}: report recipient {address!r} is not a valid e-mail address") from None
+    return report

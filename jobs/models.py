@@ -1,0 +1,287 @@
+"""Definitions: domains, actions, jobs and their lines.
+
+This module never imports ``results``: executions depend on definitions, not
+the other way round.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models, transaction
+
+from . import context, params, registry
+
+
+class Domain(models.Model):
+    """An organization; jobs belong to one domain or are global ("by installation")."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DomainMembership(models.Model):
+    ADMIN, OPERATOR, VIEWER = "admin", "operator", "viewer"
+    ROLES = [(ADMIN, "Domain administrator"), (OPERATOR, "Operator"), (VIEWER, "Viewer")]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=ROLES)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "domain"], name="one_membership_per_domain")]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.domain} ({self.get_role_display()})"
+
+
+class ActionQuerySet(models.QuerySet):
+    def available(self) -> ActionQuerySet:
+        return self.filter(available=True)
+
+    def sync_with_registry(self, using: str = "default") -> None:
+        """One row per registered action; rows whose code is gone become unavailable."""
+        specs = registry.all_actions()
+        with transaction.atomic(using=using):
+            existing = {a.name: a for a in self.using(using).select_for_update()}
+            for spec in specs.values():
+                fields = {
+                    "label": spec.label, "description": spec.description, "module": spec.module,
+                    "parameters": spec.parameters, "idempotent": spec.idempotent,
+                    "destructive": spec.destructive, "external": spec.external,
+                    "dangerous": spec.dangerous, "supports_cancel": spec.supports_cancel,
+                    "available": True,
+                }
+                row = existing.get(spec.name)
+                if row is None:
+                    self.using(using).create(name=spec.name, **fields)
+                elif any(getattr(row, key) != value for key, value in fields.items()):
+                    self.using(using).filter(pk=row.pk).update(**fields)
+            gone = set(existing) - set(specs)
+            self.using(using).filter(name__in=gone, available=True).update(available=False)
+
+
+class Action(models.Model):
+    """A registered Python function (see ``jobs.registry``); rows are kept in sync with the code."""
+
+    name = models.CharField(max_length=200, unique=True)
+    label = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    module = models.CharField(max_length=100, blank=True)
+    parameters = models.JSONField(default=list, help_text="Declared in the function's signature.")
+    idempotent = models.BooleanField(default=True)
+    destructive = models.BooleanField(default=False)
+    external = models.BooleanField(default=False, help_text="Calls an external system.")
+    dangerous = models.BooleanField(default=False)
+    supports_cancel = models.BooleanField(default=False)
+    available = models.BooleanField(default=True, help_text="False once the code no longer registers it.")
+
+    objects = ActionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name if self.available else f"{self.name} (unavailable)"
+
+
+class FilterTemplate(models.Model):
+    """A model and a base definition that filter lines start from."""
+
+    name = models.CharField(max_length=200, unique=True)
+    model = models.CharField(max_length=200, help_text="app_label.ModelName, e.g. auth.User")
+    definition = models.JSONField(default=dict, blank=True, help_text="Field lookups, e.g. {\"is_active\": true}")
+    module = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from .filters import definition_errors, model_for
+
+        try:
+            model = model_for(self.model)
+        except LookupError as exc:
+            raise ValidationError({"model": str(exc)}) from exc
+        errors = definition_errors(model, self.definition, context.known_variables([]))
+        if errors:
+            raise ValidationError({"definition": errors})
+
+
+identifier_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9_-]*$", "Use lowercase letters, digits, - and _, starting with a letter or digit."
+)
+
+
+class JobQuerySet(models.QuerySet):
+    def runnable(self) -> JobQuerySet:
+        return self.filter(active=True)
+
+
+class Job(models.Model):
+    identifier = models.CharField(
+        max_length=100, unique=True, validators=[identifier_validator],
+        help_text="Used by scripts and the API; cannot change after creation.",
+    )
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    domain = models.ForeignKey(
+        Domain, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs",
+        help_text="Empty for a global job (by installation).",
+    )
+    active = models.BooleanField(default=True, help_text="An inactive job does not run.")
+    stops_on_error = models.BooleanField(default=True, help_text="Stop at the first line that fails.")
+    module = models.CharField(max_length=100, blank=True, help_text="The module this job is exported with.")
+    queue = models.CharField(
+        max_length=100, blank=True, validators=[RegexValidator(r"^[A-Za-z0-9_.-]*$", "Letters, digits, _ . - only.")],
+        help_text="Celery queue whose workers run this job; empty for the default queue.",
+    )
+    params = models.JSONField(
+        default=list, blank=True,
+        help_text='Run-time parameters, e.g. [{"name": "days", "type": "int", "default": 7}]',
+    )
+    schedule = models.JSONField(
+        null=True, blank=True, help_text="As in job definition files; kept with the job and exported."
+    )
+    report = models.JSONField(null=True, blank=True, help_text="E-mail report: recipients and when.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["identifier"]
+        indexes = [models.Index(fields=["domain", "identifier"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.identifier})"
+
+    def clean(self) -> None:
+        if self.pk:
+            original = Job.objects.filter(pk=self.pk).values_list("identifier", flat=True).first()
+            if original is not None and original != self.identifier:
+                raise ValidationError({"identifier": "The identifier cannot change after creation."})
+        from .definitions import DefinitionError, validate_report, validate_schedule
+
+        errors: dict[str, list[str]] = {}
+        try:
+            self.params = params.validate_param_specs(self.params)
+        except ValidationError as exc:
+            errors["params"] = exc.messages
+        for name, validate in (("schedule", validate_schedule), ("report", validate_report)):
+            try:
+                validate(getattr(self, name), name)
+            except DefinitionError as exc:
+                errors[name] = [str(exc)]
+        if errors:
+            raise ValidationError(errors)
+
+    def param_names(self) -> list[str]:
+        return [spec["name"] for spec in self.params or []]
+
+    def clean_run_parameters(self, raw: dict | None) -> dict:
+        """Typed run-time values from ``raw``; ValidationError names each bad parameter."""
+        if raw is not None and not isinstance(raw, dict):
+            raise ValidationError({"parameters": ["must be an object of name: value"]})
+        values = params.clean_values(self.params or [], raw)
+        return {name: params.to_json(value) for name, value in values.items()}
+
+    def active_lines(self) -> models.QuerySet[JobLine]:
+        return self.lines.filter(active=True).select_related("action", "filter_template").order_by("line_no")
+
+
+class JobLine(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="lines")
+    line_no = models.PositiveIntegerField(help_text="Lines run in this order.")
+    active = models.BooleanField(default=True)
+    is_filter = models.BooleanField(default=False, help_text="Selects the records the following lines work on.")
+    filter_template = models.ForeignKey(
+        FilterTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="lines"
+    )
+    filter_definition = models.JSONField(default=dict, blank=True)
+    action = models.ForeignKey(Action, null=True, blank=True, on_delete=models.PROTECT, related_name="lines")
+    module = models.CharField(max_length=100, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["job", "line_no"]
+        constraints = [models.UniqueConstraint(fields=["job", "line_no"], name="unique_line_no_per_job")]
+
+    def __str__(self) -> str:
+        return f"{self.job.identifier} line {self.line_no}"
+
+    def clean(self) -> None:
+        try:
+            job_params = self.job.param_names()
+        except Job.DoesNotExist:
+            job_params = []
+        errors = self.validation_errors(job_params)
+        if errors:
+            raise ValidationError(errors)
+
+    def validation_errors(self, job_param_names: list[str]) -> dict[str, list[str]]:
+        """Field errors of this line, each naming the parameter and the rule."""
+        known = context.known_variables(job_param_names)
+        if self.is_filter:
+            return self._filter_errors(known)
+        if self.action_id is None:
+            return {"action": ["Choose the action this line runs."]}
+        return self._parameter_errors(known)
+
+    def _filter_errors(self, known: set[str]) -> dict[str, list[str]]:
+        from .filters import definition_errors, model_for
+
+        if self.filter_template_id is None:
+            return {"filter_template": ["A filter line needs a filter template (it names the model)."]}
+        try:
+            model = model_for(self.filter_template.model)
+        except LookupError as exc:
+            return {"filter_template": [str(exc)]}
+        errors = definition_errors(model, self.filter_definition, known)
+        return {"filter_definition": errors} if errors else {}
+
+    def _parameter_errors(self, known: set[str]) -> dict[str, list[str]]:
+        spec = registry.get(self.action.name)
+        if spec is None or not self.action.available:
+            return {"action": [f"The action {self.action.name} is not available in this installation."]}
+        if not isinstance(self.parameters, dict):
+            return {"parameters": ["Must be a JSON object of parameter: value."]}
+        messages = []
+        for name in sorted(set(self.parameters) - {p["name"] for p in spec.parameters}):
+            messages.append(f"{name}: unknown parameter of {spec.name}")
+        for declared in spec.parameters:
+            name = declared["name"]
+            value = self.parameters.get(name)
+            if value is None:
+                if declared["required"]:
+                    messages.append(f"{name}: this parameter is required")
+                continue
+            unknown = context.unknown_variables(value, known)
+            if unknown:
+                messages.append(f"{name}: unknown variable {', '.join('${' + u + '}' for u in unknown)}")
+            elif not context.variables_in(value):
+                try:
+                    params.coerce(declared, value)
+                except params.ParameterError as exc:
+                    messages.append(f"{name}: {exc}")
+        return {"parameters": messages} if messages else {}
+
+    def run_parameters(self, variables: dict[str, Any]) -> dict[str, Any]:
+        """The action's arguments: declared defaults, then this line's values, resolved and typed."""
+        spec = registry.get(self.action.name)
+        if spec is None:
+            raise LookupError(f"the action {self.action.name} is not available in this installation")
+        resolved = context.resolve(self.parameters or {}, variables)
+        arguments = params.clean_values(spec.parameters, resolved)
+        return arguments

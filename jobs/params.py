@@ -1,0 +1,238 @@
+"""Typed parameters: the specs of action arguments and of a job's run-time params.
+
+A spec is a plain dict (it is stored as JSON on Action and Job rows):
+``{"name", "type", "required", "default", "choices", "help"}``. ``coerce`` turns a
+raw value (from JSON, a form or the command line) into the typed value, or raises
+``ParameterError`` with a message that states the rule.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import json
+import types
+import typing
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+
+TYPES = ("str", "int", "float", "bool", "date", "datetime", "choice", "email", "json")
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", ""}
+
+
+class ParameterError(ValueError):
+    """A value that breaks its parameter's rule; the message states the rule."""
+
+
+def _strip_optional(annotation: Any) -> tuple[Any, bool]:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+def spec_from_annotation(name: str, annotation: Any, default: Any) -> dict:
+    """The spec of one argument of an action function."""
+    annotation, optional = _strip_optional(annotation)
+    spec: dict[str, Any] = {"name": name, "type": "str", "required": default is inspect.Parameter.empty}
+    if typing.get_origin(annotation) is typing.Literal:
+        spec["type"] = "choice"
+        spec["choices"] = [str(c) for c in typing.get_args(annotation)]
+    else:
+        spec["type"] = {
+            str: "str", int: "int", float: "float", Decimal: "float", bool: "bool",
+            dt.date: "date", dt.datetime: "datetime", dict: "json", list: "json",
+        }.get(annotation if annotation is not inspect.Parameter.empty else str, "json")
+        if typing.get_origin(annotation) in (dict, list):
+            spec["type"] = "json"
+    if default is not inspect.Parameter.empty:
+        spec["default"] = _jsonable(default)
+    if optional:
+        spec["required"] = False
+    return spec
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def coerce(spec: dict, value: Any) -> Any:
+    """Return ``value`` converted to the spec's type, or raise ParameterError."""
+    kind = spec.get("type", "str")
+    if value is None:
+        if spec.get("required"):
+            raise ParameterError("this parameter is required")
+        return None
+    try:
+        converted = _CONVERTERS[kind](value)
+    except (TypeError, ValueError, ValidationError, json.JSONDecodeError) as exc:
+        raise ParameterError(_rule(spec)) from exc
+    if kind == "choice" and str(converted) not in [str(c) for c in spec.get("choices", [])]:
+        raise ParameterError(f"must be one of: {', '.join(map(str, spec.get('choices', [])))}")
+    return converted
+
+
+def _rule(spec: dict) -> str:
+    kind = spec.get("type", "str")
+    return {
+        "int": "must be a whole number",
+        "float": "must be a number",
+        "bool": "must be true or false",
+        "date": "must be a date as YYYY-MM-DD",
+        "datetime": "must be a date and time as YYYY-MM-DDTHH:MM[:SS][+HH:MM]",
+        "email": "must be a valid e-mail address",
+        "json": "must be valid JSON",
+        "choice": f"must be one of: {', '.join(map(str, spec.get('choices', [])))}",
+    }.get(kind, "must be text")
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError
+        return int(value)
+    return int(str(value).strip())
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError
+    result = float(str(value).strip()) if isinstance(value, str) else float(value)
+    if result != result or result in (float("inf"), float("-inf")):
+        raise ValueError
+    return result
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        raise ValueError
+    return str(value)
+
+
+def _to_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value).strip())
+
+
+def _to_datetime(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value).strip())
+
+
+def _to_email(value: Any) -> str:
+    text = str(value).strip()
+    validate_email(text)
+    return text
+
+
+def _to_json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+_CONVERTERS = {
+    "str": _to_str, "int": _to_int, "float": _to_float, "bool": _to_bool,
+    "date": _to_date, "datetime": _to_datetime, "choice": _to_str,
+    "email": _to_email, "json": _to_json,
+}
+
+
+def validate_param_specs(specs: Any) -> list[dict]:
+    """Check a job's ``params`` declaration; raise ValidationError naming the entry."""
+    if specs in (None, ""):
+        return []
+    if not isinstance(specs, list):
+        raise ValidationError("must be a list of parameters, each with a name and a type")
+    seen: set[str] = set()
+    cleaned = []
+    for index, raw in enumerate(specs, start=1):
+        where = f"parameter {index}"
+        if not isinstance(raw, dict) or not raw.get("name"):
+            raise ValidationError(f"{where}: needs a name")
+        name = str(raw["name"])
+        where = f"parameter '{name}'"
+        if not name.isidentifier():
+            raise ValidationError(f"{where}: the name must be letters, digits and _")
+        if name in seen:
+            raise ValidationError(f"{where}: declared twice")
+        seen.add(name)
+        unknown = set(raw) - {"name", "type", "default", "required", "choices", "help", "label"}
+        if unknown:
+            raise ValidationError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+        spec = {"name": name, "type": raw.get("type", "str"), "required": bool(raw.get("required", False))}
+        if spec["type"] not in TYPES:
+            raise ValidationError(f"{where}: type must be one of {', '.join(TYPES)}")
+        if spec["type"] == "choice":
+            choices = raw.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise ValidationError(f"{where}: a choice needs a non-empty list of choices")
+            spec["choices"] = choices
+        for key in ("help", "label"):
+            if raw.get(key):
+                spec[key] = str(raw[key])
+        if raw.get("default") is not None:
+            try:
+                coerce(spec, raw["default"])
+            except ParameterError as exc:
+                raise ValidationError(f"{where}: the default {exc}") from exc
+            spec["default"] = raw["default"]
+        cleaned.append(spec)
+    return cleaned
+
+
+def clean_values(specs: list[dict], raw: dict | None, *, allow_unknown: bool = False) -> dict:
+    """Typed values for ``specs`` from ``raw``; ValidationError maps each bad name to its rule.
+
+    Missing values take the spec's default; a required one without a default is an error.
+    """
+    raw = dict(raw or {})
+    errors: dict[str, list[str]] = {}
+    values: dict[str, Any] = {}
+    names = {spec["name"] for spec in specs}
+    if not allow_unknown:
+        for name in sorted(set(raw) - names):
+            errors[name] = ["unknown parameter"]
+    for spec in specs:
+        name = spec["name"]
+        value = raw.get(name, spec.get("default"))
+        if value is None or (value == "" and spec.get("type") != "str"):
+            if spec.get("required"):
+                errors[name] = ["this parameter is required"]
+            continue
+        try:
+            values[name] = coerce(spec, value)
+        except ParameterError as exc:
+            errors[name] = [str(exc)]
+    if errors:
+        raise ValidationError(errors)
+    return values
+
+
+def to_json(value: Any) -> Any:
+    """A typed value as stored in JSON (dates as ISO text)."""
+    return _jsonable(value)

@@ -1,0 +1,127 @@
+"""The action registry: Python functions that job lines run.
+
+An action is a function whose first argument is the run context and whose
+other arguments are its parameters::
+
+    from jobs.registry import action
+
+    @action("billing.close_orders", label="Close old orders")
+    def close_orders(ctx, older_than_days: int = 30, dry_run: bool = False) -> str:
+        ...
+
+Parameter types, defaults and required marks come from the signature. Every
+installed app's ``actions.py`` and each module in ``JOBS_ACTION_MODULES`` is
+imported at start-up; each registered action gets its ``jobs.models.Action`` row.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from django.conf import settings
+from django.utils.module_loading import autodiscover_modules
+
+from .params import spec_from_annotation
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    name: str
+    func: Callable[..., Any]
+    label: str
+    description: str
+    module: str
+    parameters: list[dict] = field(default_factory=list)
+    idempotent: bool = True
+    destructive: bool = False
+    external: bool = False
+    dangerous: bool = False
+    supports_cancel: bool = False
+
+    def parameter(self, name: str) -> dict | None:
+        return next((spec for spec in self.parameters if spec["name"] == name), None)
+
+
+_registry: dict[str, ActionSpec] = {}
+
+
+def action(
+    name: str,
+    *,
+    label: str | None = None,
+    description: str | None = None,
+    module: str | None = None,
+    help: dict[str, str] | None = None,
+    idempotent: bool = True,
+    destructive: bool = False,
+    external: bool = False,
+    dangerous: bool = False,
+    supports_cancel: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register the decorated function as the action ``name`` (dotted, e.g. ``core.shell``)."""
+    if not NAME_RE.match(name):
+        raise ValueError(f"action name {name!r} must be dotted lowercase words, e.g. 'billing.close_orders'")
+
+    def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        spec = ActionSpec(
+            name=name,
+            func=func,
+            label=label or name.rsplit(".", 1)[-1].replace("_", " ").capitalize(),
+            description=description if description is not None else inspect.cleandoc(func.__doc__ or ""),
+            module=module or name.split(".", 1)[0],
+            parameters=_parameters_of(func, help or {}),
+            idempotent=idempotent,
+            destructive=destructive,
+            external=external,
+            dangerous=dangerous,
+            supports_cancel=supports_cancel,
+        )
+        existing = _registry.get(name)
+        if existing and existing.func.__qualname__ != func.__qualname__:
+            raise ValueError(f"action {name!r} is registered twice ({existing.func.__module__} and {func.__module__})")
+        _registry[name] = spec
+        return func
+
+    return decorator
+
+
+def _parameters_of(func: Callable[..., Any], help: dict[str, str]) -> list[dict]:
+    signature = inspect.signature(func)
+    arguments = list(signature.parameters.values())
+    if not arguments:
+        raise TypeError(f"action {func.__qualname__} must take the run context as its first argument")
+    hints = typing.get_type_hints(func)
+    specs = []
+    for argument in arguments[1:]:
+        if argument.kind in (argument.VAR_POSITIONAL, argument.VAR_KEYWORD):
+            continue
+        spec = spec_from_annotation(argument.name, hints.get(argument.name, argument.annotation), argument.default)
+        if argument.name in help:
+            spec["help"] = help[argument.name]
+        specs.append(spec)
+    return specs
+
+
+def get(name: str) -> ActionSpec | None:
+    return _registry.get(name)
+
+
+def all_actions() -> dict[str, ActionSpec]:
+    return dict(_registry)
+
+
+def autodiscover() -> None:
+    """Import every installed app's ``actions`` module and ``JOBS_ACTION_MODULES``."""
+    autodiscover_modules("actions")
+    for dotted in settings.JOBS_ACTION_MODULES:
+        importlib.import_module(dotted)
+
+
+class Cancelled(Exception):
+    """Raised inside an action by ``ctx.check_cancelled()`` once the run is being killed."""

@@ -1,0 +1,132 @@
+"""Admin windows for executions: the Job Result list and page, with Kill.
+
+Results are read-only; only the state machine changes them. The queryset is
+limited to the jobs the user may see, so other domains' results answer 404.
+"""
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from jobs import access
+from jobs.admin import status_badge
+
+from . import states
+from .models import JobLineResult, JobResult
+
+
+class JobLineResultInline(admin.TabularInline):
+    model = JobLineResult
+    extra = 0
+    can_delete = False
+    fields = ["line_no", "action", "status", "message", "parameters", "started_at", "finished_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.is_member(request.user)
+
+
+@admin.register(JobResult)
+class JobResultAdmin(admin.ModelAdmin):
+    change_form_template = "admin/results/jobresult/change_form.html"
+    list_display = ["id", "status_icon", "job_link", "trigger", "requested_by", "started_at", "duration_text",
+                    "short_message", "kill_link"]
+    list_display_links = ["id"]
+    list_filter = ["status", "trigger"]
+    search_fields = ["job__identifier", "job__name", "message"]
+    list_select_related = ["job", "requested_by"]
+    list_per_page = 50
+    show_full_result_count = False
+    inlines = [JobLineResultInline]
+    readonly_fields = ["job", "status", "message", "trigger", "requested_by", "created_at", "started_at",
+                       "finished_at", "parameters", "variables", "queue", "worker", "heartbeat_at",
+                       "kill_requested_at", "kill_requested_by"]
+    fields = readonly_fields
+
+    def has_module_permission(self, request) -> bool:
+        return access.is_member(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.is_member(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return access.is_system_admin(request.user)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(job__in=access.visible_jobs(request.user))
+
+    @admin.display(description="Status", ordering="status")
+    def status_icon(self, result: JobResult):
+        return status_badge(result.status, result.get_status_display())
+
+    @admin.display(description="Job", ordering="job__identifier")
+    def job_link(self, result: JobResult):
+        return format_html('<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[result.job_id]),
+                           result.job.identifier)
+
+    @admin.display(description="Duration")
+    def duration_text(self, result: JobResult) -> str:
+        duration = result.duration
+        return f"{duration.total_seconds():.1f} s" if duration is not None else "—"
+
+    @admin.display(description="Message")
+    def short_message(self, result: JobResult) -> str:
+        return result.message if len(result.message) <= 100 else result.message[:99] + "…"
+
+    @admin.display(description="")
+    def kill_link(self, result: JobResult):
+        if not result.is_killable:
+            return ""
+        return format_html('<a class="button kill-button" href="{}">Kill</a>',
+                           reverse("admin:results_jobresult_kill", args=[result.pk]))
+
+    def get_urls(self):
+        kill = self.admin_site.admin_view(self.kill_view)
+        return [path("<int:object_id>/kill/", kill, name="results_jobresult_kill")] + super().get_urls()
+
+    def kill_view(self, request, object_id: int):
+        result = get_object_or_404(self.get_queryset(request).select_related("job"), pk=object_id)
+        if not access.can_run(request.user, result.job):
+            raise PermissionDenied
+        change_url = reverse("admin:results_jobresult_change", args=[result.pk])
+        if request.method == "POST":
+            try:
+                outcome = states.request_kill(result.pk, request.user)
+            except states.NotKillable as exc:
+                self.message_user(request, f"Not killed: {exc}.", messages.ERROR)
+            else:
+                text = "was killed before it started" if outcome.status == "killed" else "is being killed"
+                self.message_user(request, f"Result #{result.pk} {text}.", messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Kill result #{result.pk}?",
+            "result": result,
+            "opts": self.model._meta,
+            "change_url": change_url,
+        }
+        return TemplateResponse(request, "admin/results/jobresult/kill_confirmation.html", context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        result = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if result is not None:
+            extra_context["can_kill"] = result.is_killable and access.can_run(request.user, result.job)
+        return super().change_view(request, object_id, form_url, extra_context)

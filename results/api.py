@@ -1,0 +1,188 @@
+"""The JSON API of the contract: jobs, run, result, kill, log.
+
+Session or token authentication (DRF). Objects outside the caller's domains
+answer 404; invalid input answers 400 with ``{"errors": {field: [message]}}``.
+"""
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import OuterRef, Subquery
+
+from django.shortcuts import get_object_or_404
+from rest_framework import exceptions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from jobs import access
+from jobs.models import Job
+
+from . import states
+from .dispatch import RunRefused, start_run
+from .models import JobLogEntry, JobResult, Trigger
+
+LOG_PAGE_MAX = 5000
+
+
+def exception_handler(exc, context):
+    """Every error body is ``{"errors": {field: [message, ...]}}``."""
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(_django_errors(exc))
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    detail = response.data
+    if isinstance(detail, dict) and "errors" in detail:
+        return response
+    if isinstance(exc, exceptions.ValidationError):
+        errors = detail if isinstance(detail, dict) else {"non_field_errors": detail}
+        errors = {key: value if isinstance(value, list) else [value] for key, value in errors.items()}
+    else:
+        errors = {"detail": [detail.get("detail", str(detail)) if isinstance(detail, dict) else str(detail)]}
+    response.data = {"errors": errors}
+    return response
+
+
+def _django_errors(exc: DjangoValidationError) -> dict:
+    if hasattr(exc, "error_dict"):
+        return {key: list(messages) for key, messages in exc.message_dict.items()}
+    return {"non_field_errors": exc.messages}
+
+
+class JobSerializer(serializers.ModelSerializer):
+    domain = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    last_result = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = ["identifier", "name", "description", "domain", "active", "stops_on_error", "module",
+                  "queue", "params", "last_result"]
+
+    def get_last_result(self, job: Job) -> dict | None:
+        if getattr(job, "last_result_id", None) is None:
+            return None
+        return {"id": job.last_result_id, "status": job.last_result_status}
+
+
+class LineResultSerializer(serializers.Serializer):
+    line_no = serializers.IntegerField()
+    action = serializers.CharField()
+    status = serializers.CharField()
+    message = serializers.CharField()
+    parameters = serializers.JSONField()
+    started_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField()
+
+
+class ResultSerializer(serializers.ModelSerializer):
+    job = serializers.SlugRelatedField(slug_field="identifier", read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    kill_requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    lines = LineResultSerializer(source="line_results", many=True, read_only=True)
+
+    class Meta:
+        model = JobResult
+        fields = ["id", "job", "status", "message", "created_at", "started_at", "finished_at", "trigger",
+                  "requested_by", "parameters", "variables", "queue", "worker", "lines_total",
+                  "kill_requested_at", "kill_requested_by", "lines"]
+
+
+class RunRequest(serializers.Serializer):
+    parameters = serializers.DictField(required=False, default=dict)
+
+
+def visible_result(user, result_id: int) -> JobResult:
+    results = JobResult.objects.filter(job__in=access.visible_jobs(user))
+    return get_object_or_404(
+        results.select_related("job", "requested_by", "kill_requested_by").prefetch_related("line_results"),
+        id=result_id,
+    )
+
+
+class JobListView(APIView):
+    def get(self, request):
+        last = JobResult.objects.filter(job=OuterRef("pk")).order_by("-id")
+        jobs = access.visible_jobs(request.user).select_related("domain").annotate(
+            last_result_id=Subquery(last.values("id")[:1]),
+            last_result_status=Subquery(last.values("status")[:1]),
+        )
+        return Response(JobSerializer(jobs, many=True).data)
+
+
+class JobRunView(APIView):
+    def post(self, request, identifier: str):
+        job = get_object_or_404(access.visible_jobs(request.user), identifier=identifier)
+        if not access.can_run(request.user, job):
+            raise exceptions.PermissionDenied("You may see this job but not run it.")
+        body = RunRequest(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            result = start_run(job, parameters=body.validated_data["parameters"], user=request.user,
+                               trigger=Trigger.API)
+        except DjangoValidationError as exc:
+            return Response({"errors": _prefixed(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        except RunRefused as exc:
+            return Response({"errors": {"job": [str(exc)]}}, status=status.HTTP_409_CONFLICT)
+        return Response(ResultSerializer(visible_result(request.user, result.id)).data,
+                        status=status.HTTP_202_ACCEPTED)
+
+
+def _prefixed(exc: DjangoValidationError) -> dict:
+    """Run-time parameter errors are reported under ``parameters.NAME``."""
+    errors = _django_errors(exc)
+    return {key if key == "parameters" else f"parameters.{key}": value for key, value in errors.items()}
+
+
+class ResultView(APIView):
+    def get(self, request, result_id: int):
+        return Response(ResultSerializer(visible_result(request.user, result_id)).data)
+
+
+class ResultKillView(APIView):
+    def post(self, request, result_id: int):
+        result = visible_result(request.user, result_id)
+        if not access.can_run(request.user, result.job):
+            raise exceptions.PermissionDenied("You may see this result but not kill it.")
+        try:
+            outcome = states.request_kill(result.id, request.user)
+        except states.NotKillable as exc:
+            return Response({"errors": {"status": [str(exc)]}}, status=status.HTTP_409_CONFLICT)
+        data = ResultSerializer(visible_result(request.user, result.id)).data
+        data["kill"] = outcome.status
+        return Response(data, status=status.HTTP_202_ACCEPTED)
+
+
+class ResultLogView(APIView):
+    """Entries after ``after`` (oldest first), or with ``tail=N`` the last N entries."""
+
+    def get(self, request, result_id: int):
+        result = visible_result(request.user, result_id)
+        tail = _int_param(request, "tail", 0, minimum=0, maximum=LOG_PAGE_MAX)
+        after = _int_param(request, "after", 0, minimum=0)
+        limit = _int_param(request, "limit", 1000, minimum=1, maximum=LOG_PAGE_MAX)
+        entries = JobLogEntry.objects.filter(result_id=result.id).values("seq", "at", "level", "line_no", "message")
+        if tail:
+            page = list(entries.order_by("-seq")[:tail])[::-1]
+            more = False
+        else:
+            page = list(entries.filter(seq__gt=after).order_by("seq")[: limit + 1])
+            more = len(page) > limit
+            page = page[:limit]
+        return Response({"entries": page, "finished": result.is_finished and not more, "status": result.status})
+
+
+def _int_param(request, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise exceptions.ValidationError({name: ["must be a whole number"]}) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        rule = f"must be at least {minimum}" + (f" and at most {maximum}" if maximum is not None else "")
+        raise exceptions.ValidationError({name: [rule]})
+    return value
+
+
+

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from . import api
+
+app_name = "api"
+urlpatterns = [
+    path("jobs/", api.JobListView.as_view(), name="jobs"),
+    path("jobs/<str:identifier>/run/", api.JobRunView.as_view(), name="job-run"),
+    path("results/<int:result_id>/", api.ResultView.as_view(), name="result"),
+    path("results/<int:result_id>/kill/", api.ResultKillView.as_view(), name="result-kill"),
+    path("results/<int:result_id>/log/", api.ResultLogView.as_view(), name="result-log"),
+]

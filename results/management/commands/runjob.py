@@ -1,0 +1,82 @@
+import sys
+import time
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from jobs import access
+from jobs.models import Job
+from results.dispatch import RunRefused, start_run
+from results.models import TERMINAL, JobResult, Status, Trigger
+
+OK_STATUSES = {Status.SUCCESS, Status.WARNING, Status.INFO}
+
+
+class Command(BaseCommand):
+    help = ("Run a job: prints the result id; with --wait, waits for the end and prints the status. "
+            "Exit 0 success/warning/info, 1 error/killed/timeout, 2 bad input.")
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("identifier")
+        parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+        parser.add_argument("--wait", action="store_true")
+        parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+        parser.add_argument("--user", metavar="USERNAME", help="Run as this user, with their domains' rights.")
+
+    def handle(self, *args, identifier: str, param: list[str], wait: bool, timeout: float | None,
+               user: str | None, **options) -> None:
+        if timeout is not None and timeout <= 0:
+            raise CommandError("--timeout must be a number of seconds above 0", returncode=2)
+        runner = self._user(user)
+        jobs = access.visible_jobs(runner) if runner is not None else Job.objects.all()
+        job = jobs.filter(identifier=identifier).first()
+        if job is None:
+            raise CommandError(f"unknown job {identifier!r}", returncode=2)
+        if runner is not None and not access.can_run(runner, job):
+            raise CommandError(f"user {runner.get_username()!r} may not run {identifier!r}", returncode=2)
+        try:
+            result = start_run(job, parameters=self._parameters(param), user=runner, trigger=Trigger.COMMAND)
+        except RunRefused as exc:
+            raise CommandError(str(exc), returncode=2) from exc
+        except ValidationError as exc:
+            problems = "; ".join(f"parameter {name}: {' '.join(msgs)}" for name, msgs in exc.message_dict.items())
+            raise CommandError(problems, returncode=2) from exc
+        self.stdout.write(str(result.id))
+        self.stdout.flush()
+        if wait:
+            self._wait(result.id, timeout)
+
+    def _user(self, username: str | None):
+        if username is None:
+            return None
+        user = get_user_model().objects.filter(**{get_user_model().USERNAME_FIELD: username}, is_active=True).first()
+        if user is None:
+            raise CommandError(f"unknown or inactive user {username!r}", returncode=2)
+        return user
+
+    def _parameters(self, pairs: list[str]) -> dict:
+        values = {}
+        for pair in pairs:
+            name, sep, value = pair.partition("=")
+            if not sep or not name:
+                raise CommandError(f"--param {pair!r}: write it as NAME=VALUE", returncode=2)
+            values[name] = value
+        return values
+
+    def _wait(self, result_id: int, timeout: float | None) -> None:
+        deadline = time.monotonic() + timeout if timeout else None
+        while True:
+            status, message = JobResult.objects.filter(id=result_id).values_list("status", "message").get()
+            if status in TERMINAL:
+                self.stdout.write(status)
+                if message:
+                    self.stderr.write(message)
+                if status not in OK_STATUSES:
+                    sys.exit(1)
+                return
+            if deadline is not None and time.monotonic() >= deadline:
+                self.stdout.write(status)
+                self.stderr.write(f"timed out after {timeout:g} s waiting for result {result_id}")
+                sys.exit(1)
+            time.sleep(0.1)

@@ -1,0 +1,144 @@
+"""Executions: one JobResult per run, its line results and its log.
+
+Status changes never happen here: ``results.states`` owns every transition.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from jobs.models import Job
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCESS = "success", "Success"
+    WARNING = "warning", "Warning"
+    INFO = "info", "Info"
+    ERROR = "error", "Error"
+    KILLED = "killed", "Killed"
+
+
+TERMINAL = frozenset({Status.SUCCESS, Status.WARNING, Status.INFO, Status.ERROR, Status.KILLED})
+ACTIVE = frozenset({Status.PENDING, Status.RUNNING})
+
+
+class Trigger(models.TextChoices):
+    MANUAL = "manual", "By hand (admin)"
+    API = "api", "API"
+    COMMAND = "command", "Command line"
+    SCHEDULE = "schedule", "Schedule"
+    RETRY = "retry", "Retry"
+    APPLICATION = "application", "Application"
+
+
+class JobResultQuerySet(models.QuerySet):
+    def active(self) -> JobResultQuerySet:
+        return self.filter(status__in=ACTIVE)
+
+
+class JobResult(models.Model):
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="results")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    parameters = models.JSONField(default=dict, blank=True, help_text="Run-time parameters, typed.")
+    variables = models.JSONField(default=dict, blank=True, help_text="Context variables, resolved at start.")
+    queue = models.CharField(max_length=100, blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the process that ran it.")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    lines_total = models.PositiveIntegerField(default=0)
+    lines_done = models.PositiveIntegerField(default=0)
+    kill_requested_at = models.DateTimeField(null=True, blank=True)
+    kill_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = JobResultQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["job", "-created_at"], name="result_job_created"),
+            models.Index(fields=["status", "-id"], name="result_status"),
+            models.Index(fields=["-created_at"], name="result_created"),
+            # The reaper's sweep reads only the few active rows.
+            models.Index(
+                fields=["status", "heartbeat_at"], name="result_active_heartbeat",
+                condition=Q(status__in=["pending", "running"]),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.job.identifier} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def is_killable(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def duration(self):
+        if self.started_at is None:
+            return None
+        end = self.finished_at
+        if end is None:
+            from django.utils import timezone
+
+            end = timezone.now()
+        return end - self.started_at
+
+
+class JobLineResult(models.Model):
+    """The outcome of one line of a run (lines that never started have none)."""
+
+    result = models.ForeignKey(JobResult, on_delete=models.CASCADE, related_name="line_results")
+    line_no = models.PositiveIntegerField()
+    action = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    message = models.TextField(blank=True)
+    parameters = models.JSONField(default=dict, blank=True, help_text="Resolved arguments.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["result", "line_no"]
+        constraints = [models.UniqueConstraint(fields=["result", "line_no"], name="one_line_result_per_line")]
+
+    def __str__(self) -> str:
+        return f"#{self.result_id} line {self.line_no} ({self.status})"
+
+
+class LogLevel(models.TextChoices):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+class JobLogEntry(models.Model):
+    result = models.ForeignKey(JobResult, on_delete=models.CASCADE, related_name="log_entries")
+    seq = models.PositiveBigIntegerField(help_text="Increasing within a result.")
+    level = models.CharField(max_length=8, choices=LogLevel.choices, default=LogLevel.INFO)
+    line_no = models.PositiveIntegerField(null=True, blank=True)
+    message = models.TextField()
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["result", "seq"]
+        constraints = [models.UniqueConstraint(fields=["result", "seq"], name="one_log_entry_per_seq")]
+
+    def __str__(self) -> str:
+        return f"#{self.result_id}:{self.seq} {self.level} {self.message[:60]}"

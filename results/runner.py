@@ -1,0 +1,367 @@
+"""Execution of a run's lines, inside a Celery worker process.
+
+``execute(result_id)`` claims the pending result (``states.claim``), runs the
+active lines in ``line_no`` order and ends the result through ``states``. A
+watchdog thread beside it beats the heartbeat, writes the buffered log, and
+watches the database for a kill: cooperative actions see it through the
+context; an action that ignores it is stopped by force after the grace period.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from jobs import context as context_vars
+from jobs import registry
+from jobs.filters import RecordSet, queryset_for
+from jobs.models import JobLine
+from jobs.registry import Cancelled
+
+from . import states
+from .log import LineLogger, RunLog
+from .models import JobLineResult, JobResult, LogLevel, Status
+
+logger = logging.getLogger(__name__)
+
+# True inside a prefork pool child, where ending the process is how a line that
+# ignores a kill is stopped (the pool starts a fresh child); set by results.signals.
+FORCE_EXIT_ALLOWED = False
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class RunControl:
+    """What the run's threads share: the stop request and the line's processes."""
+
+    def __init__(self) -> None:
+        self.stop_requested = threading.Event()
+        self.stop_message = ""
+        self.stopped_at: float | None = None
+        self.finished = threading.Event()
+        self.current_line: int | None = None
+        self.process_groups: set[int] = set()
+        self._lock = threading.Lock()
+
+    def stop(self, message: str) -> None:
+        with self._lock:
+            if not self.stop_requested.is_set():
+                self.stop_message = message
+                self.stopped_at = time.monotonic()
+                self.stop_requested.set()
+
+    def add_process_group(self, pgid: int) -> None:
+        with self._lock:
+            self.process_groups.add(pgid)
+
+    def discard_process_group(self, pgid: int) -> None:
+        with self._lock:
+            self.process_groups.discard(pgid)
+
+    def kill_process_groups(self) -> None:
+        with self._lock:
+            groups = list(self.process_groups)
+        for pgid in groups:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+class RunContext:
+    """The ``ctx`` an action receives as its first argument."""
+
+    def __init__(self, *, result_id: int, job_identifier: str, line_no: int, params: dict,
+                 variables: dict, log: LineLogger, records: RecordSet | None, control: RunControl) -> None:
+        self.result_id = result_id
+        self.job_identifier = job_identifier
+        self.line_no = line_no
+        self.params = params
+        self.variables = variables
+        self.log = log
+        self.records = records
+        self._control = control
+        self.warnings: list[str] = []
+
+    @property
+    def cancelled(self) -> bool:
+        return self._control.stop_requested.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise ``Cancelled`` if the run is being killed; call it between units of work."""
+        if self.cancelled:
+            raise Cancelled()
+
+    def wait_cancelled(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True as soon as the run is being killed."""
+        return self._control.stop_requested.wait(max(0.0, seconds))
+
+    def sleep(self, seconds: float) -> None:
+        if self.wait_cancelled(seconds):
+            raise Cancelled()
+
+    def warn(self, message: str) -> None:
+        """Log a warning and end this line as ``warning`` (unless it fails)."""
+        self.warnings.append(message)
+        self.log.warning(message)
+
+    def register_process_group(self, pgid: int) -> None:
+        """Processes in this group are killed if the line must be stopped by force."""
+        self._control.add_process_group(pgid)
+
+    def unregister_process_group(self, pgid: int) -> None:
+        self._control.discard_process_group(pgid)
+
+
+@dataclass
+class LineOutcome:
+    status: str
+    message: str
+    records: RecordSet | None = None
+
+
+class Watchdog(threading.Thread):
+    """Heartbeat, log flushing, kill detection and forced stop for one run."""
+
+    def __init__(self, result_id: int, log: RunLog, control: RunControl) -> None:
+        super().__init__(name=f"jobs-watchdog-{result_id}", daemon=True)
+        self.result_id = result_id
+        self.log = log
+        self.control = control
+
+    def run(self) -> None:
+        try:
+            self._watch()
+        except Exception:
+            logger.exception("watchdog of result %s failed", self.result_id)
+        finally:
+            connection.close()
+
+    def _watch(self) -> None:
+        poll = settings.JOBS_KILL_POLL_SECONDS
+        next_beat = time.monotonic() + settings.JOBS_HEARTBEAT_SECONDS
+        next_flush = time.monotonic() + settings.JOBS_LOG_FLUSH_SECONDS
+        while not self.control.finished.wait(poll):
+            now = time.monotonic()
+            if not self.control.stop_requested.is_set():
+                self._check_kill()
+            if now >= next_flush:
+                self.log.flush()
+                next_flush = now + settings.JOBS_LOG_FLUSH_SECONDS
+            if now >= next_beat:
+                if not states.beat(self.result_id):
+                    self.control.stop("The run was ended elsewhere.")
+                next_beat = now + settings.JOBS_HEARTBEAT_SECONDS
+            stopped_at = self.control.stopped_at
+            if stopped_at is not None and now - stopped_at > settings.JOBS_KILL_GRACE_SECONDS:
+                self._force_stop()
+                return
+
+    def _check_kill(self) -> None:
+        row = JobResult.objects.filter(id=self.result_id).select_related("kill_requested_by").only(
+            "kill_requested_at", "kill_requested_by__username"
+        ).first()
+        if row is not None and row.kill_requested_at is not None:
+            self.control.stop(states.kill_message(row))
+            self.log.write(LogLevel.WARNING, f"Kill requested: {self.control.stop_message}")
+
+    def _force_stop(self) -> None:
+        """The line ignored the stop for the whole grace period: end it from here."""
+        if self.control.finished.is_set():
+            return
+        self.control.kill_process_groups()
+        line_no = self.control.current_line
+        grace = settings.JOBS_KILL_GRACE_SECONDS
+        self.log.write(LogLevel.ERROR, f"Line {line_no} did not stop within {grace:g} s; stopped by force.", line_no)
+        self.log.flush()
+        JobLineResult.objects.filter(result_id=self.result_id, line_no=line_no, status=Status.RUNNING).update(
+            status=Status.KILLED, message="Stopped by force.", finished_at=timezone.now()
+        )
+        states.finish(self.result_id, Status.KILLED, self.control.stop_message)
+        if FORCE_EXIT_ALLOWED:
+            # The only way to stop Python code that never checks: end this pool
+            # process; Celery's pool starts a fresh one.
+            os._exit(1)
+
+
+class Run:
+    """The lines of one claimed result, run in order."""
+
+    def __init__(self, result: JobResult, log: RunLog, control: RunControl) -> None:
+        self.result = result
+        self.job = result.job
+        self.log = log
+        self.control = control
+        self.variables: dict[str, Any] = {}
+
+    def execute(self) -> tuple[str, str]:
+        self.variables = context_vars.build_variables(
+            job_identifier=self.job.identifier,
+            domain_slug=self.job.domain.slug if self.job.domain_id else None,
+            params=self.result.parameters,
+        )
+        JobResult.objects.filter(id=self.result.id).update(variables=self.variables)
+        lines = list(self.job.active_lines())
+        if not lines:
+            self.log.write(LogLevel.INFO, "The job has no active lines: nothing to do.")
+            return Status.INFO, "Nothing to do: the job has no active lines."
+        self.log.write(LogLevel.INFO, f"Started on {worker_name()}: {len(lines)} active line(s).")
+        outcomes: list[tuple[JobLine, LineOutcome]] = []
+        records: RecordSet | None = None
+        for line in lines:
+            if self.control.stop_requested.is_set():
+                break
+            outcome = self.run_line(line, records)
+            outcomes.append((line, outcome))
+            if outcome.status == Status.KILLED:
+                break
+            if line.is_filter:
+                records = outcome.records
+                if outcome.status == Status.INFO:
+                    return Status.INFO, f"Nothing to do: the filter of line {line.line_no} matched no records."
+            if outcome.status == Status.ERROR and self.job.stops_on_error:
+                self.log.write(LogLevel.ERROR, f"Line {line.line_no} failed; the job stops on error.")
+                break
+        return self.summarize(outcomes, len(lines))
+
+    def summarize(self, outcomes: list[tuple[JobLine, LineOutcome]], total: int) -> tuple[str, str]:
+        if self.control.stop_requested.is_set():
+            return Status.KILLED, self.control.stop_message or "Killed."
+        failed = [(line, o) for line, o in outcomes if o.status == Status.ERROR]
+        if failed:
+            line, outcome = failed[0]
+            more = f" ({len(failed)} lines failed)" if len(failed) > 1 else ""
+            return Status.ERROR, f"Line {line.line_no} failed: {outcome.message}{more}"
+        warned = [line.line_no for line, o in outcomes if o.status == Status.WARNING]
+        if warned:
+            return Status.WARNING, f"{total} line(s) done; warnings in line(s) {', '.join(map(str, warned))}."
+        if all(o.status == Status.INFO for _, o in outcomes):
+            return Status.INFO, "Nothing to do."
+        return Status.SUCCESS, f"{total} line(s) done."
+
+    def run_line(self, line: JobLine, records: RecordSet | None) -> LineOutcome:
+        self.control.current_line = line.line_no
+        started = timezone.now()
+        try:
+            arguments, error = self._arguments(line)
+            line_result = JobLineResult.objects.create(
+                result_id=self.result.id, line_no=line.line_no, status=Status.RUNNING, started_at=started,
+                action=line.action.name if line.action_id else "filter",
+                parameters=_jsonable(arguments or {}),
+            )
+            outcome = error or self._call(line, arguments, records)
+        finally:
+            self.control.current_line = None
+        JobLineResult.objects.filter(id=line_result.id, status=Status.RUNNING).update(
+            status=outcome.status, message=outcome.message, finished_at=timezone.now()
+        )
+        level = LogLevel.ERROR if outcome.status == Status.ERROR else LogLevel.INFO
+        self.log.write(level, f"Line {line.line_no}: {outcome.status}: {outcome.message}", line.line_no)
+        return outcome
+
+    def _arguments(self, line: JobLine) -> tuple[dict | None, LineOutcome | None]:
+        if line.is_filter:
+            return {"filter": line.filter_definition}, None
+        try:
+            return line.run_parameters(self.variables), None
+        except ValidationError as exc:
+            problems = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.message_dict.items())
+            return None, LineOutcome(Status.ERROR, f"Invalid parameters: {problems}")
+        except (LookupError, KeyError) as exc:
+            return None, LineOutcome(Status.ERROR, f"Cannot resolve parameters: {exc}")
+
+    def _call(self, line: JobLine, arguments: dict, records: RecordSet | None) -> LineOutcome:
+        log = self.log.for_line(line.line_no)
+        try:
+            if line.is_filter:
+                return self._select(line)
+            spec = registry.get(line.action.name)
+            ctx = RunContext(
+                result_id=self.result.id, job_identifier=self.job.identifier, line_no=line.line_no,
+                params=self.result.parameters, variables=self.variables, log=log, records=records,
+                control=self.control,
+            )
+            returned = spec.func(ctx, **arguments)
+        except Cancelled:
+            return LineOutcome(Status.KILLED, "Killed during this line.")
+        except Exception as exc:
+            log.error("".join(traceback.format_exception(exc)).rstrip())
+            return LineOutcome(Status.ERROR, f"{type(exc).__name__}: {exc}")
+        message = str(returned) if returned is not None else "Done."
+        if ctx.warnings:
+            return LineOutcome(Status.WARNING, "; ".join(ctx.warnings))
+        return LineOutcome(Status.SUCCESS, message)
+
+    def _select(self, line: JobLine) -> LineOutcome:
+        template = line.filter_template
+        records = RecordSet(queryset_for(template.model, template.definition, line.filter_definition, self.variables))
+        count = records.count()
+        if count == 0:
+            return LineOutcome(Status.INFO, "The filter matched no records.", records)
+        return LineOutcome(Status.SUCCESS, f"{count} record(s) selected.", records)
+
+
+def _jsonable(arguments: dict) -> dict:
+    from jobs.params import to_json
+
+    return {key: to_json(value) for key, value in arguments.items()}
+
+
+def execute(result_id: int) -> None:
+    """Run the result if this process wins its claim; every path ends it."""
+    if not states.claim(result_id, worker_name()):
+        logger.info("result %s is not pending (already taken, or killed): nothing to run", result_id)
+        return
+    control = RunControl()
+    log = RunLog(result_id)
+    watchdog = Watchdog(result_id, log, control)
+    watchdog.start()
+    try:
+        result = JobResult.objects.select_related("job", "job__domain").get(id=result_id)
+        status, message = Run(result, log, control).execute()
+        control.finished.set()
+        log.flush()
+        states.finish(result_id, status, message)
+    except BaseException as exc:
+        control.finished.set()
+        _end_after_runner_failure(result_id, log, exc)
+        if not isinstance(exc, Exception):
+            raise
+    finally:
+        control.finished.set()
+        watchdog.join()
+
+
+def _end_after_runner_failure(result_id: int, log: RunLog, exc: BaseException) -> None:
+    """The runner itself failed: end the run as ``error`` with the traceback.
+
+    The database may be what failed, so this tries a few times on fresh
+    connections; if it still cannot, the reaper ends the run once the
+    heartbeat stops.
+    """
+    text = "".join(traceback.format_exception(exc)).rstrip()
+    logger.error("runner of result %s failed:\n%s", result_id, text)
+    for delay in (0, 0.5, 1.0, 2.0):
+        time.sleep(delay)
+        try:
+            close_old_connections()
+            log.write(LogLevel.ERROR, f"The runner failed:\n{text}")
+            log.flush()
+            states.finish(result_id, Status.ERROR, f"The runner failed: {type(exc).__name__}: {exc}")
+            return
+        except Exception:
+            connection.close()
+            logger.exception("could not record the failure of result %s", result_id)

@@ -1,0 +1,116 @@
+"""The state machine of a run: every change of ``JobResult.status`` happens here.
+
+    pending --claim--> running --finish--> success | warning | info | error | killed
+    pending --kill---> killed
+    running --lose---> error ("worker lost")          (reaper)
+
+Each transition is one conditional UPDATE on the old status, so two processes
+racing (two deliveries of one message, a kill and a natural end, the reaper and
+a slow worker) cannot both win, and a terminal status never changes again.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import TERMINAL, JobResult, Status
+
+
+class NotKillable(Exception):
+    """The result has already finished."""
+
+
+def claim(result_id: int, worker: str) -> bool:
+    """pending -> running for this worker.
+
+    Prevents a second delivery of the same message (or a second worker) from
+    running the result again, and a killed pending result from ever starting.
+    """
+    now = timezone.now()
+    return bool(
+        JobResult.objects.filter(id=result_id, status=Status.PENDING, kill_requested_at__isnull=True).update(
+            status=Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker
+        )
+    )
+
+
+def finish(result_id: int, status: str, message: str) -> bool:
+    """running -> a terminal status; False if something else ended it first.
+
+    Prevents a run that was already ended (reaped as lost, killed by force)
+    from being overwritten by its own late ending.
+    """
+    if status not in TERMINAL:
+        raise ValueError(f"{status!r} is not a terminal status")
+    return bool(
+        JobResult.objects.filter(id=result_id, status=Status.RUNNING).update(
+            status=status, message=message, finished_at=timezone.now()
+        )
+    )
+
+
+@dataclass(frozen=True)
+class KillOutcome:
+    status: str  # "killed" when it was pending, "requested" when a worker must stop it
+    result_id: int
+
+
+def request_kill(result_id: int, user: AbstractBaseUser | None) -> KillOutcome:
+    """Record a kill in the database, where every worker on every host sees it.
+
+    A pending result becomes ``killed`` at once (the claim refuses it from then
+    on); a running one gets ``kill_requested_at`` and its runner stops it.
+    """
+    now = timezone.now()
+    who = _who(user)
+    user_id = user.pk if user is not None else None
+    killed_pending = JobResult.objects.filter(id=result_id, status=Status.PENDING).update(
+        status=Status.KILLED, kill_requested_at=now, kill_requested_by_id=user_id, finished_at=now,
+        message=f"Killed by {who} before it started.",
+    )
+    if killed_pending:
+        return KillOutcome("killed", result_id)
+    requested = JobResult.objects.filter(
+        id=result_id, status=Status.RUNNING, kill_requested_at__isnull=True
+    ).update(kill_requested_at=now, kill_requested_by_id=user_id)
+    if requested:
+        return KillOutcome("requested", result_id)
+    if JobResult.objects.filter(id=result_id, status=Status.RUNNING).exists():
+        return KillOutcome("requested", result_id)  # asked for already; still stopping
+    raise NotKillable(f"result {result_id} has already finished")
+
+
+def kill_message(result: JobResult) -> str:
+    when = timezone.localtime(result.kill_requested_at).strftime("%Y-%m-%d %H:%M:%S") if result.kill_requested_at else ""
+    return f"Killed by {_who(result.kill_requested_by)} at {when}."
+
+
+def beat(result_id: int) -> bool:
+    """Refresh the heartbeat; False once the result is no longer running."""
+    return bool(
+        JobResult.objects.filter(id=result_id, status=Status.RUNNING).update(heartbeat_at=timezone.now())
+    )
+
+
+def lose(result_id: int, *, stale_before: dt.datetime | None = None, reason: str = "") -> bool:
+    """running -> error "worker lost" (or killed, when a kill had been asked for).
+
+    With ``stale_before``, only while the heartbeat is still older than that:
+    a worker that beats again, or finishes, at the same moment wins instead.
+    """
+    rows = JobResult.objects.filter(id=result_id, status=Status.RUNNING)
+    if stale_before is not None:
+        rows = rows.filter(Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True))
+    kill_requested = rows.filter(kill_requested_at__isnull=False)
+    now = timezone.now()
+    if kill_requested.update(status=Status.KILLED, finished_at=now, message=f"Killed; its worker was gone{reason}."):
+        return True
+    return bool(rows.update(status=Status.ERROR, finished_at=now, message=f"Worker lost{reason}."))
+
+
+def _who(user: AbstractBaseUser | None) -> str:
+    return user.get_username() if user is not None else "the system"
