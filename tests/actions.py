@@ -1,0 +1,68 @@
+"""Actions used by the tests only (registered through JOBS_ACTION_MODULES)."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Literal
+
+from jobs.registry import action
+
+
+@action("testing.echo", label="Echo")
+def echo(ctx, text: str = "hello", repeat: int = 1) -> str:
+    for _ in range(repeat):
+        ctx.log.info(text)
+    return f"echoed {repeat} time(s)"
+
+
+@action("testing.fail")
+def fail(ctx, message: str = "it went wrong") -> None:
+    raise RuntimeError(message)
+
+
+@action("testing.warn")
+def warn(ctx, message: str = "careful") -> str:
+    ctx.warn(message)
+    return "done with a warning"
+
+
+@action("testing.touch")
+def touch(ctx, path: str) -> str:
+    """Appends one line to ``path``: lets tests count how often a line really ran."""
+    with open(path, "a") as handle:
+        handle.write(f"{ctx.result_id}:{ctx.line_no}:{os.getpid()}\n")
+    return f"touched {path}"
+
+
+@action("testing.busy_loop", supports_cancel=False)
+def busy_loop(ctx, seconds: float = 60.0, pid_file: str = "") -> str:
+    """Pure Python that never checks for cancellation."""
+    if pid_file:
+        Path(pid_file).write_text(str(os.getpid()))
+    deadline = time.monotonic() + seconds
+    counter = 0
+    while time.monotonic() < deadline:
+        counter += 1
+    return f"looped {counter} times"
+
+
+@action("testing.typed")
+def typed(ctx, count: int, ratio: float = 0.5, flag: bool = False, day: str = "",
+          mode: Literal["fast", "slow"] = "fast") -> str:
+    return f"{count} {ratio} {flag} {day} {mode}"
+
+
+@action("testing.break_runner")
+def break_runner(ctx) -> str:
+    """Makes the runner itself fail once, after this line (a bug in the runner)."""
+    from results import runner
+
+    original = runner.Run.summarize
+
+    def broken(self, *args, **kwargs):
+        runner.Run.summarize = original
+        raise RuntimeError("simulated failure inside the runner")
+
+    runner.Run.summarize = broken
+    return "the runner will fail next"

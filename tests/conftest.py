@@ -1,0 +1,108 @@
+"""Shared fixtures: a real Celery worker process on the configured broker and database.
+
+The suite runs on the embedded default (SQLite + kombu's filesystem broker) or,
+with DATABASE_URL and CELERY_BROKER_URL set, on PostgreSQL and Redis. When
+those variables are set and the service is unreachable, tests fail loudly.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.helpers import wait_for_status  # noqa: F401  (re-exported for tests)
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "var" / "test-artifacts"
+
+
+def database_url() -> str:
+    """The URL of the test database, for processes started by the tests."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = quote(db.get("USER") or "")
+    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
+    host = db.get("HOST") or "localhost"
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{user}{password}@{host}{port}/{db['NAME']}"
+
+
+class WorkerProcess:
+    """A real ``celery -A jobs_project worker`` started by the tests."""
+
+    def __init__(self, name: str = "w1", queues: str | None = None, concurrency: int = 2,
+                 env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.queues = queues or settings.CELERY_TASK_DEFAULT_QUEUE
+        self.concurrency = concurrency
+        self.extra_env = env or {}
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.log_path = ARTIFACTS / f"worker-{name}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60) -> WorkerProcess:
+        env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "jobs_project.settings_test",
+               **self.extra_env}
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "jobs_project", "worker", "-l", "info", "-P", "prefork",
+             "-c", str(self.concurrency), "-Q", self.queues, "-n", f"{self.name}@%h", "--purge",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"worker {self.name} exited at start-up:\n{self.log()}")
+            if " ready." in self.log():
+                return self
+            time.sleep(0.1)
+        self.stop()
+        pytest.fail(f"worker {self.name} not ready after {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def pool_pids(self) -> list[int]:
+        output = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in output.split()]
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._log.close()
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool), as a crash would."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """One worker for the whole session; tests using it need transactional DB access."""
+    worker = WorkerProcess().start()
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser("root", "root@example.com", "root-password")
