@@ -1,6 +1,7 @@
 """Built-in actions: ``core.shell`` and ``core.sleep``."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -66,10 +67,8 @@ def terminate_group(pgid: int, grace: float, process: subprocess.Popen | None = 
     except ProcessLookupError:
         return
     if process is not None:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
     deadline_event = threading.Event()
     waited = 0.0
     while waited < grace:
@@ -79,10 +78,8 @@ def terminate_group(pgid: int, grace: float, process: subprocess.Popen | None = 
             return
         deadline_event.wait(0.05)
         waited += 0.05
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     if process is not None:
         process.wait()
 

@@ -211,7 +211,7 @@ class JobAdmin(admin.ModelAdmin):
     # --- Run -----------------------------------------------------------------------
     def get_urls(self):
         run = self.admin_site.admin_view(self.run_view)
-        return [path("<int:object_id>/run/", run, name="jobs_job_run")] + super().get_urls()
+        return [path("<int:object_id>/run/", run, name="jobs_job_run"), *super().get_urls()]
 
     def run_view(self, request, object_id: int):
         job = get_object_or_404(self.get_queryset(request), pk=object_id)

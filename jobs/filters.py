@@ -6,7 +6,8 @@ that changes whether records still match never makes the run skip one.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist

@@ -19,8 +19,9 @@ import importlib
 import inspect
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from django.conf import settings
 from django.utils.module_loading import autodiscover_modules

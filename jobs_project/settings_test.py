@@ -11,7 +11,7 @@ os.environ.setdefault("JOBS_DEFAULT_QUEUE", "jobs-test")
 os.environ.setdefault("JOBS_HEARTBEAT_SECONDS", "1")
 os.environ.setdefault("JOBS_ACTION_MODULES", "tests.actions")
 
-from .settings import *  # noqa: E402,F403
+from .settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

@@ -99,7 +99,7 @@ class JobResultAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         kill = self.admin_site.admin_view(self.kill_view)
-        return [path("<int:object_id>/kill/", kill, name="results_jobresult_kill")] + super().get_urls()
+        return [path("<int:object_id>/kill/", kill, name="results_jobresult_kill"), *super().get_urls()]
 
     def kill_view(self, request, object_id: int):
         result = get_object_or_404(self.get_queryset(request).select_related("job"), pk=object_id)

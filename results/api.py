@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import OuterRef, Subquery
-
 from django.shortcuts import get_object_or_404
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response

@@ -59,4 +59,4 @@ def publish(result: JobResult) -> None:
     run_result.apply_async(args=[result.id], **options)
 
 
-__all__ = ["start_run", "publish", "RunRefused", "ValidationError"]
+__all__ = ["RunRefused", "ValidationError", "publish", "start_run"]

@@ -8,6 +8,7 @@ context; an action that ignores it is stopped by force after the grace period.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -75,10 +76,8 @@ class RunControl:
         with self._lock:
             groups = list(self.process_groups)
         for pgid in groups:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 class RunContext:

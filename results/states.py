@@ -85,7 +85,8 @@ def request_kill(result_id: int, user: AbstractBaseUser | None) -> KillOutcome:
 
 
 def kill_message(result: JobResult) -> str:
-    when = timezone.localtime(result.kill_requested_at).strftime("%Y-%m-%d %H:%M:%S") if result.kill_requested_at else ""
+    at = result.kill_requested_at
+    when = timezone.localtime(at).strftime("%Y-%m-%d %H:%M:%S %Z") if at else "an unknown time"
     return f"Killed by {_who(result.kill_requested_by)} at {when}."
 
 

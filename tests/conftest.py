@@ -6,6 +6,7 @@ those variables are set and the service is unreachable, tests fail loudly.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -52,7 +53,7 @@ class WorkerProcess:
     def start(self, timeout: float = 60) -> WorkerProcess:
         env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "jobs_project.settings_test",
                **self.extra_env}
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop())
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "jobs_project", "worker", "-l", "info", "-P", "prefork",
              "-c", str(self.concurrency), "-Q", self.queues, "-n", f"{self.name}@%h", "--purge",
@@ -88,10 +89,8 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL the whole worker (main process and pool), as a crash would."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(timeout=15)
 
 

@@ -126,5 +126,6 @@ def test_many_log_lines_are_written_in_batches():
     job = make_job("chatty", (10, "core.shell", {"command": "seq 1 5000"}))
     result = wait_for_status(start_run(job).id)
     assert result.status == Status.SUCCESS
-    numbers = list(result.log_entries.filter(line_no=10, level="INFO").order_by("seq").values_list("message", flat=True))
+    lines = result.log_entries.filter(line_no=10, level="INFO").order_by("seq")
+    numbers = list(lines.values_list("message", flat=True))
     assert numbers[:5000] == [str(n) for n in range(1, 5001)]
