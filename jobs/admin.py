@@ -153,7 +153,9 @@ class JobAdmin(admin.ModelAdmin):
     inlines = [JobLineInline]
     fieldsets = [
         (None, {"fields": ["identifier", "name", "description", "domain", "active", "stops_on_error"]}),
-        ("Execution", {"fields": ["queue", "params", "module"]}),
+        ("Execution", {"fields": ["params", "concurrency", "time_limit", "idempotent", "retries", "retry_delay",
+                                  "queue", "module"]}),
+        ("Schedule and report", {"fields": ["schedule", "report"], "classes": ["collapse"]}),
     ]
 
     # --- permissions (by domain) -------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
 
 from . import context, params, registry
@@ -151,6 +151,25 @@ class Job(models.Model):
         default=list, blank=True,
         help_text='Run-time parameters, e.g. [{"name": "days", "type": "int", "default": 7}]',
     )
+    ONE_AT_A_TIME, PARALLEL = "one", "parallel"
+    CONCURRENCY = [(ONE_AT_A_TIME, "One at a time"), (PARALLEL, "Allow parallel runs")]
+    concurrency = models.CharField(
+        max_length=16, choices=CONCURRENCY, default=ONE_AT_A_TIME,
+        help_text="One at a time refuses a Run while a run of this job is pending or running.",
+    )
+    time_limit = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 3600)],
+        help_text="Seconds a run may take before it is killed; empty for the site default.",
+    )
+    idempotent = models.BooleanField(
+        default=False, help_text="Safe to run more than once: retried automatically after a worker loss.",
+    )
+    retries = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(10)], help_text="Automatic retries after a failure (0 to 10).",
+    )
+    retry_delay = models.PositiveIntegerField(
+        default=60, validators=[MaxValueValidator(24 * 3600)], help_text="Seconds between a failure and its retry.",
+    )
     schedule = models.JSONField(
         null=True, blank=True, help_text="As in job definition files; kept with the job and exported."
     )
@@ -186,6 +205,11 @@ class Job(models.Model):
                 errors[name] = [str(exc)]
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def effective_time_limit(self) -> int | None:
+        """Seconds, or None for no limit (site default 0)."""
+        return self.time_limit or settings.JOBS_DEFAULT_TIME_LIMIT_SECONDS or None
 
     def param_names(self) -> list[str]:
         return [spec["name"] for spec in self.params or []]

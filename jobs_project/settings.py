@@ -129,7 +129,10 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_BEAT_SCHEDULE = {
-    "reap-lost-runs": {"task": "results.tasks.reap_lost_runs", "schedule": 10.0},
+    "reap-lost-runs": {
+        "task": "results.tasks.reap_lost_runs",
+        "schedule": env.float("JOBS_REAPER_INTERVAL_SECONDS", default=10.0),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -141,6 +144,10 @@ JOBS_WORKER_LOST_SECONDS = env.float("JOBS_WORKER_LOST_SECONDS", default=20.0)
 # How often the runner looks for a kill request, and how long a line may ignore it.
 JOBS_KILL_POLL_SECONDS = env.float("JOBS_KILL_POLL_SECONDS", default=0.1)
 JOBS_KILL_GRACE_SECONDS = env.float("JOBS_KILL_GRACE_SECONDS", default=2.0)
+# A run that takes longer than its job's time limit (or this default; 0 = none) is killed.
+JOBS_DEFAULT_TIME_LIMIT_SECONDS = env.int("JOBS_DEFAULT_TIME_LIMIT_SECONDS", default=24 * 3600)
+# A pending result whose message was lost is published again after this long.
+JOBS_REPUBLISH_AFTER_SECONDS = env.float("JOBS_REPUBLISH_AFTER_SECONDS", default=120.0)
 # Log entries are written in batches of this many, or at least this often.
 JOBS_LOG_BATCH_SIZE = env.int("JOBS_LOG_BATCH_SIZE", default=500)
 JOBS_LOG_FLUSH_SECONDS = env.float("JOBS_LOG_FLUSH_SECONDS", default=0.25)

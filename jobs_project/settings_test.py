@@ -9,6 +9,8 @@ from pathlib import Path
 os.environ.setdefault("JOBS_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
 os.environ.setdefault("JOBS_DEFAULT_QUEUE", "jobs-test")
 os.environ.setdefault("JOBS_HEARTBEAT_SECONDS", "1")
+os.environ.setdefault("JOBS_WORKER_LOST_SECONDS", "4")
+os.environ.setdefault("JOBS_KILL_GRACE_SECONDS", "1")
 os.environ.setdefault("JOBS_ACTION_MODULES", "tests.actions")
 
 from .settings import *  # noqa: F403

@@ -6,7 +6,7 @@ limited to the jobs the user may see, so other domains' results answer 404.
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -17,7 +17,8 @@ from jobs import access
 from jobs.admin import status_badge
 
 from . import states
-from .models import JobLineResult, JobResult
+from .dispatch import RunRefused, start_run
+from .models import JobLineResult, JobResult, Trigger
 
 
 class JobLineResultInline(admin.TabularInline):
@@ -51,7 +52,7 @@ class JobResultAdmin(admin.ModelAdmin):
     inlines = [JobLineResultInline]
     readonly_fields = ["job", "status", "message", "trigger", "requested_by", "created_at", "started_at",
                        "finished_at", "parameters", "variables", "queue", "worker", "heartbeat_at",
-                       "kill_requested_at", "kill_requested_by"]
+                       "kill_requested_at", "kill_requested_by", "attempt", "retry_of"]
     fields = readonly_fields
 
     def has_module_permission(self, request) -> bool:
@@ -99,7 +100,30 @@ class JobResultAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         kill = self.admin_site.admin_view(self.kill_view)
-        return [path("<int:object_id>/kill/", kill, name="results_jobresult_kill"), *super().get_urls()]
+        retry = self.admin_site.admin_view(self.retry_view)
+        return [
+            path("<int:object_id>/kill/", kill, name="results_jobresult_kill"),
+            path("<int:object_id>/retry/", retry, name="results_jobresult_retry"),
+            *super().get_urls(),
+        ]
+
+    def retry_view(self, request, object_id: int):
+        """Run the job again with the same parameters, linked to this result (POST only)."""
+        result = get_object_or_404(self.get_queryset(request).select_related("job"), pk=object_id)
+        if not access.can_run(request.user, result.job):
+            raise PermissionDenied
+        change_url = reverse("admin:results_jobresult_change", args=[result.pk])
+        if request.method != "POST" or not result.is_finished:
+            return HttpResponseRedirect(change_url)
+        try:
+            retry = start_run(result.job, parameters=result.parameters, user=request.user, trigger=Trigger.RETRY,
+                              retry_of=result)
+        except (RunRefused, ValidationError) as exc:
+            self.message_user(request, f"Not retried: {' '.join(getattr(exc, 'messages', [str(exc)]))}",
+                              messages.ERROR)
+            return HttpResponseRedirect(change_url)
+        self.message_user(request, f"Retry of #{result.pk} queued as #{retry.pk}.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:results_jobresult_change", args=[retry.pk]))
 
     def kill_view(self, request, object_id: int):
         result = get_object_or_404(self.get_queryset(request).select_related("job"), pk=object_id)
@@ -128,5 +152,7 @@ class JobResultAdmin(admin.ModelAdmin):
         result = self.get_object(request, object_id)
         extra_context = extra_context or {}
         if result is not None:
-            extra_context["can_kill"] = result.is_killable and access.can_run(request.user, result.job)
+            may_run = access.can_run(request.user, result.job)
+            extra_context["can_kill"] = result.is_killable and may_run
+            extra_context["can_retry"] = result.is_finished and may_run
         return super().change_view(request, object_id, form_url, extra_context)

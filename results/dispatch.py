@@ -1,21 +1,24 @@
 """Starting runs: validate, create the pending result, publish after commit.
 
-Every way of running a job (admin, API, ``runjob``, application code) comes
-through ``start_run``; application code may call it directly::
+Every way of running a job (admin, API, ``runjob``, schedules, retries,
+application code) comes through ``start_run``; application code may call it::
 
     from results.dispatch import start_run
+    from results.models import Trigger
     start_run(Job.objects.get(identifier="import-bank-data"), parameters={"day": "2026-11-20"},
               trigger=Trigger.APPLICATION)
 """
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from jobs.models import Job
 
-from .models import JobResult, Trigger
+from .models import JobResult, Status, Trigger
 
 
 class RunRefused(Exception):
@@ -28,17 +31,28 @@ def start_run(
     parameters: dict | None = None,
     user: AbstractBaseUser | None = None,
     trigger: str = Trigger.MANUAL,
+    retry_of: JobResult | None = None,
+    countdown: float | None = None,
 ) -> JobResult:
     """Create the pending result of ``job`` and publish its task once committed.
 
-    Raises ``RunRefused`` for an inactive job and ``ValidationError`` (a dict
-    naming each bad parameter) for invalid run-time parameters; neither creates
-    a result.
+    Raises ``RunRefused`` (inactive job, or a run already going for a job that
+    runs one at a time) and ``ValidationError`` (a dict naming each bad
+    parameter); neither creates a result.
     """
     if not job.active:
         raise RunRefused(f"The job {job.identifier} is inactive.")
     values = job.clean_run_parameters(parameters)
     with transaction.atomic():
+        # The row lock makes "is one already going?" and the insert one step, so
+        # two Run clicks at the same moment cannot both start a one-at-a-time job.
+        Job.objects.select_for_update().filter(pk=job.pk).first()
+        if job.concurrency == Job.ONE_AT_A_TIME:
+            going = job.results.filter(status__in=[Status.PENDING, Status.RUNNING]).order_by("id").first()
+            if going is not None:
+                raise RunRefused(
+                    f"The job {job.identifier} runs one at a time and result #{going.id} is {going.status}."
+                )
         result = JobResult.objects.create(
             job=job,
             trigger=trigger,
@@ -46,17 +60,60 @@ def start_run(
             parameters=values,
             queue=job.queue,
             lines_total=job.lines.filter(active=True).count(),
+            retry_of=retry_of,
+            attempt=retry_of.attempt + 1 if retry_of is not None else 1,
+            published_at=timezone.now() + dt.timedelta(seconds=countdown or 0),
         )
-        transaction.on_commit(lambda: publish(result))
+        transaction.on_commit(lambda: publish(result, countdown=countdown))
     return result
 
 
-def publish(result: JobResult) -> None:
+def publish(result: JobResult, countdown: float | None = None) -> None:
     """Send the run's message to its queue (the job's, or the default one)."""
     from .tasks import run_result
 
-    options = {"queue": result.queue} if result.queue else {}
+    options: dict = {"queue": result.queue} if result.queue else {}
+    if countdown:
+        options["countdown"] = countdown
     run_result.apply_async(args=[result.id], **options)
 
 
-__all__ = ["RunRefused", "ValidationError", "publish", "start_run"]
+def republish_lost_messages(older_than: dt.timedelta) -> list[int]:
+    """Publish again the pending results whose message seems lost.
+
+    Each one is first claimed by a conditional update of ``published_at``, so
+    two reapers at once never publish the same result twice; a duplicate that
+    still reaches a worker runs nothing (the pending -> running claim).
+    """
+    cutoff = timezone.now() - older_than
+    republished = []
+    stale = JobResult.objects.filter(status=Status.PENDING, published_at__lt=cutoff)
+    for result in stale.only("id", "queue", "published_at"):
+        claimed = JobResult.objects.filter(
+            id=result.id, status=Status.PENDING, published_at=result.published_at
+        ).update(published_at=timezone.now())
+        if claimed:
+            publish(result)
+            republished.append(result.id)
+    return republished
+
+
+def retry_if_due(result_id: int, *, worker_lost: bool = False) -> JobResult | None:
+    """After a failure (or a worker loss) start the retry the job asks for, if any.
+
+    A lost run is retried only for an idempotent job: running the rest of a
+    non-idempotent job again could repeat what it already did.
+    """
+    result = JobResult.objects.select_related("job", "requested_by").get(id=result_id)
+    job = result.job
+    if result.status != Status.ERROR:
+        return None
+    if worker_lost and not job.idempotent:
+        return None  # the reaper's message says why
+    if result.attempt > job.retries:
+        return None
+    try:
+        return start_run(job, parameters=result.parameters, user=result.requested_by, trigger=Trigger.RETRY,
+                         retry_of=result, countdown=job.retry_delay)
+    except RunRefused:
+        return None

@@ -57,7 +57,12 @@ class JobResult(models.Model):
     worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the process that ran it.")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     lines_total = models.PositiveIntegerField(default=0)
-    lines_done = models.PositiveIntegerField(default=0)
+    published_at = models.DateTimeField(null=True, blank=True, help_text="When its message was last sent.")
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries",
+        help_text="The result this run retries.",
+    )
+    attempt = models.PositiveSmallIntegerField(default=1)
     kill_requested_at = models.DateTimeField(null=True, blank=True)
     kill_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -1,5 +1,8 @@
 """The reaper: no run stays ``running`` once its worker is gone.
 
+It also publishes again the message of a result left pending too long (the
+broker lost it, or no worker ever took it).
+
 A running result's watchdog beats its heartbeat every JOBS_HEARTBEAT_SECONDS.
 Celery beat runs ``sweep`` every 10 s; a result whose heartbeat is older than
 JOBS_WORKER_LOST_SECONDS is ended through ``states.lose``. When a worker
@@ -17,7 +20,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from . import states
+from . import dispatch, states
 from .models import JobResult, Status
 
 logger = logging.getLogger(__name__)
@@ -27,21 +30,36 @@ def sweep() -> list[int]:
     stale_before = timezone.now() - dt.timedelta(seconds=settings.JOBS_WORKER_LOST_SECONDS)
     candidates = JobResult.objects.filter(status=Status.RUNNING).filter(
         Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True)
-    ).values_list("id", flat=True)
-    ended = [rid for rid in candidates if states.lose(rid, stale_before=stale_before, reason=": no heartbeat")]
+    ).values_list("id", "job__idempotent")
+    ended = [
+        result_id for result_id, idempotent in candidates
+        if states.lose(result_id, stale_before=stale_before, reason=lost_reason(": no heartbeat", idempotent))
+    ]
     if ended:
         logger.warning("reaper ended lost runs %s", ended)
+    for result_id in ended:
+        dispatch.retry_if_due(result_id, worker_lost=True)
+    republished = dispatch.republish_lost_messages(dt.timedelta(seconds=settings.JOBS_REPUBLISH_AFTER_SECONDS))
+    if republished:
+        logger.warning("reaper published again the lost messages of pending results %s", republished)
     return ended
+
+
+def lost_reason(why: str, idempotent: bool) -> str:
+    """Said in the same update that ends the run, so nobody sees a half-written message."""
+    return why if idempotent else f"{why}; not retried because the job is not idempotent"
 
 
 def sweep_host(hostname: str | None = None) -> list[int]:
     hostname = hostname or socket.gethostname()
     ended = []
     running_here = JobResult.objects.filter(status=Status.RUNNING, worker__startswith=f"{hostname}:")
-    for result_id, worker in running_here.values_list("id", "worker"):
+    for result_id, worker, idempotent in running_here.values_list("id", "worker", "job__idempotent"):
         pid = int(worker.rsplit(":", 1)[1])
-        if not _process_alive(pid) and states.lose(result_id, reason=f": process {pid} on {hostname} is gone"):
+        reason = lost_reason(f": process {pid} on {hostname} is gone", idempotent)
+        if not _process_alive(pid) and states.lose(result_id, reason=reason):
             ended.append(result_id)
+            dispatch.retry_if_due(result_id, worker_lost=True)
     return ended
 
 

@@ -30,7 +30,7 @@ from jobs.filters import RecordSet, queryset_for
 from jobs.models import JobLine
 from jobs.registry import Cancelled
 
-from . import states
+from . import dispatch, states
 from .log import LineLogger, RunLog
 from .models import JobLineResult, JobResult, LogLevel, Status
 
@@ -135,11 +135,12 @@ class LineOutcome:
 class Watchdog(threading.Thread):
     """Heartbeat, log flushing, kill detection and forced stop for one run."""
 
-    def __init__(self, result_id: int, log: RunLog, control: RunControl) -> None:
+    def __init__(self, result_id: int, log: RunLog, control: RunControl, time_limit: int | None) -> None:
         super().__init__(name=f"jobs-watchdog-{result_id}", daemon=True)
         self.result_id = result_id
         self.log = log
         self.control = control
+        self.time_limit = time_limit
 
     def run(self) -> None:
         try:
@@ -153,10 +154,14 @@ class Watchdog(threading.Thread):
         poll = settings.JOBS_KILL_POLL_SECONDS
         next_beat = time.monotonic() + settings.JOBS_HEARTBEAT_SECONDS
         next_flush = time.monotonic() + settings.JOBS_LOG_FLUSH_SECONDS
+        deadline = time.monotonic() + self.time_limit if self.time_limit else None
         while not self.control.finished.wait(poll):
             now = time.monotonic()
             if not self.control.stop_requested.is_set():
                 self._check_kill()
+            if deadline is not None and now >= deadline and not self.control.stop_requested.is_set():
+                self.control.stop(f"Time limit of {self.time_limit} s exceeded.")
+                self.log.write(LogLevel.ERROR, self.control.stop_message)
             if now >= next_flush:
                 self.log.flush()
                 next_flush = now + settings.JOBS_LOG_FLUSH_SECONDS
@@ -324,19 +329,21 @@ def execute(result_id: int) -> None:
     if not states.claim(result_id, worker_name()):
         logger.info("result %s is not pending (already taken, or killed): nothing to run", result_id)
         return
+    result = JobResult.objects.select_related("job", "job__domain").get(id=result_id)
     control = RunControl()
     log = RunLog(result_id)
-    watchdog = Watchdog(result_id, log, control)
+    watchdog = Watchdog(result_id, log, control, result.job.effective_time_limit)
     watchdog.start()
     try:
-        result = JobResult.objects.select_related("job", "job__domain").get(id=result_id)
         status, message = Run(result, log, control).execute()
         control.finished.set()
         log.flush()
-        states.finish(result_id, status, message)
+        if states.finish(result_id, status, message) and status == Status.ERROR:
+            dispatch.retry_if_due(result_id)
     except BaseException as exc:
         control.finished.set()
-        _end_after_runner_failure(result_id, log, exc)
+        if _end_after_runner_failure(result_id, log, exc):
+            dispatch.retry_if_due(result_id)
         if not isinstance(exc, Exception):
             raise
     finally:
@@ -344,7 +351,7 @@ def execute(result_id: int) -> None:
         watchdog.join()
 
 
-def _end_after_runner_failure(result_id: int, log: RunLog, exc: BaseException) -> None:
+def _end_after_runner_failure(result_id: int, log: RunLog, exc: BaseException) -> bool:
     """The runner itself failed: end the run as ``error`` with the traceback.
 
     The database may be what failed, so this tries a few times on fresh
@@ -359,8 +366,8 @@ def _end_after_runner_failure(result_id: int, log: RunLog, exc: BaseException) -
             close_old_connections()
             log.write(LogLevel.ERROR, f"The runner failed:\n{text}")
             log.flush()
-            states.finish(result_id, Status.ERROR, f"The runner failed: {type(exc).__name__}: {exc}")
-            return
+            return states.finish(result_id, Status.ERROR, f"The runner failed: {type(exc).__name__}: {exc}")
         except Exception:
             connection.close()
             logger.exception("could not record the failure of result %s", result_id)
+    return False

@@ -41,8 +41,9 @@ class WorkerProcess:
     """A real ``celery -A jobs_project worker`` started by the tests."""
 
     def __init__(self, name: str = "w1", queues: str | None = None, concurrency: int = 2,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, purge: bool = True) -> None:
         self.name = name
+        self.purge = purge
         self.queues = queues or settings.CELERY_TASK_DEFAULT_QUEUE
         self.concurrency = concurrency
         self.extra_env = env or {}
@@ -56,8 +57,8 @@ class WorkerProcess:
         self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop())
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "jobs_project", "worker", "-l", "info", "-P", "prefork",
-             "-c", str(self.concurrency), "-Q", self.queues, "-n", f"{self.name}@%h", "--purge",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+             "-c", str(self.concurrency), "-Q", self.queues, "-n", f"{self.name}@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat", *(["--purge"] if self.purge else [])],
             cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
@@ -105,3 +106,58 @@ def celery_worker(django_db_setup, django_db_blocker):
 @pytest.fixture
 def admin_user(django_user_model):
     return django_user_model.objects.create_superuser("root", "root@example.com", "root-password")
+
+
+class BeatProcess:
+    """A real ``celery -A jobs_project beat`` (it fires the reaper's periodic sweep)."""
+
+    def __init__(self, tmp_dir: Path, env: dict[str, str] | None = None) -> None:
+        self.tmp_dir = tmp_dir
+        self.extra_env = env or {}
+        self.log_path = ARTIFACTS / "beat.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> BeatProcess:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "jobs_project.settings_test",
+               **self.extra_env}
+        self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop())
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "jobs_project", "beat", "-l", "info",
+             "-s", str(self.tmp_dir / "beat-schedule"), "--pidfile="],
+            cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def beat(tmp_path, celery_worker):
+    """Celery beat firing the reaper every second (the session worker runs it)."""
+    process = BeatProcess(tmp_path, env={"JOBS_REAPER_INTERVAL_SECONDS": "1"}).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def worker_factory(django_db_setup):
+    """Start extra workers (own names and queues); all are stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(name: str, queues: str, **kwargs) -> WorkerProcess:
+        worker = WorkerProcess(name=name, queues=queues, **kwargs).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

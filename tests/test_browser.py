@@ -1,0 +1,66 @@
+"""End to end in a real headless Chromium: create a job in the admin, run it, watch the result page go live."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from jobs.models import Action, Job
+from results.models import Status
+from tests.browser_support import browser_page, screenshot  # noqa: F401  (browser_page is a fixture)
+from tests.helpers import wait_for_status
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def log_in(page, base_url: str) -> None:
+    page.goto(f"{base_url}/admin/login/?next=/admin/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "root-password")
+    page.click('input[type="submit"]')
+    page.wait_for_url(f"{base_url}/admin/")
+
+
+def fill_line(page, index: int, line_no: int, action: str, parameters: dict) -> None:
+    page.fill(f"#id_lines-{index}-line_no", str(line_no))
+    page.select_option(f"#id_lines-{index}-action", label=action)
+    page.fill(f"#id_lines-{index}-parameters", json.dumps(parameters))
+
+
+def test_create_a_job_run_it_and_watch_it_succeed_live(
+    live_server, celery_worker, admin_user, browser_page,  # noqa: F811  (the imported fixture)
+):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    Action.objects.sync_with_registry()
+    log_in(page, live_server.url)
+
+    page.goto(f"{live_server.url}/admin/jobs/job/add/")
+    page.fill("#id_identifier", "browser-job")
+    page.fill("#id_name", "Job made in the browser")
+    fill_line(page, 0, 10, "core.shell", {"command": "echo hello-from-browser"})
+    page.get_by_text("Add another Job line").click()
+    fill_line(page, 1, 20, "core.sleep", {"seconds": 0.2})
+    page.click('input[name="_continue"]')
+    expect(page.locator(".messagelist .success")).to_contain_text("was added successfully")
+    job = Job.objects.get(identifier="browser-job")
+    assert [(line.line_no, line.action.name) for line in job.lines.order_by("line_no")] == [
+        (10, "core.shell"), (20, "core.sleep")]
+    screenshot(page, "admin-job-change.png")
+
+    page.click("#run-job")
+    page.wait_for_url(re.compile(rf"/admin/jobs/job/{job.pk}/run/$"))
+    page.click("#confirm-run")
+    page.wait_for_url(re.compile(r"/admin/results/jobresult/\d+/change/$"))
+    result_id = int(re.search(r"/jobresult/(\d+)/change/", page.url).group(1))
+    page.evaluate("window.sameDocument = true")  # lost if the page reloads
+
+    expect(page.locator("#result-status")).to_have_text("success", timeout=30_000)
+    expect(page.locator("body")).to_have_attribute("data-result-finished", "true")  # set by result.js only
+    expect(page.locator("#job-log")).to_contain_text("hello-from-browser")  # the log is only written by result.js
+    assert page.evaluate("window.sameDocument") is True, "the result page reloaded"
+    assert page.js_errors == []
+    screenshot(page, "admin-result-success.png")
+    assert wait_for_status(result_id).status == Status.SUCCESS
