@@ -100,7 +100,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 LOGIN_URL = "admin:login"
 
 # --- Celery -------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "control"):
