@@ -85,6 +85,7 @@ def resolve(value: Any, variables: dict[str, Any]) -> Any:
     def substitute(match: re.Match) -> str:
         if match.group(1):
             return "${" + match.group(2) + "}"
-        return str(variables[match.group(2)])
+        value = variables[match.group(2)]
+        return "" if value is None else str(value)
 
     return VARIABLE_RE.sub(substitute, value)

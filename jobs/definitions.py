@@ -83,9 +83,9 @@ def import_jobs(text: str, *, update_existing: bool = True) -> dict[str, list[st
         if not isinstance(raw, dict):
             raise DefinitionError(f"{where}: must be a mapping")
         identifier = raw.get("identifier")
-        where = f"job {identifier or index}"
-        if not identifier:
-            raise DefinitionError(f"{where}: identifier is required")
+        if not isinstance(identifier, str) or not identifier:
+            raise DefinitionError(f"{where}: identifier is required and must be text")
+        where = f"job {identifier}"
         if identifier in seen:
             raise DefinitionError(f"{where}: appears twice in the file")
         seen.add(identifier)
@@ -107,8 +107,8 @@ def _import_job(raw: dict, existing: Job | None, where: str) -> str:
     job.name = raw.get("name") or raw["identifier"]
     job.description = raw.get("description") or ""
     job.domain_id = _domain_id(raw.get("domain"), where)
-    job.active = bool(raw.get("active", True))
-    job.stops_on_error = bool(raw.get("stops_on_error", True))
+    job.active = _flag(raw, "active", True, where)
+    job.stops_on_error = _flag(raw, "stops_on_error", True, where)
     job.module = raw.get("module") or ""
     job.queue = raw.get("queue") or ""
     job.params = raw.get("params") or []
@@ -137,18 +137,17 @@ def _import_lines(job: Job, raw_lines: Any, where: str) -> bool:
         unknown = set(raw) - LINE_KEYS
         if unknown:
             raise DefinitionError(f"{line_where}: unknown keys {', '.join(sorted(unknown))}")
-        try:
-            line_no = int(raw["line_no"])
-        except (TypeError, ValueError):
-            raise DefinitionError(f"{line_where}: line_no must be a whole number") from None
+        line_no = raw["line_no"]
+        if isinstance(line_no, bool) or not isinstance(line_no, int) or line_no < 0:
+            raise DefinitionError(f"{line_where}: line_no must be a whole number, 0 or more")
         if line_no in wanted:
             raise DefinitionError(f"{line_where}: line_no appears twice")
         wanted.add(line_no)
         line = current.get(line_no) or JobLine(job=job, line_no=line_no)
         before = {name: getattr(line, name) for name in LINE_FIELDS} if line.pk else None
         line.job = job
-        line.active = bool(raw.get("active", True))
-        line.is_filter = bool(raw.get("is_filter", False))
+        line.active = _flag(raw, "active", True, line_where)
+        line.is_filter = _flag(raw, "is_filter", False, line_where)
         line.module = raw.get("module") or ""
         line.parameters = raw.get("parameters") or {}
         line.filter_definition = raw.get("filter_definition") or {}
@@ -163,6 +162,13 @@ def _import_lines(job: Job, raw_lines: Any, where: str) -> bool:
         job.lines.filter(line_no__in=stale).delete()
         changed = True
     return changed
+
+
+def _flag(raw: dict, key: str, default: bool, where: str) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise DefinitionError(f"{where}: {key} must be true or false")
+    return value
 
 
 def _full_clean(obj, where: str, exclude: list[str] | None = None) -> None:
@@ -205,6 +211,12 @@ def validate_schedule(schedule: Any, where: str = "schedule") -> dict | None:
     if not isinstance(schedule, dict):
         raise DefinitionError(f"{where}: schedule must be a mapping")
     kind = schedule.get("type")
+    allowed = {"interval": {"type", "every", "timezone", "start", "end"},
+               "calendar": {"type", "cron", "timezone", "start", "end"}}.get(kind, set())
+    unknown = set(schedule) - allowed
+    if allowed and unknown:
+        raise DefinitionError(f"{where}: schedule has keys that a {kind} schedule does not take: "
+                              f"{', '.join(sorted(unknown))}")
     if kind == "interval":
         every = schedule.get("every")
         if not isinstance(every, int) or isinstance(every, bool) or every <= 0:
@@ -234,6 +246,8 @@ def validate_report(report: Any, where: str = "report") -> dict | None:
     if not isinstance(recipients, list):
         raise DefinitionError(f"{where}: report.recipients must be a list of e-mail addresses")
     for address in recipients:
+        if not isinstance(address, str):
+            raise DefinitionError(f"{where}: report recipient {address!r} is not a valid e-mail address")
         try:
             validate_email(address)
         except ValidationError:

@@ -51,11 +51,26 @@ def _lookup_problem(model: type[models.Model], key: str) -> str | None:
         try:
             field = current._meta.get_field(part)
         except FieldDoesNotExist:
-            if field is not None and index == len(parts) - 1 and field.get_lookup(part):
-                return None
-            return f"{current._meta.label} has no field {part!r}"
+            if field is None or (field.is_relation and field.related_model is current):
+                return f"{current._meta.label} has no field {part!r}"
+            return _transform_problem(field, parts[index:])
         if field.is_relation and field.related_model is not None:
             current = field.related_model
+    return None
+
+
+def _transform_problem(field, rest: list[str]) -> str | None:
+    """``rest`` are transforms (``date``, ``year``) ending, maybe, in a lookup (``lte``)."""
+    output = field
+    for index, part in enumerate(rest):
+        last = index == len(rest) - 1
+        transform = output.get_transform(part)
+        if transform is not None:
+            output = transform(output.cached_col if hasattr(output, "cached_col") else output).output_field
+            continue
+        if last and output.get_lookup(part):
+            return None
+        return f"{part!r} is not a lookup or transform of {field.name}"
     return None
 
 

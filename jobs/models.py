@@ -219,7 +219,8 @@ class Job(models.Model):
         if raw is not None and not isinstance(raw, dict):
             raise ValidationError({"parameters": ["must be an object of name: value"]})
         values = params.clean_values(self.params or [], raw)
-        return {name: params.to_json(value) for name, value in values.items()}
+        # Every declared parameter gets a value (None when left out), so ${param.NAME} always resolves.
+        return {name: params.to_json(values.get(name)) for name in self.param_names()}
 
     def active_lines(self) -> models.QuerySet[JobLine]:
         return self.lines.filter(active=True).select_related("action", "filter_template").order_by("line_no")

@@ -184,7 +184,10 @@ def validate_param_specs(specs: Any) -> list[dict]:
         unknown = set(raw) - {"name", "type", "default", "required", "choices", "help", "label"}
         if unknown:
             raise ValidationError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
-        spec = {"name": name, "type": raw.get("type", "str"), "required": bool(raw.get("required", False))}
+        required = raw.get("required", False)
+        if not isinstance(required, bool):
+            raise ValidationError(f"{where}: required must be true or false")
+        spec = {"name": name, "type": raw.get("type", "str"), "required": required}
         if spec["type"] not in TYPES:
             raise ValidationError(f"{where}: type must be one of {', '.join(TYPES)}")
         if spec["type"] == "choice":
@@ -219,8 +222,10 @@ def clean_values(specs: list[dict], raw: dict | None, *, allow_unknown: bool = F
             errors[name] = ["unknown parameter"]
     for spec in specs:
         name = spec["name"]
-        value = raw.get(name, spec.get("default"))
+        value = raw.get(name)
         if value is None or (value == "" and spec.get("type") != "str"):
+            value = spec.get("default")  # an empty field means "use the default"
+        if value is None:
             if spec.get("required"):
                 errors[name] = ["this parameter is required"]
             continue

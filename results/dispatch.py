@@ -44,10 +44,10 @@ def start_run(
         raise RunRefused(f"The job {job.identifier} is inactive.")
     values = job.clean_run_parameters(parameters)
     with transaction.atomic():
-        # The row lock makes "is one already going?" and the insert one step, so
-        # two Run clicks at the same moment cannot both start a one-at-a-time job.
-        Job.objects.select_for_update().filter(pk=job.pk).first()
         if job.concurrency == Job.ONE_AT_A_TIME:
+            # The row lock makes "is one already going?" and the insert one step, so
+            # two Run clicks at the same moment cannot both start a one-at-a-time job.
+            Job.objects.select_for_update().filter(pk=job.pk).first()
             going = job.results.filter(status__in=[Status.PENDING, Status.RUNNING]).order_by("id").first()
             if going is not None:
                 raise RunRefused(

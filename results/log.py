@@ -10,7 +10,6 @@ import threading
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Max
 from django.utils import timezone
 
 from .models import JobLogEntry, LogLevel
@@ -28,8 +27,7 @@ class RunLog:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._pending: list[JobLogEntry] = []
-        last = JobLogEntry.objects.filter(result_id=result_id).aggregate(m=Max("seq"))["m"]
-        self._seq = last or 0
+        self._seq = 0  # one runner per result (the claim), and a pending result has no log yet
         self._limit = settings.JOBS_LOG_LINE_MAX_CHARS
         self._batch = settings.JOBS_LOG_BATCH_SIZE
 

@@ -8,20 +8,16 @@ context; an action that ignores it is stopped by force after the grace period.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
 import socket
-import threading
 import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from jobs import context as context_vars
@@ -33,51 +29,12 @@ from jobs.registry import Cancelled
 from . import dispatch, states
 from .log import LineLogger, RunLog
 from .models import JobLineResult, JobResult, LogLevel, Status
+from .watchdog import Monitor, RunControl, RunWatch
 
 logger = logging.getLogger(__name__)
 
-# True inside a prefork pool child, where ending the process is how a line that
-# ignores a kill is stopped (the pool starts a fresh child); set by results.signals.
-FORCE_EXIT_ALLOWED = False
-
-
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-class RunControl:
-    """What the run's threads share: the stop request and the line's processes."""
-
-    def __init__(self) -> None:
-        self.stop_requested = threading.Event()
-        self.stop_message = ""
-        self.stopped_at: float | None = None
-        self.finished = threading.Event()
-        self.current_line: int | None = None
-        self.process_groups: set[int] = set()
-        self._lock = threading.Lock()
-
-    def stop(self, message: str) -> None:
-        with self._lock:
-            if not self.stop_requested.is_set():
-                self.stop_message = message
-                self.stopped_at = time.monotonic()
-                self.stop_requested.set()
-
-    def add_process_group(self, pgid: int) -> None:
-        with self._lock:
-            self.process_groups.add(pgid)
-
-    def discard_process_group(self, pgid: int) -> None:
-        with self._lock:
-            self.process_groups.discard(pgid)
-
-    def kill_process_groups(self) -> None:
-        with self._lock:
-            groups = list(self.process_groups)
-        for pgid in groups:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
 
 
 class RunContext:
@@ -132,75 +89,6 @@ class LineOutcome:
     records: RecordSet | None = None
 
 
-class Watchdog(threading.Thread):
-    """Heartbeat, log flushing, kill detection and forced stop for one run."""
-
-    def __init__(self, result_id: int, log: RunLog, control: RunControl, time_limit: int | None) -> None:
-        super().__init__(name=f"jobs-watchdog-{result_id}", daemon=True)
-        self.result_id = result_id
-        self.log = log
-        self.control = control
-        self.time_limit = time_limit
-
-    def run(self) -> None:
-        try:
-            self._watch()
-        except Exception:
-            logger.exception("watchdog of result %s failed", self.result_id)
-        finally:
-            connection.close()
-
-    def _watch(self) -> None:
-        poll = settings.JOBS_KILL_POLL_SECONDS
-        next_beat = time.monotonic() + settings.JOBS_HEARTBEAT_SECONDS
-        next_flush = time.monotonic() + settings.JOBS_LOG_FLUSH_SECONDS
-        deadline = time.monotonic() + self.time_limit if self.time_limit else None
-        while not self.control.finished.wait(poll):
-            now = time.monotonic()
-            if not self.control.stop_requested.is_set():
-                self._check_kill()
-            if deadline is not None and now >= deadline and not self.control.stop_requested.is_set():
-                self.control.stop(f"Time limit of {self.time_limit} s exceeded.")
-                self.log.write(LogLevel.ERROR, self.control.stop_message)
-            if now >= next_flush:
-                self.log.flush()
-                next_flush = now + settings.JOBS_LOG_FLUSH_SECONDS
-            if now >= next_beat:
-                if not states.beat(self.result_id):
-                    self.control.stop("The run was ended elsewhere.")
-                next_beat = now + settings.JOBS_HEARTBEAT_SECONDS
-            stopped_at = self.control.stopped_at
-            if stopped_at is not None and now - stopped_at > settings.JOBS_KILL_GRACE_SECONDS:
-                self._force_stop()
-                return
-
-    def _check_kill(self) -> None:
-        row = JobResult.objects.filter(id=self.result_id).select_related("kill_requested_by").only(
-            "kill_requested_at", "kill_requested_by__username"
-        ).first()
-        if row is not None and row.kill_requested_at is not None:
-            self.control.stop(states.kill_message(row))
-            self.log.write(LogLevel.WARNING, f"Kill requested: {self.control.stop_message}")
-
-    def _force_stop(self) -> None:
-        """The line ignored the stop for the whole grace period: end it from here."""
-        if self.control.finished.is_set():
-            return
-        self.control.kill_process_groups()
-        line_no = self.control.current_line
-        grace = settings.JOBS_KILL_GRACE_SECONDS
-        self.log.write(LogLevel.ERROR, f"Line {line_no} did not stop within {grace:g} s; stopped by force.", line_no)
-        self.log.flush()
-        JobLineResult.objects.filter(result_id=self.result_id, line_no=line_no, status=Status.RUNNING).update(
-            status=Status.KILLED, message="Stopped by force.", finished_at=timezone.now()
-        )
-        states.finish(self.result_id, Status.KILLED, self.control.stop_message)
-        if FORCE_EXIT_ALLOWED:
-            # The only way to stop Python code that never checks: end this pool
-            # process; Celery's pool starts a fresh one.
-            os._exit(1)
-
-
 class Run:
     """The lines of one claimed result, run in order."""
 
@@ -210,14 +98,19 @@ class Run:
         self.log = log
         self.control = control
         self.variables: dict[str, Any] = {}
+        self._line_end: tuple[int, str, str, Any] | None = None
+
+    def write_line_end(self) -> None:
+        """Record the end of the last line; done in the next commit (next line's start, or the run's end)."""
+        if self._line_end is not None:
+            line_result_id, status, message, finished_at = self._line_end
+            JobLineResult.objects.filter(id=line_result_id, status=Status.RUNNING).update(
+                status=status, message=message, finished_at=finished_at
+            )
+            self._line_end = None
 
     def execute(self) -> tuple[str, str]:
-        self.variables = context_vars.build_variables(
-            job_identifier=self.job.identifier,
-            domain_slug=self.job.domain.slug if self.job.domain_id else None,
-            params=self.result.parameters,
-        )
-        JobResult.objects.filter(id=self.result.id).update(variables=self.variables)
+        self.variables = self.result.variables
         lines = list(self.job.active_lines())
         if not lines:
             self.log.write(LogLevel.INFO, "The job has no active lines: nothing to do.")
@@ -261,17 +154,17 @@ class Run:
         started = timezone.now()
         try:
             arguments, error = self._arguments(line)
-            line_result = JobLineResult.objects.create(
-                result_id=self.result.id, line_no=line.line_no, status=Status.RUNNING, started_at=started,
-                action=line.action.name if line.action_id else "filter",
-                parameters=_jsonable(arguments or {}),
-            )
+            with transaction.atomic():  # one commit: the previous line's end and this line's start
+                self.write_line_end()
+                line_result = JobLineResult.objects.create(
+                    result_id=self.result.id, line_no=line.line_no, status=Status.RUNNING, started_at=started,
+                    action=line.action.name if line.action_id else "filter",
+                    parameters=_jsonable(arguments or {}),
+                )
             outcome = error or self._call(line, arguments, records)
         finally:
             self.control.current_line = None
-        JobLineResult.objects.filter(id=line_result.id, status=Status.RUNNING).update(
-            status=outcome.status, message=outcome.message, finished_at=timezone.now()
-        )
+        self._line_end = (line_result.id, outcome.status, outcome.message, timezone.now())
         level = LogLevel.ERROR if outcome.status == Status.ERROR else LogLevel.INFO
         self.log.write(level, f"Line {line.line_no}: {outcome.status}: {outcome.message}", line.line_no)
         return outcome
@@ -326,19 +219,29 @@ def _jsonable(arguments: dict) -> dict:
 
 def execute(result_id: int) -> None:
     """Run the result if this process wins its claim; every path ends it."""
-    if not states.claim(result_id, worker_name()):
+    result = JobResult.objects.select_related("job", "job__domain").filter(id=result_id).first()
+    if result is None or result.status != Status.PENDING:
         logger.info("result %s is not pending (already taken, or killed): nothing to run", result_id)
         return
-    result = JobResult.objects.select_related("job", "job__domain").get(id=result_id)
+    variables = run_variables(result)
+    if not states.claim(result_id, worker_name(), variables):
+        logger.info("result %s was taken or killed meanwhile: nothing to run", result_id)
+        return
+    result.variables = variables
     control = RunControl()
     log = RunLog(result_id)
-    watchdog = Watchdog(result_id, log, control, result.job.effective_time_limit)
-    watchdog.start()
+    run_watch = RunWatch(result_id, log, control, result.job.effective_time_limit)
+    monitor = Monitor.get()
+    monitor.watch(run_watch)
     try:
-        status, message = Run(result, log, control).execute()
+        run = Run(result, log, control)
+        status, message = run.execute()
         control.finished.set()
-        log.flush()
-        if states.finish(result_id, status, message) and status == Status.ERROR:
+        with transaction.atomic():  # the last line's end, the last log entries and the run's end: one commit
+            run.write_line_end()
+            log.flush()
+            ended = states.finish(result_id, status, message)
+        if ended and status == Status.ERROR:
             dispatch.retry_if_due(result_id)
     except BaseException as exc:
         control.finished.set()
@@ -348,7 +251,16 @@ def execute(result_id: int) -> None:
             raise
     finally:
         control.finished.set()
-        watchdog.join()
+        monitor.unwatch(run_watch)
+
+
+def run_variables(result: JobResult) -> dict[str, Any]:
+    job = result.job
+    return context_vars.build_variables(
+        job_identifier=job.identifier,
+        domain_slug=job.domain.slug if job.domain_id else None,
+        params=result.parameters,
+    )
 
 
 def _end_after_runner_failure(result_id: int, log: RunLog, exc: BaseException) -> bool:

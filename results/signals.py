@@ -20,6 +20,6 @@ def on_worker_ready(**kwargs) -> None:
 
 @worker_process_init.connect
 def on_pool_process_start(**kwargs) -> None:
-    from . import runner
+    from . import watchdog
 
-    runner.FORCE_EXIT_ALLOWED = True
+    watchdog.FORCE_EXIT_ALLOWED = True

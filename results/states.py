@@ -17,14 +17,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import TERMINAL, JobResult, Status
+from .models import TERMINAL, JobLineResult, JobResult, Status
 
 
 class NotKillable(Exception):
     """The result has already finished."""
 
 
-def claim(result_id: int, worker: str) -> bool:
+def claim(result_id: int, worker: str, variables: dict | None = None) -> bool:
     """pending -> running for this worker.
 
     Prevents a second delivery of the same message (or a second worker) from
@@ -33,7 +33,7 @@ def claim(result_id: int, worker: str) -> bool:
     now = timezone.now()
     return bool(
         JobResult.objects.filter(id=result_id, status=Status.PENDING, kill_requested_at__isnull=True).update(
-            status=Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker
+            status=Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker, variables=variables or {}
         )
     )
 
@@ -46,10 +46,21 @@ def finish(result_id: int, status: str, message: str) -> bool:
     """
     if status not in TERMINAL:
         raise ValueError(f"{status!r} is not a terminal status")
-    return bool(
+    ended = bool(
         JobResult.objects.filter(id=result_id, status=Status.RUNNING).update(
             status=status, message=message, finished_at=timezone.now()
         )
+    )
+    if ended:
+        _end_running_lines(result_id, status)
+    return ended
+
+
+def _end_running_lines(result_id: int, status: str) -> None:
+    """A line still marked running when its run ends was cut short with it."""
+    line_status = Status.KILLED if status == Status.KILLED else Status.ERROR
+    JobLineResult.objects.filter(result_id=result_id, status=Status.RUNNING).update(
+        status=line_status, message="Ended with the run.", finished_at=timezone.now()
     )
 
 
@@ -109,8 +120,12 @@ def lose(result_id: int, *, stale_before: dt.datetime | None = None, reason: str
     kill_requested = rows.filter(kill_requested_at__isnull=False)
     now = timezone.now()
     if kill_requested.update(status=Status.KILLED, finished_at=now, message=f"Killed; its worker was gone{reason}."):
+        _end_running_lines(result_id, Status.KILLED)
         return True
-    return bool(rows.update(status=Status.ERROR, finished_at=now, message=f"Worker lost{reason}."))
+    if rows.update(status=Status.ERROR, finished_at=now, message=f"Worker lost{reason}."):
+        _end_running_lines(result_id, Status.ERROR)
+        return True
+    return False
 
 
 def _who(user: AbstractBaseUser | None) -> str:

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "var" / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -34,21 +35,29 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-@pytest.fixture
-def browser_page(monkeypatch):
-    """A fresh page of headless Chromium; JavaScript errors on it are collected in ``page.js_errors``."""
+@pytest.fixture(scope="session")
+def chromium_executable() -> str:
+    """The Chromium to drive; checked before the worker and the live server start."""
     path = chromium_path()
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         browser_unavailable(f"no Chromium at {path}",
                             "install it with `apt-get install chromium` (or set JOBS_CHROMIUM to its path)")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         browser_unavailable("Playwright for Python is not installed", "run `.venv/bin/pip install -r requirements.txt`")
+    return path
+
+
+@pytest.fixture
+def browser_page(chromium_executable, monkeypatch):
+    """A fresh page of headless Chromium; JavaScript errors on it are collected in ``page.js_errors``."""
+    from playwright.sync_api import sync_playwright
+
     # Playwright's sync API runs an event loop in this thread; the test still uses the ORM between steps.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        browser = playwright.chromium.launch(executable_path=chromium_executable, headless=True, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         context.set_default_timeout(15_000)
         page = context.new_page()
@@ -57,5 +66,8 @@ def browser_page(monkeypatch):
         try:
             yield page
         finally:
+            # While Playwright's loop runs, Django keeps the test's connections apart from the thread's own:
+            # close them here, or they outlive the test and block dropping the test database.
+            connections.close_all()
             context.close()
             browser.close()

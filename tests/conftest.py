@@ -22,7 +22,7 @@ from django.db import connection
 from tests.helpers import wait_for_status  # noqa: F401  (re-exported for tests)
 
 REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "var" / "test-artifacts"
+ARTIFACTS = Path(settings.VAR_DIR) / "test-artifacts"
 
 
 def database_url() -> str:

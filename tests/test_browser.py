@@ -8,7 +8,7 @@ import pytest
 
 from jobs.models import Action, Job
 from results.models import Status
-from tests.browser_support import browser_page, screenshot  # noqa: F401  (browser_page is a fixture)
+from tests.browser_support import browser_page, chromium_executable, screenshot  # noqa: F401  (fixtures)
 from tests.helpers import wait_for_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -29,7 +29,7 @@ def fill_line(page, index: int, line_no: int, action: str, parameters: dict) -> 
 
 
 def test_create_a_job_run_it_and_watch_it_succeed_live(
-    live_server, celery_worker, admin_user, browser_page,  # noqa: F811  (the imported fixture)
+    browser_page, celery_worker, live_server, admin_user,  # noqa: F811  (browser_page: the imported fixture)
 ):
     from playwright.sync_api import expect
 

@@ -107,6 +107,14 @@ def test_domain_admin_sees_only_their_domains_jobs(client, member, acme, globex)
     assert "Installation wide" not in html
 
 
+@pytest.mark.xfail(reason="BUG: JobAdmin.list_filter 'domain' lists every domain to a domain member", strict=True)
+def test_domain_filter_offers_only_the_users_domains(client, member, acme, globex):
+    make_job("acme-job", domain=acme)
+    html = changelist(client, member("ann", (acme, DomainMembership.ADMIN)))
+    assert f"?domain__id__exact={acme.pk}" in html
+    assert "Globex" not in html and f"?domain__id__exact={globex.pk}" not in html
+
+
 def test_superuser_sees_every_domain_and_the_global_jobs(admin_user, client, acme, globex):
     make_job("acme-job", name="Acme only", domain=acme)
     make_job("globex-job", name="Globex only", domain=globex)

@@ -253,7 +253,6 @@ def test_parallel_job_may_run_while_another_run_is_going(operator, acme):
     assert JobResult.objects.count() == 2
 
 
-@pytest.mark.xfail(reason="BUG: jobs.params.clean_values ignores the default of a parameter sent as null", strict=True)
 def test_null_parameter_takes_its_default_or_is_refused(operator, acme):
     job = make_job("nullable", (10, "testing.echo", {"text": "${param.days}"}), domain=acme,
                    params=[{"name": "days", "type": "int", "default": 7}])

@@ -94,7 +94,7 @@ def test_params_are_checked_typed_and_stored():
 def test_defaults_fill_params_that_are_not_given():
     make_job("defaults", params=PARAMS)
     runjob("defaults", "--param", "region=north")
-    assert JobResult.objects.get().parameters == {"days": 7, "region": "north"}
+    assert JobResult.objects.get().parameters == {"days": 7, "region": "north", "note": None}
 
 
 @pytest.mark.django_db

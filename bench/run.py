@@ -1,0 +1,392 @@
+#!/usr/bin/env python
+"""``make bench``: Jobs against raw Celery, measured in the same run.
+
+Uses PostgreSQL + Redis when they are reachable on 127.0.0.1 (or when
+DATABASE_URL / CELERY_BROKER_URL are set), else the embedded default. Starts
+its own worker (prefork, 2 processes) on a fresh database, runs the raw Celery
+baseline and the Jobs figure of each measure side by side, prints a table and
+writes ``bench/results.json``. ``--quick`` is a smoke run with small numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+QUEUE = "bench"
+
+
+def reachable(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def configure() -> str:
+    if not os.environ.get("DATABASE_URL") and reachable(5432) and reachable(6379):
+        os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/jobs_bench"
+        os.environ["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/2"
+    os.environ["JOBS_VAR_DIR"] = str(REPO / "var" / "bench")
+    os.environ["JOBS_ACTION_MODULES"] = "bench.actions"
+    os.environ["JOBS_DEFAULT_QUEUE"] = QUEUE
+    os.environ["DJANGO_SETTINGS_MODULE"] = "jobs_project.settings"
+    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgres"):
+        recreate_postgres_database(url)
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(REPO / "var" / "bench" / f"jobs.sqlite3{suffix}").unlink(missing_ok=True)
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return "postgresql+redis" if url.startswith("postgres") else "sqlite+filesystem"
+
+
+def recreate_postgres_database(url: str) -> None:
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def wait(predicate, timeout: float = 60, step: float = 0.0005):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise TimeoutError("benchmark step timed out")
+
+
+class Worker:
+    def __init__(self) -> None:
+        self.log = REPO / "var" / "bench" / "worker.log"
+        env = {**os.environ}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "jobs_project", "worker", "-P", "prefork", "-c", "2", "-Q", QUEUE,
+             "-I", "bench.tasks", "-l", "warning", "-n", "bench@%h", "--purge", "--without-gossip",
+             "--without-mingle", "--without-heartbeat"],
+            cwd=REPO, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            start_new_session=True,
+        )
+        from jobs_project.celery import app
+
+        wait(lambda: app.control.ping(timeout=0.5, destination=[f"bench@{socket.gethostname()}"]), timeout=60,
+             step=0.2)
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def make_job(identifier: str, action: str, parameters: dict | None = None):
+    from jobs.models import Action, Job, JobLine
+
+    Action.objects.sync_with_registry()
+    job, _ = Job.objects.get_or_create(identifier=identifier, defaults={"name": identifier, "concurrency": "parallel",
+                                                                          "time_limit": 3600})
+    JobLine.objects.get_or_create(job=job, line_no=10, defaults={"action": Action.objects.get(name=action),
+                                                                 "parameters": parameters or {}})
+    return job
+
+
+def line_count(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def measure_dispatch(n: int, tmp: Path) -> dict:
+    from bench.tasks import raw_start
+    from results.dispatch import start_run
+    from results.models import JobLineResult
+
+    job = make_job("bench-dispatch", "bench.noop")
+    path = tmp / "raw-dispatch.txt"
+    raw, jobs = [], []
+    for i in range(n):
+        sent = time.time()
+        raw_start.apply_async(args=[str(path)], queue=QUEUE)
+        wait(lambda i=i: line_count(path) > i)
+        raw.append(float(path.read_text().split()[-1]) - sent)
+        sent = time.time()
+        result = start_run(job)
+        line = wait(lambda r=result: JobLineResult.objects.filter(result_id=r.id).only("started_at").first(),
+                    step=0.003)  # the figure is the worker's own timestamp; polling only has to catch it
+        jobs.append(line.started_at.timestamp() - sent)
+        wait(lambda r=result: r.__class__.objects.filter(id=r.id, finished_at__isnull=False).exists(), step=0.003)
+    return {
+        "celery_p50_ms": pct(raw, 50) * 1000, "celery_p99_ms": pct(raw, 99) * 1000,
+        "jobs_p50_ms": pct(jobs, 50) * 1000, "jobs_p99_ms": pct(jobs, 99) * 1000,
+        "ratio_p50": pct(jobs, 50) / pct(raw, 50), "ratio_p99": pct(jobs, 99) / pct(raw, 99), "samples": n,
+    }
+
+
+def measure_throughput(n: int, tmp: Path) -> dict:
+    from bench.tasks import raw_start
+    from results.dispatch import start_run
+    from results.models import TERMINAL, JobResult
+
+    path = tmp / "raw-throughput.txt"
+    started = time.time()
+    for _ in range(n):
+        raw_start.apply_async(args=[str(path)], queue=QUEUE)
+    wait(lambda: line_count(path) >= n, timeout=600, step=0.01)
+    raw_rate = n / (max(float(x) for x in path.read_text().split()) - started)
+
+    job = make_job("bench-throughput", "bench.noop")
+    started = time.time()
+    ids = [start_run(job).id for _ in range(n)]
+    wait(lambda: JobResult.objects.filter(id__in=ids, status__in=TERMINAL).count() == n, timeout=600, step=0.05)
+    last = max(JobResult.objects.filter(id__in=ids).values_list("finished_at", flat=True))
+    jobs_rate = n / (last.timestamp() - started)
+    return {"celery_per_s": raw_rate, "jobs_per_s": jobs_rate, "ratio": jobs_rate / raw_rate, "tasks": n}
+
+
+def measure_kills(n: int, tmp: Path) -> dict:
+    from bench.tasks import raw_sleep
+    from jobs_project.celery import app
+    from results import states
+    from results.dispatch import start_run
+    from results.models import JobResult
+
+    def killed(result_id: int) -> bool:
+        return JobResult.objects.filter(id=result_id, status="killed").exists()
+
+    figures: dict[str, list[float]] = {"celery_revoke": [], "cooperative": [], "python": [], "tree": []}
+    for i in range(n):
+        pid_file = tmp / f"raw-{i}.pid"
+        task = raw_sleep.apply_async(args=[str(pid_file)], queue=QUEUE)
+        pid = int(wait(lambda p=pid_file: p.exists() and p.read_text()))
+        t0 = time.time()
+        app.control.revoke(task.id, terminate=True, signal="SIGKILL")
+        wait(lambda p=pid: not alive(p), timeout=30)
+        figures["celery_revoke"].append(time.time() - t0)
+
+        result = start_run(make_job("bench-kill-coop", "core.sleep", {"seconds": 600}))
+        wait(lambda r=result: JobResult.objects.filter(id=r.id, status="running").exists())
+        time.sleep(0.05)
+        t0 = time.time()
+        states.request_kill(result.id, None)
+        wait(lambda r=result: killed(r.id), timeout=30)
+        figures["cooperative"].append(time.time() - t0)
+
+        pid_file = tmp / f"busy-{i}.pid"
+        result = start_run(make_job(f"bench-kill-python-{i}", "bench.busy", {"pid_file": str(pid_file)}))
+        pid = int(wait(lambda p=pid_file: p.exists() and p.read_text()))
+        t0 = time.time()
+        states.request_kill(result.id, None)
+        wait(lambda r=result, p=pid: killed(r.id) and not alive(p), timeout=30)
+        figures["python"].append(time.time() - t0)
+
+        pids = tmp / f"tree-{i}.pids"
+        script = tmp / f"tree-{i}.sh"
+        script.write_text(f"sleep 600 & echo $! >> {pids}\nsh -c 'sleep 600 & echo $! >> {pids}; wait' &\n"
+                          f"echo $! >> {pids}\nwait\n")
+        result = start_run(make_job(f"bench-kill-tree-{i}", "core.shell", {"command": f"sh {script}"}))
+        tree = wait(lambda p=pids: p.exists() and len(p.read_text().split()) == 3 and p.read_text().split())
+        t0 = time.time()
+        states.request_kill(result.id, None)
+        wait(lambda r=result, t=tree: killed(r.id) and not any(alive(int(x)) for x in t), timeout=30)
+        figures["tree"].append(time.time() - t0)
+        time.sleep(0.5)  # let the pool replace the process ended by force
+    return {f"{name}_s_p{q}": pct(values, q) for name, values in figures.items() for q in (50, 99)} | {
+        "samples": n}
+
+
+def measure_log_ingest(lines: int) -> dict:
+    from results.dispatch import start_run
+    from results.models import TERMINAL, JobLineResult, JobResult
+
+    result = start_run(make_job("bench-log-ingest", "core.shell", {"command": f"seq 1 {lines}"}))
+    wait(lambda: JobResult.objects.filter(id=result.id, status__in=TERMINAL).exists(), timeout=600, step=0.05)
+    line = JobLineResult.objects.get(result_id=result.id)
+    seconds = (line.finished_at - line.started_at).total_seconds()
+    return {"lines": lines, "seconds": seconds, "lines_per_s": lines / seconds}
+
+
+def fill_results(rows: int) -> tuple:
+    """``rows`` results over two domains' jobs, inserted by the database itself."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from jobs.models import Domain, DomainMembership, Job
+
+    acme, _ = Domain.objects.get_or_create(slug="acme", defaults={"name": "Acme"})
+    other, _ = Domain.objects.get_or_create(slug="other", defaults={"name": "Other"})
+    job_a = Job.objects.create(identifier="bench-list-a", name="List A", domain=acme)
+    job_b = Job.objects.create(identifier="bench-list-b", name="List B", domain=other)
+    series = ("generate_series(1, %s) AS x" if connection.vendor == "postgresql" else "cnt")
+    prefix = "" if connection.vendor == "postgresql" else (
+        "WITH RECURSIVE cnt(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM cnt WHERE x < %s) ")
+    now = "now()" if connection.vendor == "postgresql" else "datetime('now')"
+    sql = (f"{prefix}INSERT INTO results_jobresult (job_id, status, message, created_at, started_at, finished_at, "
+           "trigger, parameters, variables, queue, worker, lines_total, attempt) "
+           f"SELECT CASE WHEN x %% 2 = 0 THEN {job_a.id} ELSE {job_b.id} END, "
+           "CASE WHEN x %% 10 = 0 THEN 'error' ELSE 'success' END, 'done', "
+           f"{now}, {now}, {now}, 'schedule', '{{}}', '{{}}', '', 'bench:1', 1, 1 FROM {series}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [rows])
+    User = get_user_model()
+    root = User.objects.create_superuser("bench-root", "root@example.com", "x")
+    domain_admin = User.objects.create_user("bench-acme", "acme@example.com", "x", is_staff=True)
+    DomainMembership.objects.create(user=domain_admin, domain=acme, role="admin")
+    return root, domain_admin
+
+
+def fill_log(lines: int) -> int:
+    from django.db import connection
+
+    from results.models import JobResult
+
+    result = JobResult.objects.create(job=make_job("bench-log-tail", "bench.noop"), status="success")
+    series = "generate_series(1, %s) AS x" if connection.vendor == "postgresql" else "cnt"
+    prefix = "" if connection.vendor == "postgresql" else (
+        "WITH RECURSIVE cnt(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM cnt WHERE x < %s) ")
+    now = "now()" if connection.vendor == "postgresql" else "datetime('now')"
+    with connection.cursor() as cursor:
+        cursor.execute(f"{prefix}INSERT INTO results_joblogentry (result_id, seq, level, line_no, message, at) "
+                       f"SELECT {result.id}, x, 'INFO', 10, 'log line number ' || x, {now} FROM {series}", [lines])
+    return result.id
+
+
+def time_get(client, url: str, repeat: int = 5) -> dict:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    timings = []
+    for _ in range(repeat):
+        with CaptureQueriesContext(connection) as queries:
+            t0 = time.perf_counter()
+            response = client.get(url)
+            timings.append((time.perf_counter() - t0) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    return {"ms_p50": statistics.median(timings), "ms_max": max(timings), "queries": len(queries)}
+
+
+def measure_pages(rows: int, log_lines: int) -> dict:
+    from django.test import Client
+
+    root, domain_admin = fill_results(rows)
+    log_result = fill_log(log_lines)
+    figures = {"rows": rows, "log_lines": log_lines}
+    for label, user in (("system_admin", root), ("domain_admin", domain_admin)):
+        client = Client()
+        client.force_login(user)
+        figures[f"result_list_{label}"] = time_get(client, "/admin/results/jobresult/")
+    client = Client()
+    client.force_login(root)
+    figures["log_tail_api"] = time_get(client, f"/api/results/{log_result}/log/?tail=500")
+    figures["result_page"] = time_get(client, f"/admin/results/jobresult/{log_result}/change/")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small numbers: a smoke run of every measure")
+    args = parser.parse_args()
+    backend = configure()
+    quick = args.quick
+    report: dict = {
+        "backend": backend, "quick": quick, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "worker": "celery prefork, 2 processes, prefetch 1, acks_late; same worker for both sides",
+    }
+    worker = Worker()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp_path = Path(tmp)
+            report["dispatch_latency"] = measure_dispatch(20 if quick else 200, tmp_path)
+            report["throughput"] = measure_throughput(100 if quick else 1000, tmp_path)
+            report["kill"] = measure_kills(2 if quick else 10, tmp_path)
+            report["log_ingest"] = measure_log_ingest(20_000 if quick else 200_000)
+    finally:
+        worker.stop()
+    report["pages"] = measure_pages(20_000 if quick else 1_000_000, 20_000 if quick else 1_000_000)
+    report["schedule_lateness"] = {"measured": False, "why": "calendar and interval schedules are not built yet"}
+    pages = report["pages"]
+    report.update({
+        "dispatch_latency_ratio_p50": report["dispatch_latency"]["ratio_p50"],
+        "throughput_ratio": report["throughput"]["ratio"],
+        "kill_tree_s_p99": report["kill"]["tree_s_p99"],
+        "kill_python_s_p99": report["kill"]["python_s_p99"],
+        "kill_cooperative_s_p99": report["kill"]["cooperative_s_p99"],
+        "celery_revoke_s_p99": report["kill"]["celery_revoke_s_p99"],
+        "schedule_lateness_s_p99": None,
+        "result_list_1m_ms": max(pages["result_list_system_admin"]["ms_p50"],
+                                 pages["result_list_domain_admin"]["ms_p50"]),
+        "log_tail_1m_ms": pages["log_tail_api"]["ms_p50"],
+        "log_ingest_lines_per_s": report["log_ingest"]["lines_per_s"],
+    })
+    out = REPO / "bench" / ("results-quick.json" if quick else "results.json")
+    out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print_table(report)
+    print(f"\nwritten to {out.relative_to(REPO)}")
+
+
+def print_table(r: dict) -> None:
+    d, t, k, p = r["dispatch_latency"], r["throughput"], r["kill"], r["pages"]
+    rows = [
+        ("dispatch latency p50", f"{d['jobs_p50_ms']:.1f} ms", f"{d['celery_p50_ms']:.1f} ms",
+         f"{d['ratio_p50']:.2f}x"),
+        ("dispatch latency p99", f"{d['jobs_p99_ms']:.1f} ms", f"{d['celery_p99_ms']:.1f} ms",
+         f"{d['ratio_p99']:.2f}x"),
+        ("throughput (one-line jobs)", f"{t['jobs_per_s']:.0f}/s", f"{t['celery_per_s']:.0f}/s", f"{t['ratio']:.2f}x"),
+        ("kill cooperative p99", f"{k['cooperative_s_p99']:.3f} s", f"{k['celery_revoke_s_p99']:.3f} s (revoke)", ""),
+        ("kill non-cooperative Python p99", f"{k['python_s_p99']:.3f} s", f"{k['celery_revoke_s_p99']:.3f} s", ""),
+        ("kill shell tree p99", f"{k['tree_s_p99']:.3f} s", f"{k['celery_revoke_s_p99']:.3f} s", ""),
+        ("log ingest", f"{r['log_ingest']['lines_per_s']:.0f} lines/s", "", ""),
+        (f"result list, {p['rows']:,} rows (sysadmin)", f"{p['result_list_system_admin']['ms_p50']:.0f} ms",
+         f"{p['result_list_system_admin']['queries']} queries", ""),
+        (f"result list, {p['rows']:,} rows (domain admin)", f"{p['result_list_domain_admin']['ms_p50']:.0f} ms",
+         f"{p['result_list_domain_admin']['queries']} queries", ""),
+        (f"log tail, {p['log_lines']:,} lines (API)", f"{p['log_tail_api']['ms_p50']:.0f} ms",
+         f"{p['log_tail_api']['queries']} queries", ""),
+        ("schedule lateness", "not measured", "", ""),
+    ]
+    print(f"\nJobs vs raw Celery on {r['backend']} ({r['when']}, {r['machine']['cpus']} cpus)")
+    print(f"| {'measure':<40} | {'Jobs':>18} | {'raw Celery / detail':>22} | {'ratio':>6} |")
+    print(f"|{'-' * 42}|{'-' * 20}|{'-' * 24}|{'-' * 8}|")
+    for name, ours, theirs, ratio in rows:
+        print(f"| {name:<40} | {ours:>18} | {theirs:>22} | {ratio:>6} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""The watchdog beside a running line: heartbeat, log flushing, kill, time limit.
+
+Each worker process has one long-lived monitor thread (with its own database
+connection, kept between runs) that ticks the run in progress a few times a
+second: it beats the heartbeat, writes the buffered log, reads the kill
+request from the database (so a kill works across hosts and survives broker
+restarts), enforces the time limit, and stops by force a line that ignores
+the stop for longer than the grace period.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+import time
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from . import states
+from .log import RunLog
+from .models import JobLineResult, JobResult, LogLevel, Status
+
+logger = logging.getLogger(__name__)
+
+# True inside a prefork pool child, where ending the process is how a line that
+# ignores a kill is stopped (the pool starts a fresh child); set by results.signals.
+FORCE_EXIT_ALLOWED = False
+
+
+class RunControl:
+    """What the run's threads share: the stop request and the line's processes."""
+
+    def __init__(self) -> None:
+        self.stop_requested = threading.Event()
+        self.stop_message = ""
+        self.stopped_at: float | None = None
+        self.finished = threading.Event()
+        self.current_line: int | None = None
+        self.process_groups: set[int] = set()
+        self._lock = threading.Lock()
+
+    def stop(self, message: str) -> bool:
+        """Ask the run to stop; False if it was asked already."""
+        with self._lock:
+            if self.stop_requested.is_set():
+                return False
+            self.stop_message = message
+            self.stopped_at = time.monotonic()
+            self.stop_requested.set()
+            return True
+
+    def add_process_group(self, pgid: int) -> None:
+        with self._lock:
+            self.process_groups.add(pgid)
+
+    def discard_process_group(self, pgid: int) -> None:
+        with self._lock:
+            self.process_groups.discard(pgid)
+
+    def kill_process_groups(self) -> None:
+        with self._lock:
+            groups = list(self.process_groups)
+        for pgid in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+
+
+class RunWatch:
+    """The watchdog's view of one run."""
+
+    def __init__(self, result_id: int, log: RunLog, control: RunControl, time_limit: int | None) -> None:
+        now = time.monotonic()
+        self.result_id = result_id
+        self.log = log
+        self.control = control
+        self.time_limit = time_limit
+        self.deadline = now + time_limit if time_limit else None
+        self.next_beat = now + settings.JOBS_HEARTBEAT_SECONDS
+        self.next_flush = now + settings.JOBS_LOG_FLUSH_SECONDS
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if not self.control.stop_requested.is_set():
+            self._check_kill()
+        over_time = self.deadline is not None and now >= self.deadline
+        if over_time and self.control.stop(f"Time limit of {self.time_limit} s exceeded."):
+            self.log.write(LogLevel.ERROR, self.control.stop_message)
+        if now >= self.next_flush:
+            self.log.flush()
+            self.next_flush = now + settings.JOBS_LOG_FLUSH_SECONDS
+        if now >= self.next_beat:
+            if not states.beat(self.result_id):
+                self.control.stop("The run was ended elsewhere.")
+            self.next_beat = now + settings.JOBS_HEARTBEAT_SECONDS
+        stopped_at = self.control.stopped_at
+        if stopped_at is not None and now - stopped_at > settings.JOBS_KILL_GRACE_SECONDS:
+            self._force_stop()
+
+    def _check_kill(self) -> None:
+        row = (
+            JobResult.objects.filter(id=self.result_id, kill_requested_at__isnull=False)
+            .select_related("kill_requested_by").only("kill_requested_at", "kill_requested_by__username").first()
+        )
+        if row is not None and self.control.stop(states.kill_message(row)):
+            self.log.write(LogLevel.WARNING, f"Kill requested: {self.control.stop_message}")
+
+    def _force_stop(self) -> None:
+        """The line ignored the stop for the whole grace period: end it from here."""
+        if self.control.finished.is_set():
+            return
+        self.control.kill_process_groups()
+        line_no = self.control.current_line
+        grace = settings.JOBS_KILL_GRACE_SECONDS
+        self.log.write(LogLevel.ERROR, f"Line {line_no} did not stop within {grace:g} s; stopped by force.", line_no)
+        self.log.flush()
+        JobLineResult.objects.filter(result_id=self.result_id, line_no=line_no, status=Status.RUNNING).update(
+            status=Status.KILLED, message="Stopped by force.", finished_at=timezone.now()
+        )
+        states.finish(self.result_id, Status.KILLED, self.control.stop_message)
+        self.control.finished.set()
+        if FORCE_EXIT_ALLOWED:
+            # The only way to stop Python code that never checks: end this pool
+            # process; Celery's pool starts a fresh one.
+            os._exit(1)
+
+
+class Monitor(threading.Thread):
+    """The one watchdog thread of this process."""
+
+    _instance: Monitor | None = None
+    _instance_pid: int | None = None
+    _create_lock = threading.Lock()
+
+    def __init__(self) -> None:
+        super().__init__(name="jobs-watchdog", daemon=True)
+        self._watch: RunWatch | None = None
+        self._wake = threading.Event()
+
+    @classmethod
+    def get(cls) -> Monitor:
+        with cls._create_lock:
+            # A forked pool process inherits the object but not the thread.
+            if cls._instance is None or cls._instance_pid != os.getpid() or not cls._instance.is_alive():
+                cls._instance = cls()
+                cls._instance_pid = os.getpid()
+                cls._instance.start()
+            return cls._instance
+
+    def watch(self, run_watch: RunWatch) -> None:
+        self._watch = run_watch
+        self._wake.set()
+
+    def unwatch(self, run_watch: RunWatch) -> None:
+        if self._watch is run_watch:
+            self._watch = None
+
+    def run(self) -> None:
+        while True:
+            run_watch = self._watch
+            if run_watch is None or run_watch.control.finished.is_set():
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            try:
+                run_watch.tick()
+            except Exception:
+                # A database hiccup must not end the heartbeat for good: retry on a fresh connection.
+                logger.exception("watchdog tick of result %s failed", run_watch.result_id)
+                connection.close()
+            time.sleep(settings.JOBS_KILL_POLL_SECONDS)
