@@ -5,11 +5,14 @@ in the queryset, so Django's admin answers 404 for them.
 """
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -32,6 +35,26 @@ def status_badge(status: str | None, label: str | None = None):
     icon, css = STATUS_ICONS.get(status, ("?", "never"))
     return format_html('<span class="job-status job-status-{}" title="{}">{} {}</span>',
                        css, status or "never run", icon, label if label is not None else (status or "never run"))
+
+
+class NotFoundOutsideDomainsMixin:
+    """Objects outside ``get_queryset`` (other domains) answer 404, never a redirect that hints they exist."""
+
+    def _visible_or_404(self, request, object_id) -> None:
+        if object_id is not None and self.get_object(request, unquote(object_id)) is None:
+            raise Http404(f"No {self.model._meta.verbose_name} matches the given query.")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self._visible_or_404(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        self._visible_or_404(request, object_id)
+        return super().delete_view(request, object_id, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        self._visible_or_404(request, object_id)
+        return super().history_view(request, object_id, extra_context)
 
 
 class MembershipAdminMixin:
@@ -68,7 +91,7 @@ class MembershipInline(SystemAdminOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Domain)
-class DomainAdmin(SystemAdminOnlyMixin, admin.ModelAdmin):
+class DomainAdmin(NotFoundOutsideDomainsMixin, SystemAdminOnlyMixin, admin.ModelAdmin):
     list_display = ["name", "slug"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -115,9 +138,13 @@ class JobLineFormSet(BaseInlineFormSet):
         return form
 
 
+COMPACT_JSON = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 36})}}
+
+
 class JobLineInline(admin.TabularInline):
     model = JobLine
     formset = JobLineFormSet
+    formfield_overrides = COMPACT_JSON
     extra = 1
     ordering = ["line_no"]
     fields = ["line_no", "active", "action", "parameters", "is_filter", "filter_template", "filter_definition",
@@ -142,15 +169,16 @@ class JobLineInline(admin.TabularInline):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     change_form_template = "admin/jobs/job/change_form.html"
     list_display = ["identifier", "name", "domain_or_global", "active", "last_status", "last_run"]
     list_display_links = ["identifier", "name"]
-    list_filter = ["active", "domain", "module"]
+    list_filter = ["active", ("domain", admin.RelatedOnlyFieldListFilter), "module"]
     search_fields = ["identifier", "name", "description"]
     list_select_related = ["domain"]
     actions = ["run_now"]
     inlines = [JobLineInline]
+    formfield_overrides = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 3, "cols": 60})}}
     fieldsets = [
         (None, {"fields": ["identifier", "name", "description", "domain", "active", "stops_on_error"]}),
         ("Execution", {"fields": ["params", "concurrency", "time_limit", "idempotent", "retries", "retry_delay",
@@ -219,7 +247,7 @@ class JobAdmin(admin.ModelAdmin):
         job = get_object_or_404(self.get_queryset(request), pk=object_id)
         if not access.can_run(request.user, job):
             raise PermissionDenied
-        form = RunParametersForm(job.params or [], request.POST or None)
+        form = RunParametersForm(job.params or [], request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
                 result = start_run(job, parameters=form.values(), user=request.user, trigger=Trigger.MANUAL)

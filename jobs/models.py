@@ -193,6 +193,7 @@ class Job(models.Model):
                 raise ValidationError({"identifier": "The identifier cannot change after creation."})
         from .definitions import DefinitionError, validate_report, validate_schedule
 
+        self.params = self.params if self.params is not None else []
         errors: dict[str, list[str]] = {}
         try:
             self.params = params.validate_param_specs(self.params)
@@ -247,6 +248,9 @@ class JobLine(models.Model):
         return f"{self.job.identifier} line {self.line_no}"
 
     def clean(self) -> None:
+        # An emptied JSON field in a form comes back as None; empty means {} here.
+        self.parameters = self.parameters if self.parameters is not None else {}
+        self.filter_definition = self.filter_definition if self.filter_definition is not None else {}
         try:
             job_params = self.job.param_names()
         except Job.DoesNotExist:

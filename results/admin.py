@@ -14,32 +14,15 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from jobs import access
-from jobs.admin import status_badge
+from jobs.admin import NotFoundOutsideDomainsMixin, status_badge
 
 from . import states
 from .dispatch import RunRefused, start_run
-from .models import JobLineResult, JobResult, Trigger
-
-
-class JobLineResultInline(admin.TabularInline):
-    model = JobLineResult
-    extra = 0
-    can_delete = False
-    fields = ["line_no", "action", "status", "message", "parameters", "started_at", "finished_at"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
+from .models import JobResult, Trigger
 
 
 @admin.register(JobResult)
-class JobResultAdmin(admin.ModelAdmin):
+class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     change_form_template = "admin/results/jobresult/change_form.html"
     list_display = ["id", "status_icon", "job_link", "trigger", "requested_by", "started_at", "duration_text",
                     "short_message", "kill_link"]
@@ -49,11 +32,9 @@ class JobResultAdmin(admin.ModelAdmin):
     list_select_related = ["job", "requested_by"]
     list_per_page = 50
     show_full_result_count = False
-    inlines = [JobLineResultInline]
-    readonly_fields = ["job", "status", "message", "trigger", "requested_by", "created_at", "started_at",
-                       "finished_at", "parameters", "variables", "queue", "worker", "heartbeat_at",
-                       "kill_requested_at", "kill_requested_by", "attempt", "retry_of"]
-    fields = readonly_fields
+    # Status, times, lines and log are the live panel of the page (result.js); these are the rest.
+    readonly_fields = ["job", "parameters", "variables", "queue", "created_at", "heartbeat_at"]
+    fieldsets = [("Details", {"fields": readonly_fields, "classes": ["collapse"]})]
 
     def has_module_permission(self, request) -> bool:
         return access.is_member(request.user)
@@ -154,5 +135,5 @@ class JobResultAdmin(admin.ModelAdmin):
         if result is not None:
             may_run = access.can_run(request.user, result.job)
             extra_context["can_kill"] = result.is_killable and may_run
-            extra_context["can_retry"] = result.is_finished and may_run
+            extra_context["can_run"] = may_run
         return super().change_view(request, object_id, form_url, extra_context)

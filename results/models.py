@@ -84,7 +84,7 @@ class JobResult(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.job.identifier} ({self.status})"
+        return f"#{self.pk} {self.job.identifier}"
 
     @property
     def is_finished(self) -> bool:

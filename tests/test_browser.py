@@ -60,6 +60,9 @@ def test_create_a_job_run_it_and_watch_it_succeed_live(
     expect(page.locator("#result-status")).to_have_text("success", timeout=30_000)
     expect(page.locator("body")).to_have_attribute("data-result-finished", "true")  # set by result.js only
     expect(page.locator("#job-log")).to_contain_text("hello-from-browser")  # the log is only written by result.js
+    expect(page.locator("#result-lines tbody tr")).to_have_count(2)  # line results drawn live from the API
+    expect(page.locator("#kill-result")).to_be_hidden()  # nothing left to kill
+    expect(page.locator("#retry-result")).to_be_visible()
     assert page.evaluate("window.sameDocument") is True, "the result page reloaded"
     assert page.js_errors == []
     screenshot(page, "admin-result-success.png")

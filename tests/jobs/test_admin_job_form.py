@@ -125,8 +125,6 @@ def test_invalid_line_parameters_are_named_and_nothing_is_saved(client, admin_us
     assert not Job.objects.exists()
 
 
-@pytest.mark.xfail(reason="BUG: an emptied 'Filter definition' of a line is saved as NULL: IntegrityError, 500",
-                   strict=True)
 def test_an_emptied_filter_definition_is_not_a_server_error(client, admin_user):
     client.force_login(admin_user)
     data = {**add_form_data(client, [SHELL]), "lines-0-filter_definition": ""}
@@ -198,8 +196,6 @@ def test_operator_cannot_open_the_add_form(client, member, acme):
     assert client.get(reverse(ADD)).status_code == 403
 
 
-@pytest.mark.xfail(reason="BUG: JobAdmin change_view redirects (302) for a job outside the user's domains, "
-                          "not 404 as jobs/admin.py's docstring states", strict=True)
 def test_other_domains_job_change_page_is_404_for_a_domain_admin(client, member, acme, globex):
     job = make_job("globex-job", domain=globex)
     client.force_login(member("ann", acme, DomainMembership.ADMIN))
