@@ -22,8 +22,8 @@ from results.dispatch import RunRefused, start_run
 from results.models import JobResult, Trigger
 
 from . import access
-from .forms import RunParametersForm
-from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine
+from .forms import RunParametersForm, ScheduleForm
+from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule
 
 STATUS_ICONS = {
     "success": ("✔", "ok"), "warning": ("⚠", "warn"), "info": ("ℹ", "info"), "error": ("✖", "bad"),
@@ -130,12 +130,45 @@ class FilterTemplateAdmin(SystemAdminOnlyMixin, admin.ModelAdmin):
     search_fields = ["name", "model"]
 
 
-class JobLineFormSet(BaseInlineFormSet):
+class ParentAwareFormSet(BaseInlineFormSet):
     def _construct_form(self, i, **kwargs):
         form = super()._construct_form(i, **kwargs)
-        # Validate the line against the job's run-time params as edited on this same page.
+        # Validate against the job as edited on this same page (its params, its active flag).
         form.instance.job = self.instance
         return form
+
+
+class ScheduleInline(admin.StackedInline):
+    model = Schedule
+    form = ScheduleForm
+    formset = ParentAwareFormSet
+    extra = 1
+    max_num = 1
+    can_delete = False
+    verbose_name = verbose_name_plural = "Scheduling"
+    fieldsets = [
+        (None, {"fields": ["kind", "plan_in_words", "next_run_at", "last_run_at"]}),
+        ("Interval", {"fields": [("every", "every_unit")]}),
+        ("Calendar", {"fields": ["weekdays", "times", "cron"]}),
+        ("Bounds and time zone", {"fields": ["timezone", ("starts_at", "ends_at"), "catch_up"]}),
+    ]
+    readonly_fields = ["plan_in_words", "next_run_at", "last_run_at"]
+
+    @admin.display(description="In words")
+    def plan_in_words(self, schedule: Schedule) -> str:
+        return schedule.describe() if schedule.pk else "—"
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.is_member(request.user)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return obj is None or access.can_edit(request.user, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None or access.can_edit(request.user, obj)
+
+
+JobLineFormSet = ParentAwareFormSet
 
 
 COMPACT_JSON = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 36})}}
@@ -171,19 +204,20 @@ class JobLineInline(admin.TabularInline):
 @admin.register(Job)
 class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     change_form_template = "admin/jobs/job/change_form.html"
-    list_display = ["identifier", "name", "domain_or_global", "active", "last_status", "last_run"]
+    list_display = ["identifier", "name", "domain_or_global", "active", "last_status", "last_run", "schedule_text",
+                    "next_run"]
     list_display_links = ["identifier", "name"]
     list_filter = ["active", ("domain", admin.RelatedOnlyFieldListFilter), "module"]
     search_fields = ["identifier", "name", "description"]
-    list_select_related = ["domain"]
+    list_select_related = ["domain", "schedule"]
     actions = ["run_now"]
-    inlines = [JobLineInline]
+    inlines = [JobLineInline, ScheduleInline]
     formfield_overrides = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 3, "cols": 60})}}
     fieldsets = [
         (None, {"fields": ["identifier", "name", "description", "domain", "active", "stops_on_error"]}),
         ("Execution", {"fields": ["params", "concurrency", "time_limit", "idempotent", "retries", "retry_delay",
                                   "queue", "module"]}),
-        ("Schedule and report", {"fields": ["schedule", "report"], "classes": ["collapse"]}),
+        ("E-mail report", {"fields": ["report"], "classes": ["collapse"]}),
     ]
 
     # --- permissions (by domain) -------------------------------------------------
@@ -233,6 +267,16 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             return status_badge(None)
         url = reverse("admin:results_jobresult_change", args=[job.last_result_id])
         return format_html('<a href="{}">{}</a>', url, status_badge(status))
+
+    @admin.display(description="Schedule")
+    def schedule_text(self, job: Job) -> str:
+        schedule = getattr(job, "schedule", None)
+        return schedule.describe() if schedule is not None else "By hand only"
+
+    @admin.display(description="Next run", ordering="schedule__next_run_at")
+    def next_run(self, job: Job):
+        schedule = getattr(job, "schedule", None)
+        return schedule.next_run_at if schedule is not None and schedule.next_run_at else "—"
 
     @admin.display(description="Last run at", ordering="last_result_at")
     def last_run(self, job: Job):

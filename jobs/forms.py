@@ -47,3 +47,52 @@ class RunParametersForm(forms.Form):
 
     def values(self) -> dict:
         return {name: value for name, value in self.cleaned_data.items() if value not in (None, "")}
+
+
+class TimesWidget(forms.MultiWidget):
+    """A row of time pickers; empty ones are ignored."""
+
+    template_name = "admin/jobs/times_widget.html"
+
+    def __init__(self, slots: int = 6) -> None:
+        super().__init__([forms.TimeInput(attrs={"type": "time"}, format="%H:%M") for _ in range(slots)])
+
+    def decompress(self, value):
+        values = list(value or [])
+        return values + [None] * (len(self.widgets) - len(values))
+
+
+class TimesField(forms.MultiValueField):
+    """Times of day as a sorted list of "HH:MM"."""
+
+    def __init__(self, slots: int = 6, **kwargs) -> None:
+        fields = [forms.TimeField(required=False, input_formats=["%H:%M", "%H:%M:%S"]) for _ in range(slots)]
+        kwargs.setdefault("required", False)
+        super().__init__(fields, require_all_fields=False, widget=TimesWidget(slots), **kwargs)
+
+    def compress(self, data_list):
+        return sorted({t.strftime("%H:%M") for t in data_list if t is not None})
+
+
+def _time_zone_choices():
+    import zoneinfo
+
+    return [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+class ScheduleForm(forms.ModelForm):
+    weekdays = forms.TypedMultipleChoiceField(
+        choices=[(0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun")],
+        coerce=int, required=False, widget=forms.CheckboxSelectMultiple(attrs={"class": "weekday-picker"}),
+        label="Days of the week",
+    )
+    times = TimesField(label="Times of day", help_text="Calendar: one or more times, with the days above.")
+    timezone = forms.ChoiceField(choices=_time_zone_choices)
+
+    class Meta:
+        from .models import Schedule
+
+        model = Schedule
+        fields = ["kind", "every", "every_unit", "weekdays", "times", "cron", "timezone", "starts_at", "ends_at",
+                  "catch_up"]
+        help_texts = {"cron": "Calendar, instead of days and times: five fields, e.g. 0 18 * * 5."}

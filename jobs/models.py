@@ -5,12 +5,14 @@ the other way round.
 """
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
+from django.utils import timezone
 
 from . import context, params, registry
 
@@ -170,9 +172,6 @@ class Job(models.Model):
     retry_delay = models.PositiveIntegerField(
         default=60, validators=[MaxValueValidator(24 * 3600)], help_text="Seconds between a failure and its retry.",
     )
-    schedule = models.JSONField(
-        null=True, blank=True, help_text="As in job definition files; kept with the job and exported."
-    )
     report = models.JSONField(null=True, blank=True, help_text="E-mail report: recipients and when.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -186,12 +185,21 @@ class Job(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.identifier})"
 
+    def save(self, *args, **kwargs) -> None:
+        super().save(*args, **kwargs)
+        # Activating a job must not fire the slots it missed while inactive.
+        schedule = Schedule.objects.filter(job_id=self.pk).first()
+        if schedule is not None:
+            schedule.job = self
+            schedule.reschedule()
+
+
     def clean(self) -> None:
         if self.pk:
             original = Job.objects.filter(pk=self.pk).values_list("identifier", flat=True).first()
             if original is not None and original != self.identifier:
                 raise ValidationError({"identifier": "The identifier cannot change after creation."})
-        from .definitions import DefinitionError, validate_report, validate_schedule
+        from .definitions import DefinitionError, validate_report
 
         self.params = self.params if self.params is not None else []
         errors: dict[str, list[str]] = {}
@@ -199,11 +207,10 @@ class Job(models.Model):
             self.params = params.validate_param_specs(self.params)
         except ValidationError as exc:
             errors["params"] = exc.messages
-        for name, validate in (("schedule", validate_schedule), ("report", validate_report)):
-            try:
-                validate(getattr(self, name), name)
-            except DefinitionError as exc:
-                errors[name] = [str(exc)]
+        try:
+            validate_report(self.report, "report")
+        except DefinitionError as exc:
+            errors["report"] = [str(exc)]
         if errors:
             raise ValidationError(errors)
 
@@ -314,3 +321,130 @@ class JobLine(models.Model):
         resolved = context.resolve(self.parameters or {}, variables)
         arguments = params.clean_values(spec.parameters, resolved)
         return arguments
+
+
+def _site_time_zone() -> str:
+    return settings.TIME_ZONE
+
+
+class Schedule(models.Model):
+    """When a job runs by itself. The plan computations live in ``jobs.scheduling``;
+    ``results.scheduler`` claims due schedules and starts their runs."""
+
+    DISABLED, AUTOMATIC, INTERVAL, CALENDAR = "disabled", "automatic", "interval", "calendar"
+    KINDS = [
+        (DISABLED, "Disabled: runs only when someone clicks Run"),
+        (AUTOMATIC, "Automatic: the plan its action declares"),
+        (INTERVAL, "Interval: every N seconds, minutes, hours or days"),
+        (CALENDAR, "Calendar: days of the week and times, or a cron expression"),
+    ]
+    UNITS = [("seconds", "seconds"), ("minutes", "minutes"), ("hours", "hours"), ("days", "days")]
+    CATCH_UP_ONCE, CATCH_UP_SKIP = "once", "skip"
+    CATCH_UP = [(CATCH_UP_ONCE, "Run once for all the slots it missed"), (CATCH_UP_SKIP, "Skip missed slots")]
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="schedule")
+    kind = models.CharField(max_length=16, choices=KINDS, default=DISABLED)
+    every = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
+    every_unit = models.CharField(max_length=8, choices=UNITS, default="minutes")
+    weekdays = models.JSONField(default=list, blank=True, help_text="0 = Monday … 6 = Sunday")
+    times = models.JSONField(default=list, blank=True, help_text='Times of day, e.g. ["08:00", "18:30"]')
+    cron = models.CharField(max_length=100, blank=True, help_text="Five fields, e.g. 0 18 * * 5")
+    timezone = models.CharField(max_length=64, default=_site_time_zone)
+    starts_at = models.DateTimeField(null=True, blank=True, help_text="The first run at (optional).")
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="No run after (optional).")
+    catch_up = models.CharField(max_length=8, choices=CATCH_UP, default=CATCH_UP_ONCE,
+                                help_text="What to do with the slots missed while nothing was running.")
+    anchor_at = models.DateTimeField(null=True, blank=True, editable=False)
+    next_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        indexes = [
+            # The scheduler's claim reads only the schedules that are due.
+            models.Index(fields=["next_run_at"], name="schedule_due",
+                         condition=models.Q(next_run_at__isnull=False)),
+        ]
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def save(self, *args, **kwargs) -> None:
+        if self.kind == self.INTERVAL and (self.anchor_at is None or self._interval_changed()):
+            self.anchor_at = timezone.now()
+        self.next_run_at = self.compute_next()
+        super().save(*args, **kwargs)
+        self._saved_interval = (self.kind, self.every, self.every_unit, self.starts_at)
+
+
+    def plan(self) -> dict[str, Any] | None:
+        """The plan as in job definition files, or None when it never fires by itself."""
+        from .scheduling import UNITS
+
+        bounds = {"timezone": self.timezone, "start": self.starts_at, "end": self.ends_at}
+        if self.kind == self.INTERVAL and self.every:
+            return {"type": "interval", "every": self.every * UNITS[self.every_unit], **bounds}
+        if self.kind == self.CALENDAR:
+            if self.cron:
+                return {"type": "calendar", "cron": self.cron, **bounds}
+            return {"type": "calendar", "weekdays": list(self.weekdays or []), "times": list(self.times or []),
+                    **bounds}
+        if self.kind == self.AUTOMATIC:
+            declared = self.declared_plan()
+            return {**declared, **{k: v for k, v in bounds.items() if v}} if declared else None
+        return None
+
+    def declared_plan(self) -> dict[str, Any] | None:
+        """The default plan of the first of the job's actions that declares one."""
+        if self.job.pk is None:
+            return None
+        for line in self.job.active_lines():
+            spec = registry.get(line.action.name) if line.action_id else None
+            if spec is not None and spec.schedule:
+                return dict(spec.schedule)
+        return None
+
+    def describe(self) -> str:
+        from .scheduling import describe
+
+        if self.kind == self.AUTOMATIC and self.declared_plan() is None:
+            return "Automatic, but no action of this job declares a plan"
+        return describe(self.plan())
+
+    def clean(self) -> None:
+        from .scheduling import PlanError, check
+
+        if self.kind in (self.INTERVAL, self.CALENDAR) or (self.kind == self.AUTOMATIC and self.plan()):
+            if self.kind == self.INTERVAL and not self.every:
+                raise ValidationError({"every": "An interval schedule needs a number above 0."})
+            try:
+                check(self.plan())
+            except PlanError as exc:
+                field, _, rule = str(exc).partition(": ")
+                field = {"start": "starts_at", "end": "ends_at", "every": "every"}.get(field, field)
+                raise ValidationError({field if field in self._field_names() else "kind": rule}) from exc
+
+    def _field_names(self) -> set[str]:
+        return {f.name for f in self._meta.fields}
+
+    def compute_next(self, after: datetime.datetime | None = None) -> datetime.datetime | None:
+        from .scheduling import next_fire
+
+        plan = self.plan()
+        if plan is None or not self.job.active:
+            return None
+        return next_fire(plan, after or timezone.now(), anchor=self.anchor_at)
+
+    def reschedule(self) -> None:
+        """Next run from now: a schedule enabled or edited never fires what it missed before."""
+        self.next_run_at = self.compute_next()
+        Schedule.objects.filter(pk=self.pk).update(next_run_at=self.next_run_at)
+
+    def _interval_changed(self) -> bool:
+        return getattr(self, "_saved_interval", None) != (self.kind, self.every, self.every_unit, self.starts_at)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._saved_interval = (instance.__dict__.get("kind"), instance.__dict__.get("every"),
+                                    instance.__dict__.get("every_unit"), instance.__dict__.get("starts_at"))
+        return instance

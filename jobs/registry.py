@@ -44,6 +44,7 @@ class ActionSpec:
     external: bool = False
     dangerous: bool = False
     supports_cancel: bool = False
+    schedule: dict | None = None
 
     def parameter(self, name: str) -> dict | None:
         return next((spec for spec in self.parameters if spec["name"] == name), None)
@@ -64,8 +65,13 @@ def action(
     external: bool = False,
     dangerous: bool = False,
     supports_cancel: bool = False,
+    schedule: dict | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register the decorated function as the action ``name`` (dotted, e.g. ``core.shell``)."""
+    """Register the decorated function as the action ``name`` (dotted, e.g. ``core.shell``).
+
+    ``schedule`` is the plan a job that uses it follows when its schedule is
+    "automatic", e.g. ``{"type": "interval", "every": 3600}``.
+    """
     if not NAME_RE.match(name):
         raise ValueError(f"action name {name!r} must be dotted lowercase words, e.g. 'billing.close_orders'")
 
@@ -82,6 +88,7 @@ def action(
             external=external,
             dangerous=dangerous,
             supports_cancel=supports_cancel,
+            schedule=schedule,
         )
         existing = _registry.get(name)
         if existing and existing.func.__qualname__ != func.__qualname__:

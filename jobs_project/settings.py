@@ -135,6 +135,7 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULER = "results.scheduler:JobsScheduler"
 
 # --- Jobs ---------------------------------------------------------------------
 JOBS_ACTION_MODULES = env.list("JOBS_ACTION_MODULES", default=[])
@@ -148,6 +149,10 @@ JOBS_KILL_GRACE_SECONDS = env.float("JOBS_KILL_GRACE_SECONDS", default=2.0)
 JOBS_DEFAULT_TIME_LIMIT_SECONDS = env.int("JOBS_DEFAULT_TIME_LIMIT_SECONDS", default=24 * 3600)
 # A pending result whose message was lost is published again after this long.
 JOBS_REPUBLISH_AFTER_SECONDS = env.float("JOBS_REPUBLISH_AFTER_SECONDS", default=120.0)
+# Beat looks at the schedules at least this often (edits take effect within it).
+JOBS_SCHEDULER_POLL_SECONDS = env.float("JOBS_SCHEDULER_POLL_SECONDS", default=0.5)
+# A slot later than this when fired was missed (beat was down): see Schedule.catch_up.
+JOBS_SCHEDULE_MISSED_AFTER_SECONDS = env.float("JOBS_SCHEDULE_MISSED_AFTER_SECONDS", default=60.0)
 # Log entries are written in batches of this many, or at least this often.
 JOBS_LOG_BATCH_SIZE = env.int("JOBS_LOG_BATCH_SIZE", default=500)
 JOBS_LOG_FLUSH_SECONDS = env.float("JOBS_LOG_FLUSH_SECONDS", default=0.25)

@@ -33,6 +33,7 @@ def start_run(
     trigger: str = Trigger.MANUAL,
     retry_of: JobResult | None = None,
     countdown: float | None = None,
+    note: str = "",
 ) -> JobResult:
     """Create the pending result of ``job`` and publish its task once committed.
 
@@ -63,6 +64,7 @@ def start_run(
             retry_of=retry_of,
             attempt=retry_of.attempt + 1 if retry_of is not None else 1,
             published_at=timezone.now() + dt.timedelta(seconds=countdown or 0),
+            message=note,
         )
         transaction.on_commit(lambda: publish(result, countdown=countdown))
     return result

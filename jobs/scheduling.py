@@ -1,0 +1,143 @@
+"""When a schedule fires: interval and calendar plans, in the schedule's time zone.
+
+Pure functions of a plan and an instant, so they are tested with a frozen
+clock. A plan is the dict of job definition files::
+
+    {"type": "interval", "every": 900, "start": ..., "end": ...}
+    {"type": "calendar", "cron": "0 18 * * 5", "timezone": "Europe/Madrid"}
+    {"type": "calendar", "weekdays": [0, 4], "times": ["08:00", "18:30"], "timezone": "Europe/Madrid"}
+
+Calendar times are wall-clock times: "every day at 02:30 Europe/Madrid" stays at
+02:30 across daylight-saving changes; on the spring-forward day, when 02:30
+does not exist, it fires once at the next valid minute (03:00); on the
+fall-back day, when 02:30 happens twice, it fires once (the first).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+TIME_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+UNITS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
+UTC = dt.UTC
+
+
+class PlanError(ValueError):
+    """A plan that cannot fire; the message names the field and the rule."""
+
+
+def zone(name: str | None, default: str = "UTC") -> ZoneInfo:
+    try:
+        return ZoneInfo(name or default)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PlanError(f"timezone: unknown time zone {name!r}") from None
+
+
+def check(plan: dict[str, Any]) -> None:
+    """Raise PlanError naming the field when ``plan`` cannot fire."""
+    kind = plan.get("type")
+    zone(plan.get("timezone"))
+    start, end = plan.get("start"), plan.get("end")
+    if start and end and end <= start:
+        raise PlanError("end: must be after the start")
+    if kind == "interval":
+        every = plan.get("every")
+        if not isinstance(every, int) or isinstance(every, bool) or every <= 0:
+            raise PlanError("every: must be a whole number of seconds above 0")
+    elif kind == "calendar":
+        if plan.get("cron"):
+            cron = plan["cron"]
+            if not isinstance(cron, str) or len(cron.split()) != 5 or not croniter.is_valid(cron):
+                raise PlanError(f"cron: {cron!r} is not a valid five-field cron expression")
+        else:
+            weekdays, times = plan.get("weekdays") or [], plan.get("times") or []
+            if not weekdays or any(day not in range(7) for day in weekdays):
+                raise PlanError("weekdays: choose at least one day of the week")
+            if not times or any(not isinstance(t, str) or not TIME_RE.match(t) for t in times):
+                raise PlanError("times: give one or more times of day as HH:MM")
+    else:
+        raise PlanError("type: must be interval or calendar")
+
+
+def cron_expressions(plan: dict[str, Any]) -> list[str]:
+    if plan.get("cron"):
+        return [plan["cron"]]
+    days = ",".join(WEEKDAYS[d] for d in sorted(set(plan["weekdays"])))
+    expressions = []
+    for time_of_day in sorted(set(plan["times"])):
+        hour, minute = time_of_day.split(":")
+        expressions.append(f"{int(minute)} {int(hour)} * * {days}")
+    return expressions
+
+
+def next_fire(plan: dict[str, Any], after: dt.datetime, anchor: dt.datetime | None = None) -> dt.datetime | None:
+    """The first instant strictly after ``after`` when ``plan`` fires, or None when it never will again."""
+    start, end = plan.get("start"), plan.get("end")
+    if start and after < start:
+        after = start - dt.timedelta(microseconds=1)
+    if plan["type"] == "interval":
+        candidate = _next_interval(plan["every"], start or anchor or after, after)
+    else:
+        tz = zone(plan.get("timezone"))
+        candidate = min(_next_calendar(expr, tz, after) for expr in cron_expressions(plan))
+    if end and candidate > end:
+        return None
+    return candidate
+
+
+def _next_interval(every: int, anchor: dt.datetime, after: dt.datetime) -> dt.datetime:
+    if after < anchor:
+        return anchor
+    periods = int((after - anchor).total_seconds() // every) + 1
+    return anchor + dt.timedelta(seconds=every * periods)
+
+
+def _next_calendar(expression: str, tz: ZoneInfo, after: dt.datetime) -> dt.datetime:
+    local_after = after.astimezone(tz).replace(tzinfo=None)
+    times = croniter(expression, local_after)
+    while True:
+        naive = times.get_next(dt.datetime)
+        candidate = localize(naive, tz)
+        if candidate > after:
+            return candidate
+
+
+def localize(naive: dt.datetime, tz: ZoneInfo) -> dt.datetime:
+    """Wall-clock ``naive`` in ``tz``: its first occurrence, or the next valid minute in a gap."""
+    probe = naive
+    while True:
+        aware = probe.replace(tzinfo=tz, fold=0)
+        if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == probe:
+            return aware.astimezone(UTC)
+        probe = (probe + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
+
+
+def describe(plan: dict[str, Any] | None) -> str:
+    """The plan in plain words, e.g. "Every Friday at 18:00 (Europe/Madrid)"."""
+    if not plan:
+        return "By hand only"
+    if plan["type"] == "interval":
+        every = plan["every"]
+        for unit, seconds in reversed(UNITS.items()):
+            if every % seconds == 0:
+                count = every // seconds
+                words = unit[:-1] if count == 1 else f"{count} {unit}"
+                return f"Every {words}"
+    tz = plan.get("timezone") or "UTC"
+    if plan.get("cron"):
+        return f"Cron {plan['cron']} ({tz})"
+    days = sorted(set(plan["weekdays"]))
+    if days == list(range(7)):
+        day_words = "day"
+    elif days == list(range(5)):
+        day_words = "weekday (Monday to Friday)"
+    else:
+        day_words = ", ".join(DAY_NAMES[d] for d in days)
+    times = ", ".join(sorted(set(plan["times"])))
+    return f"Every {day_words} at {times} ({tz})"

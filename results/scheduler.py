@@ -1,0 +1,98 @@
+"""Scheduling: claim the due schedules and start their runs.
+
+Celery beat is the clock; the database decides. ``JobsScheduler`` (set as
+``CELERY_BEAT_SCHEDULER``) calls ``fire_due`` on every tick and sleeps until
+the next due slot (at most ``JOBS_SCHEDULER_POLL_SECONDS``, so an edited
+schedule takes effect at once). Each due slot is claimed by one conditional
+UPDATE of ``next_run_at`` in the same transaction that creates the pending
+result, so several beat processes (or beat and the ``fire_schedules`` cron
+command) never fire a slot twice, and a beat restart never loses one.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from celery.beat import PersistentScheduler
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, close_old_connections, transaction
+from django.db.models import Min
+from django.utils import timezone
+
+from jobs.models import Schedule
+
+from . import states
+from .dispatch import RunRefused, start_run
+from .models import JobResult, Trigger
+
+logger = logging.getLogger(__name__)
+
+
+def due_schedules(now: dt.datetime, limit: int = 500):
+    """Uses the partial index on next_run_at: cheap with any number of schedules."""
+    return (
+        Schedule.objects.filter(next_run_at__isnull=False, next_run_at__lte=now)
+        .select_related("job", "job__domain").order_by("next_run_at")[:limit]
+    )
+
+
+def fire_due(now: dt.datetime | None = None) -> list[JobResult]:
+    """Fire every due slot once; returns the results created (started or skipped)."""
+    now = now or timezone.now()
+    fired = []
+    for schedule in due_schedules(now):
+        result = fire(schedule, now)
+        if result is not None:
+            fired.append(result)
+    return fired
+
+
+def fire(schedule: Schedule, now: dt.datetime) -> JobResult | None:
+    """Claim the schedule's due slot and start (or record the skip of) its run."""
+    slot = schedule.next_run_at
+    following = schedule.compute_next(after=now)  # past slots are not fired one by one
+    missed = (now - slot).total_seconds() > settings.JOBS_SCHEDULE_MISSED_AFTER_SECONDS
+    with transaction.atomic():
+        claimed = Schedule.objects.filter(pk=schedule.pk, next_run_at=slot).update(
+            next_run_at=following, last_run_at=now
+        )
+        if not claimed:
+            return None  # another scheduler fired this slot
+        if missed and schedule.catch_up == Schedule.CATCH_UP_SKIP:
+            logger.info("schedule of %s skipped missed slot %s", schedule.job.identifier, slot)
+            return None
+        note = f"missed slot of {timezone.localtime(slot):%Y-%m-%d %H:%M}, caught up" if missed else ""
+        try:
+            return start_run(schedule.job, trigger=Trigger.SCHEDULE, note=note)
+        except RunRefused as exc:
+            return states.record_skipped(schedule.job, f"Scheduled run skipped: {exc}")
+        except ValidationError as exc:
+            return states.record_skipped(
+                schedule.job, f"Scheduled run not started: {' '.join(exc.messages)}", failed=True
+            )
+
+
+def seconds_until_next_due(now: dt.datetime | None = None) -> float | None:
+    now = now or timezone.now()
+    upcoming = Schedule.objects.filter(next_run_at__isnull=False).aggregate(first=Min("next_run_at"))["first"]
+    return None if upcoming is None else max(0.0, (upcoming - now).total_seconds())
+
+
+class JobsScheduler(PersistentScheduler):
+    """Celery beat's scheduler: its own entries (the reaper) plus the jobs' schedules."""
+
+    def tick(self, *args, **kwargs) -> float:
+        wait = super().tick(*args, **kwargs)
+        poll = settings.JOBS_SCHEDULER_POLL_SECONDS
+        try:
+            fire_due()
+            until_next = seconds_until_next_due()
+        except DatabaseError:
+            logger.exception("could not read the schedules; trying again")
+            close_old_connections()
+            return poll
+        candidates = [wait if wait is not None else poll, poll]
+        if until_next is not None:
+            candidates.append(until_next)
+        return max(0.0, min(candidates))
