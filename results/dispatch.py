@@ -34,6 +34,7 @@ def start_run(
     retry_of: JobResult | None = None,
     countdown: float | None = None,
     note: str = "",
+    scheduled_for: dt.datetime | None = None,
 ) -> JobResult:
     """Create the pending result of ``job`` and publish its task once committed.
 
@@ -65,6 +66,7 @@ def start_run(
             attempt=retry_of.attempt + 1 if retry_of is not None else 1,
             published_at=timezone.now() + dt.timedelta(seconds=countdown or 0),
             message=note,
+            scheduled_for=scheduled_for,
         )
         transaction.on_commit(lambda: publish(result, countdown=countdown))
     return result

@@ -57,6 +57,7 @@ class JobResult(models.Model):
     worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the process that ran it.")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     lines_total = models.PositiveIntegerField(default=0)
+    scheduled_for = models.DateTimeField(null=True, blank=True, help_text="The schedule's slot this run fills.")
     published_at = models.DateTimeField(null=True, blank=True, help_text="When its message was last sent.")
     retry_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries",

@@ -111,6 +111,8 @@ class Run:
 
     def execute(self) -> tuple[str, str]:
         self.variables = self.result.variables
+        if self.result.message:  # a note from whoever queued it (e.g. a caught-up schedule slot)
+            self.log.write(LogLevel.INFO, self.result.message)
         lines = list(self.job.active_lines())
         if not lines:
             self.log.write(LogLevel.INFO, "The job has no active lines: nothing to do.")

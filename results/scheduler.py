@@ -64,12 +64,12 @@ def fire(schedule: Schedule, now: dt.datetime) -> JobResult | None:
             return None
         note = f"missed slot of {timezone.localtime(slot):%Y-%m-%d %H:%M}, caught up" if missed else ""
         try:
-            return start_run(schedule.job, trigger=Trigger.SCHEDULE, note=note)
+            return start_run(schedule.job, trigger=Trigger.SCHEDULE, note=note, scheduled_for=slot)
         except RunRefused as exc:
-            return states.record_skipped(schedule.job, f"Scheduled run skipped: {exc}")
+            return states.record_skipped(schedule.job, f"Scheduled run skipped: {exc}", slot)
         except ValidationError as exc:
             return states.record_skipped(
-                schedule.job, f"Scheduled run not started: {' '.join(exc.messages)}", failed=True
+                schedule.job, f"Scheduled run not started: {' '.join(exc.messages)}", slot, failed=True
             )
 
 

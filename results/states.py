@@ -128,12 +128,11 @@ def lose(result_id: int, *, stale_before: dt.datetime | None = None, reason: str
     return False
 
 
-def record_skipped(job, message: str, *, failed: bool = False) -> JobResult:
+def record_skipped(job, message: str, slot: dt.datetime | None = None, *, failed: bool = False) -> JobResult:
     """A run that was due but could not start: recorded as finished, never silent."""
-    now = timezone.now()
     return JobResult.objects.create(
         job=job, status=Status.ERROR if failed else Status.INFO, message=message, trigger="schedule",
-        finished_at=now,
+        finished_at=timezone.now(), scheduled_for=slot,
     )
 
 

@@ -111,10 +111,11 @@ def admin_user(django_user_model):
 class BeatProcess:
     """A real ``celery -A jobs_project beat`` (it fires the reaper's periodic sweep)."""
 
-    def __init__(self, tmp_dir: Path, env: dict[str, str] | None = None) -> None:
-        self.tmp_dir = tmp_dir
+    def __init__(self, tmp_dir: Path, env: dict[str, str] | None = None, name: str = "beat") -> None:
+        self.tmp_dir = tmp_dir / name
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.extra_env = env or {}
-        self.log_path = ARTIFACTS / "beat.log"
+        self.log_path = ARTIFACTS / f"{name}.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> BeatProcess:
