@@ -61,7 +61,7 @@ def start_run(
             requested_by=user if user is not None and user.is_authenticated else None,
             parameters=values,
             queue=job.queue,
-            lines_total=job.lines.filter(active=True).count(),
+            lines_total=job.lines.filter(active=True).count(),  # known before it starts; set again at the claim
             retry_of=retry_of,
             attempt=retry_of.attempt + 1 if retry_of is not None else 1,
             published_at=timezone.now() + dt.timedelta(seconds=countdown or 0),

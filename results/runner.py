@@ -109,11 +109,10 @@ class Run:
             )
             self._line_end = None
 
-    def execute(self) -> tuple[str, str]:
+    def execute(self, lines: list[JobLine]) -> tuple[str, str]:
         self.variables = self.result.variables
         if self.result.message:  # a note from whoever queued it (e.g. a caught-up schedule slot)
             self.log.write(LogLevel.INFO, self.result.message)
-        lines = list(self.job.active_lines())
         if not lines:
             self.log.write(LogLevel.INFO, "The job has no active lines: nothing to do.")
             return Status.INFO, "Nothing to do: the job has no active lines."
@@ -221,12 +220,16 @@ def _jsonable(arguments: dict) -> dict:
 
 def execute(result_id: int) -> None:
     """Run the result if this process wins its claim; every path ends it."""
-    result = JobResult.objects.select_related("job", "job__domain").filter(id=result_id).first()
-    if result is None or result.status != Status.PENDING:
+    try:
+        result = JobResult.objects.select_related("job", "job__domain").get(id=result_id)
+    except JobResult.DoesNotExist:
+        return
+    if result.status != Status.PENDING:
         logger.info("result %s is not pending (already taken, or killed): nothing to run", result_id)
         return
     variables = run_variables(result)
-    if not states.claim(result_id, worker_name(), variables):
+    lines = list(result.job.active_lines())
+    if not states.claim(result_id, worker_name(), variables, lines_total=len(lines)):
         logger.info("result %s was taken or killed meanwhile: nothing to run", result_id)
         return
     result.variables = variables
@@ -237,7 +240,7 @@ def execute(result_id: int) -> None:
     monitor.watch(run_watch)
     try:
         run = Run(result, log, control)
-        status, message = run.execute()
+        status, message = run.execute(lines)
         control.finished.set()
         with transaction.atomic():  # the last line's end, the last log entries and the run's end: one commit
             run.write_line_end()
@@ -280,7 +283,8 @@ def _end_after_runner_failure(result_id: int, log: RunLog, exc: BaseException) -
             close_old_connections()
             log.write(LogLevel.ERROR, f"The runner failed:\n{text}")
             log.flush()
-            return states.finish(result_id, Status.ERROR, f"The runner failed: {type(exc).__name__}: {exc}")
+            return states.finish(result_id, Status.ERROR, f"The runner failed: {type(exc).__name__}: {exc}",
+                                 cut_short=True)
         except Exception:
             connection.close()
             logger.exception("could not record the failure of result %s", result_id)

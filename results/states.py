@@ -24,7 +24,7 @@ class NotKillable(Exception):
     """The result has already finished."""
 
 
-def claim(result_id: int, worker: str, variables: dict | None = None) -> bool:
+def claim(result_id: int, worker: str, variables: dict | None = None, lines_total: int = 0) -> bool:
     """pending -> running for this worker.
 
     Prevents a second delivery of the same message (or a second worker) from
@@ -33,16 +33,18 @@ def claim(result_id: int, worker: str, variables: dict | None = None) -> bool:
     now = timezone.now()
     return bool(
         JobResult.objects.filter(id=result_id, status=Status.PENDING, kill_requested_at__isnull=True).update(
-            status=Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker, variables=variables or {}
+            status=Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker, variables=variables or {},
+            lines_total=lines_total,
         )
     )
 
 
-def finish(result_id: int, status: str, message: str) -> bool:
+def finish(result_id: int, status: str, message: str, *, cut_short: bool = False) -> bool:
     """running -> a terminal status; False if something else ended it first.
 
     Prevents a run that was already ended (reaped as lost, killed by force)
-    from being overwritten by its own late ending.
+    from being overwritten by its own late ending. ``cut_short`` also ends the
+    line results still marked running (the runner did not get to end them).
     """
     if status not in TERMINAL:
         raise ValueError(f"{status!r} is not a terminal status")
@@ -51,12 +53,12 @@ def finish(result_id: int, status: str, message: str) -> bool:
             status=status, message=message, finished_at=timezone.now()
         )
     )
-    if ended:
-        _end_running_lines(result_id, status)
+    if ended and cut_short:
+        end_running_lines(result_id, status)
     return ended
 
 
-def _end_running_lines(result_id: int, status: str) -> None:
+def end_running_lines(result_id: int, status: str) -> None:
     """A line still marked running when its run ends was cut short with it."""
     line_status = Status.KILLED if status == Status.KILLED else Status.ERROR
     JobLineResult.objects.filter(result_id=result_id, status=Status.RUNNING).update(
@@ -120,10 +122,10 @@ def lose(result_id: int, *, stale_before: dt.datetime | None = None, reason: str
     kill_requested = rows.filter(kill_requested_at__isnull=False)
     now = timezone.now()
     if kill_requested.update(status=Status.KILLED, finished_at=now, message=f"Killed; its worker was gone{reason}."):
-        _end_running_lines(result_id, Status.KILLED)
+        end_running_lines(result_id, Status.KILLED)
         return True
     if rows.update(status=Status.ERROR, finished_at=now, message=f"Worker lost{reason}."):
-        _end_running_lines(result_id, Status.ERROR)
+        end_running_lines(result_id, Status.ERROR)
         return True
     return False
 

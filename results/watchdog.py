@@ -120,7 +120,7 @@ class RunWatch:
         JobLineResult.objects.filter(result_id=self.result_id, line_no=line_no, status=Status.RUNNING).update(
             status=Status.KILLED, message="Stopped by force.", finished_at=timezone.now()
         )
-        states.finish(self.result_id, Status.KILLED, self.control.stop_message)
+        states.finish(self.result_id, Status.KILLED, self.control.stop_message, cut_short=True)
         self.control.finished.set()
         if FORCE_EXIT_ALLOWED:
             # The only way to stop Python code that never checks: end this pool

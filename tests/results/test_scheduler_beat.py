@@ -1,6 +1,7 @@
 """Schedules fired by real Celery beat processes, run by a real worker."""
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -55,7 +56,7 @@ def test_an_interval_job_fires_each_slot_and_runs(beats):
     beats("beat-a")
     fired = wait_for_slots(job, 4)
     assert fired[0] == first_slot
-    assert all((b - a).total_seconds() == 1 for a, b in zip(fired, fired[1:], strict=False))
+    assert all((b - a).total_seconds() == 1 for a, b in itertools.pairwise(fired))
     done = JobResult.objects.filter(job=job, status="success").count()
     assert done >= 1  # the worker ran them
 
@@ -69,7 +70,7 @@ def test_two_beat_processes_never_fire_a_slot_twice_nor_miss_one(beats):
         fired = slots(job)
         assert len(fired) >= 4, job.identifier
         assert len(fired) == len(set(fired)), f"{job.identifier} fired a slot twice"
-        gaps = {(b - a).total_seconds() for a, b in zip(fired, fired[1:], strict=False)}
+        gaps = {(b - a).total_seconds() for a, b in itertools.pairwise(fired)}
         assert gaps == {1.0}, f"{job.identifier} missed a slot: gaps {gaps}"
 
 
