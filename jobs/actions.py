@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 
 from django.conf import settings
 
@@ -66,22 +67,32 @@ def terminate_group(pgid: int, grace: float, process: subprocess.Popen | None = 
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    if process is not None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=grace)
-    deadline_event = threading.Event()
-    waited = 0.0
-    while waited < grace:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if process is not None:
+            process.poll()  # reap our own child, so that it does not count as alive
+        if not group_alive(pgid):
             return
-        deadline_event.wait(0.05)
-        waited += 0.05
+        time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
     if process is not None:
         process.wait()
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a process of the group still runs (zombies waiting to be reaped do not count)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
 
 
 @action("core.sleep", label="Sleep", help={"seconds": "How long to wait."}, supports_cancel=True)

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "django_crontab",
     "jobs",
     "results",
 ]
@@ -136,6 +137,11 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "results.scheduler:JobsScheduler"
+
+# For hosts that prefer system cron to beat: `python manage.py crontab add` installs
+# this entry, which fires due schedules every minute (safe beside beat: a slot is
+# claimed once). Beat stays the precise clock (sub-second); cron is minute-level.
+CRONJOBS = [("* * * * *", "django.core.management.call_command", ["fire_schedules"])]
 
 # --- Jobs ---------------------------------------------------------------------
 JOBS_ACTION_MODULES = env.list("JOBS_ACTION_MODULES", default=[])

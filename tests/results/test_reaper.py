@@ -1,0 +1,102 @@
+"""The reaper: lost runs end, lost messages are published again, the worker start-up sweep."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from results import reaper, states
+from results.dispatch import republish_lost_messages
+from results.models import JobResult, Status
+from tests.helpers import make_job, wait_for_status
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def running_result(job, *, worker: str = "elsewhere:1", heartbeat_age: float = 0) -> JobResult:
+    result = JobResult.objects.create(job=job)
+    assert states.claim(result.id, worker)
+    JobResult.objects.filter(id=result.id).update(
+        heartbeat_at=timezone.now() - dt.timedelta(seconds=heartbeat_age))
+    return result
+
+
+def test_a_run_without_heartbeat_ends_as_worker_lost_and_a_fresh_one_is_left_alone(settings):
+    settings.JOBS_WORKER_LOST_SECONDS = 20
+    job = make_job("reaped", concurrency="parallel")
+    stale = running_result(job, heartbeat_age=60)
+    fresh = running_result(job, heartbeat_age=1)
+    assert reaper.sweep() == [stale.id]
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert stale.status == Status.ERROR and stale.message.startswith("Worker lost")
+    assert "not retried because the job is not idempotent" in stale.message
+    assert fresh.status == Status.RUNNING
+
+
+def test_a_lost_run_that_was_being_killed_ends_killed():
+    job = make_job("reaped-kill")
+    result = running_result(job, heartbeat_age=3600)
+    states.request_kill(result.id, None)
+    reaper.sweep()
+    assert JobResult.objects.get(id=result.id).status == Status.KILLED
+
+
+def test_the_start_up_sweep_ends_at_once_the_runs_of_dead_processes_on_this_host():
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    job = make_job("dead-process", concurrency="parallel")
+    lost = running_result(job, worker=f"{socket.gethostname()}:{dead.pid}")
+    alive = running_result(job, worker=f"{socket.gethostname()}:{os.getpid()}")
+    other_host = running_result(job, worker=f"another-host:{dead.pid}")
+    assert reaper.sweep_host() == [lost.id]
+    assert JobResult.objects.get(id=lost.id).message.startswith(f"Worker lost: process {dead.pid}")
+    assert JobResult.objects.get(id=alive.id).status == Status.RUNNING
+    assert JobResult.objects.get(id=other_host.id).status == Status.RUNNING
+
+
+def test_a_reaped_run_never_overwrites_a_finish_that_won(settings):
+    job = make_job("won")
+    result = running_result(job, heartbeat_age=3600)
+    assert states.finish(result.id, Status.SUCCESS, "done")
+    assert reaper.sweep() == []
+    assert JobResult.objects.get(id=result.id).status == Status.SUCCESS
+
+
+@pytest.mark.worker
+def test_a_pending_result_whose_message_was_lost_is_published_again_once(celery_worker):
+    job = make_job("lost-message", (10, "testing.echo", {}))
+    # Created as the dispatcher does, but its message never reached the broker.
+    result = JobResult.objects.create(job=job, published_at=timezone.now() - dt.timedelta(minutes=10))
+    assert republish_lost_messages(dt.timedelta(minutes=2)) == [result.id]
+    assert republish_lost_messages(dt.timedelta(minutes=2)) == []  # claimed: not twice at once
+    assert wait_for_status(result.id).status == Status.SUCCESS
+    assert JobResult.objects.get(id=result.id).line_results.count() == 1
+
+
+@pytest.mark.parametrize(("field", "value", "rule"), [
+    ("time_limit", 0, "greater than or equal to 1"),
+    ("time_limit", 10**9, "less than or equal to 604800"),
+    ("retries", 11, "less than or equal to 10"),
+    ("retry_delay", 10**7, "less than or equal to 86400"),
+])
+def test_absurd_limits_and_retries_are_field_errors(field, value, rule):
+    job = make_job(f"absurd-{field}")
+    setattr(job, field, value)
+    with pytest.raises(ValidationError) as error:
+        job.full_clean()
+    assert rule in " ".join(error.value.message_dict[field])
+
+
+def test_negative_values_are_field_errors():
+    job = make_job("negative")
+    job.retries = -1
+    job.time_limit = -5
+    with pytest.raises(ValidationError) as error:
+        job.full_clean()
+    assert {"retries", "time_limit"} <= set(error.value.message_dict)

@@ -1,0 +1,63 @@
+"""In a real headless Chromium: give an existing job a calendar schedule in the admin and see its plan and next run."""
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import formats, timezone
+
+from jobs.models import Schedule
+from jobs.scheduling import next_fire
+from tests.browser_support import browser_page, chromium_executable, screenshot  # noqa: F401  (fixtures)
+from tests.helpers import make_job
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def log_in(page, base_url: str) -> None:
+    page.goto(f"{base_url}/admin/login/?next=/admin/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "root-password")
+    page.click('input[type="submit"]')
+    page.wait_for_url(f"{base_url}/admin/")
+
+
+def test_schedule_a_job_on_two_weekdays_in_madrid_and_see_the_plan_and_next_run(
+    browser_page, live_server, admin_user,  # noqa: F811  (browser_page: the imported fixture)
+):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    job = make_job("browser-scheduled", (10, "testing.echo", {}), name="Scheduled in the browser")
+    log_in(page, live_server.url)
+
+    page.goto(f"{live_server.url}/admin/jobs/job/{job.pk}/change/")
+    expect(page.locator("#schedule-heading")).to_contain_text("Scheduling")
+    page.select_option("#id_schedule-0-kind", "calendar")
+    page.check("#id_schedule-0-weekdays_1")  # Tue
+    page.check("#id_schedule-0-weekdays_3")  # Thu
+    page.fill("#id_schedule-0-times_0", "07:45")
+    page.select_option("#id_schedule-0-timezone", "Europe/Madrid")
+    before = timezone.now()
+    page.click('input[name="_continue"]')
+    expect(page.locator(".messagelist .success")).to_contain_text("was changed successfully")
+    after = timezone.now()
+
+    schedule = Schedule.objects.get(job=job)
+    assert (schedule.kind, sorted(schedule.weekdays), schedule.times, schedule.timezone, schedule.cron) == (
+        "calendar", [1, 3], ["07:45"], "Europe/Madrid", "")
+    expected = {next_fire(schedule.plan(), before), next_fire(schedule.plan(), after)}
+    assert schedule.next_run_at in expected
+    assert schedule.next_run_at > before
+    local = schedule.next_run_at.astimezone(ZoneInfo("Europe/Madrid"))
+    assert (local.weekday() in (1, 3), local.strftime("%H:%M")) == (True, "07:45")
+
+    words = page.locator("#schedule-0 .field-plan_in_words .readonly")
+    expect(words).to_have_text("Every Tuesday, Thursday at 07:45 (Europe/Madrid)")
+    next_run = page.locator("#schedule-0 .field-next_run_at .readonly")
+    expect(next_run).to_have_text(formats.localize(timezone.template_localtime(schedule.next_run_at)))
+    expect(page.locator("#id_schedule-0-weekdays_1")).to_be_checked()
+    expect(page.locator("#id_schedule-0-weekdays_0")).not_to_be_checked()
+    expect(page.locator("#id_schedule-0-times_0")).to_have_value("07:45")
+    assert page.js_errors == []
+    screenshot(page, "admin-job-schedule.png")
