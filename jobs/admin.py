@@ -147,16 +147,24 @@ class ScheduleInline(admin.StackedInline):
     can_delete = False
     verbose_name = verbose_name_plural = "Scheduling"
     fieldsets = [
-        (None, {"fields": ["kind", "plan_in_words", "next_run_at", "last_run_at"]}),
+        (None, {"fields": ["kind", "plan_in_words", "next_run", "last_run"]}),
         ("Interval", {"fields": [("every", "every_unit")]}),
         ("Calendar", {"fields": ["weekdays", "times", "cron"]}),
         ("Bounds and time zone", {"fields": ["timezone", ("starts_at", "ends_at"), "catch_up"]}),
     ]
-    readonly_fields = ["plan_in_words", "next_run_at", "last_run_at"]
+    readonly_fields = ["plan_in_words", "next_run", "last_run"]
 
     @admin.display(description="In words")
     def plan_in_words(self, schedule: Schedule) -> str:
         return schedule.describe() if schedule.pk else "—"
+
+    @admin.display(description="Next run")
+    def next_run(self, schedule: Schedule) -> str:
+        return schedule.when_local(schedule.next_run_at)
+
+    @admin.display(description="Last run")
+    def last_run(self, schedule: Schedule) -> str:
+        return schedule.when_local(schedule.last_run_at)
 
     def has_view_permission(self, request, obj=None) -> bool:
         return access.is_member(request.user)
@@ -276,7 +284,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     @admin.display(description="Next run", ordering="schedule__next_run_at")
     def next_run(self, job: Job):
         schedule = getattr(job, "schedule", None)
-        return schedule.next_run_at if schedule is not None and schedule.next_run_at else "—"
+        return schedule.when_local(schedule.next_run_at) if schedule is not None else "—"
 
     @admin.display(description="Last run at", ordering="last_result_at")
     def last_run(self, job: Job):

@@ -16,7 +16,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from .models import Action, Domain, FilterTemplate, Job, JobLine, Schedule
-from .scheduling import UNITS, WEEKDAYS, PlanError, zone
+from .scheduling import DAY_NAMES, UNITS, WEEKDAYS, PlanError, zone
 
 JOB_KEYS = {"identifier", "name", "description", "domain", "active", "stops_on_error", "module", "queue",
             "params", "schedule", "report", "lines"}
@@ -162,7 +162,13 @@ def _import_schedule(job: Job, raw: Any, where: str) -> bool:
     for name, value in fields.items():
         setattr(schedule, name, value)
     schedule.job = job
-    _full_clean(schedule, f"{where}: schedule", exclude=["job"])
+    try:
+        schedule.full_clean(exclude=["job"], validate_unique=False)
+    except ValidationError as exc:
+        file_keys = {"starts_at": "start", "ends_at": "end", "kind": "type"}  # say it as the file does
+        problems = "; ".join(f"{file_keys.get(field, field)}: {' '.join(messages)}"
+                             for field, messages in exc.message_dict.items())
+        raise DefinitionError(f"{where}: schedule: {problems}") from exc
     if before == {name: getattr(schedule, name) for name in SCHEDULE_FIELDS}:
         return False
     schedule.save()
@@ -206,8 +212,9 @@ def _schedule_fields(raw: Any, where: str) -> dict[str, Any]:
 def _weekday(day: Any, where: str) -> int:
     if isinstance(day, int) and not isinstance(day, bool) and 0 <= day <= 6:
         return day
-    if isinstance(day, str) and day[:3].lower() in WEEKDAYS:
-        return WEEKDAYS.index(day[:3].lower())
+    names = [name.lower() for name in DAY_NAMES]
+    if isinstance(day, str) and day.lower() in WEEKDAYS + names:
+        return (WEEKDAYS + names).index(day.lower()) % 7
     raise DefinitionError(f"{where}: weekdays: {day!r} is not a day of the week (mon … sun)")
 
 

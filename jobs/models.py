@@ -369,11 +369,16 @@ class Schedule(models.Model):
         return self.describe()
 
     def save(self, *args, **kwargs) -> None:
-        if self.kind == self.INTERVAL and (self.anchor_at is None or self._interval_changed()):
+        # An interval keeps its grid: slots count from when it was defined, not from each save or late tick.
+        plan = self.plan()
+        if plan is not None and plan["type"] == "interval" and (self.anchor_at is None or self._interval_changed()):
             self.anchor_at = timezone.now()
         self.next_run_at = self.compute_next()
         super().save(*args, **kwargs)
-        self._saved_interval = (self.kind, self.every, self.every_unit, self.starts_at)
+        self._saved_interval = self._interval_key()
+
+    def _interval_key(self) -> tuple:
+        return (self.kind, self.every, self.every_unit, self.starts_at)
 
 
     def plan(self) -> dict[str, Any] | None:
@@ -393,6 +398,18 @@ class Schedule(models.Model):
             return {**declared, **{k: v for k, v in bounds.items() if v}} if declared else None
         return None
 
+    def when_local(self, instant: datetime.datetime | None) -> str:
+        """An instant in this schedule's time zone, labelled with it."""
+        from .scheduling import PlanError, zone
+
+        if instant is None:
+            return "—"
+        try:
+            tz = zone(self.timezone)
+        except PlanError:
+            return instant.isoformat()
+        return f"{instant.astimezone(tz):%Y-%m-%d %H:%M} ({self.timezone})"
+
     def declared_plan(self) -> dict[str, Any] | None:
         """The default plan of the first of the job's actions that declares one."""
         if self.job.pk is None:
@@ -411,8 +428,12 @@ class Schedule(models.Model):
         return describe(self.plan())
 
     def clean(self) -> None:
-        from .scheduling import PlanError, check
+        from .scheduling import PlanError, check, zone
 
+        try:
+            zone(self.timezone)
+        except PlanError as exc:
+            raise ValidationError({"timezone": str(exc).partition(": ")[2]}) from exc
         if self.kind in (self.INTERVAL, self.CALENDAR) or (self.kind == self.AUTOMATIC and self.plan()):
             if self.kind == self.INTERVAL and not self.every:
                 raise ValidationError({"every": "An interval schedule needs a number above 0."})
@@ -440,11 +461,11 @@ class Schedule(models.Model):
         Schedule.objects.filter(pk=self.pk).update(next_run_at=self.next_run_at)
 
     def _interval_changed(self) -> bool:
-        return getattr(self, "_saved_interval", None) != (self.kind, self.every, self.every_unit, self.starts_at)
+        return getattr(self, "_saved_interval", None) != self._interval_key()
 
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
-        instance._saved_interval = (instance.__dict__.get("kind"), instance.__dict__.get("every"),
-                                    instance.__dict__.get("every_unit"), instance.__dict__.get("starts_at"))
+        if {"kind", "every", "every_unit", "starts_at"} <= set(field_names):
+            instance._saved_interval = instance._interval_key()
         return instance

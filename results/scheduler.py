@@ -68,9 +68,8 @@ def fire(schedule: Schedule, now: dt.datetime) -> JobResult | None:
         except RunRefused as exc:
             return states.record_skipped(schedule.job, f"Scheduled run skipped: {exc}", slot)
         except ValidationError as exc:
-            return states.record_skipped(
-                schedule.job, f"Scheduled run not started: {' '.join(exc.messages)}", slot, failed=True
-            )
+            problems = "; ".join(f"{name}: {' '.join(rules)}" for name, rules in exc.message_dict.items())
+            return states.record_skipped(schedule.job, f"Scheduled run not started: {problems}", slot, failed=True)
 
 
 def seconds_until_next_due(now: dt.datetime | None = None) -> float | None:

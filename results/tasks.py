@@ -1,14 +1,20 @@
 """Celery tasks: the run of a result, and the reaper's periodic sweep."""
 from celery import shared_task
+from django.db import close_old_connections
 
 from . import reaper, runner
 
 
 @shared_task(name="results.run", ignore_result=True)
 def run_result(result_id: int) -> None:
-    runner.execute(result_id)
+    close_old_connections()  # drops a broken or expired connection; keeps a healthy one
+    try:
+        runner.execute(result_id)
+    finally:
+        close_old_connections()
 
 
 @shared_task(name="results.tasks.reap_lost_runs", ignore_result=True)
 def reap_lost_runs() -> int:
+    close_old_connections()
     return len(reaper.sweep())

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from jobs.definitions import DefinitionError, export_jobs, import_jobs
-from jobs.models import Action, Domain, FilterTemplate, Job, JobLine
+from jobs.models import Action, Domain, FilterTemplate, Job, JobLine, Schedule
 from tests.conftest import database_url
 
 pytestmark = pytest.mark.django_db
@@ -97,14 +97,14 @@ def test_import_creates_jobs_with_every_field_and_line():
         {"name": "days", "type": "int", "required": False, "default": 7},
         {"name": "region", "type": "choice", "required": True, "choices": ["north", "south"]},
     ]
-    assert job.schedule == {"type": "calendar", "cron": "0 18 * * 5", "timezone": "Europe/Madrid"}
+    assert (job.schedule.kind, job.schedule.cron, job.schedule.timezone) == ("calendar", "0 18 * * 5", "Europe/Madrid")
     assert job.report == {"recipients": ["ops@example.com"], "when": "failure"}
     lines = list(job.lines.order_by("line_no").values_list("line_no", "action__name", "active", "parameters"))
     assert lines == [(10, "core.shell", True, {"command": "echo ${param.days} ${today}"}),
                      (20, "testing.typed", False, {"count": 3, "mode": "slow"})]
     cleanup = Job.objects.get(identifier="cleanup")
-    assert (cleanup.domain, cleanup.active, cleanup.stops_on_error, cleanup.schedule, cleanup.params) == (
-        None, False, False, {"type": "interval", "every": 900}, [])
+    assert (cleanup.domain, cleanup.active, cleanup.stops_on_error, cleanup.params) == (None, False, False, [])
+    assert (cleanup.schedule.kind, cleanup.schedule.every, cleanup.schedule.every_unit) == ("interval", 15, "minutes")
 
 
 def test_import_defaults_for_omitted_keys():
@@ -112,7 +112,7 @@ def test_import_defaults_for_omitted_keys():
     job = Job.objects.get(identifier="minimal")
     assert (job.name, job.description, job.domain_id, job.active, job.stops_on_error, job.module) == (
         "minimal", "", None, True, True, "")
-    assert (job.params, job.schedule, job.report) == ([], None, None)
+    assert (job.params, job.report, Schedule.objects.filter(job=job).exists()) == ([], None, False)
     line = job.lines.get()
     assert (line.active, line.is_filter, line.parameters, line.module) == (True, False, {}, "")
 
@@ -268,43 +268,7 @@ def test_an_unavailable_action_is_unknown():
         dump(job_doc(lines=[{"line_no": 1, "action": "testing.echo"}])))
 
 
-@pytest.mark.parametrize(("schedule", "message"), [
-    ({"type": "calendar", "cron": "61 * * * *"}, "schedule.cron must be a valid five-field cron expression"),
-    ({"type": "calendar", "cron": "0 18 * * 5 2026"}, "schedule.cron must be a valid five-field cron expression"),
-    ({"type": "calendar", "cron": "@daily"}, "schedule.cron must be a valid five-field cron expression"),
-    ({"type": "calendar", "cron": "every friday"}, "schedule.cron must be a valid five-field cron expression"),
-    ({"type": "calendar"}, "schedule.cron must be a valid five-field cron expression"),
-    ({"type": "calendar", "cron": "0 18 * * 5", "timezone": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
-    ({"type": "calendar", "cron": "0 18 * * 5", "timezone": "Europe/"}, "unknown time zone 'Europe/'"),
-    ({"type": "interval", "every": 0}, "schedule.every must be a whole number of seconds above 0"),
-    ({"type": "interval", "every": -60}, "schedule.every must be a whole number of seconds above 0"),
-    ({"type": "interval", "every": "900"}, "schedule.every must be a whole number of seconds above 0"),
-    ({"type": "interval", "every": 1.5}, "schedule.every must be a whole number of seconds above 0"),
-    ({"type": "interval", "every": True}, "schedule.every must be a whole number of seconds above 0"),
-    ({"type": "interval"}, "schedule.every must be a whole number of seconds above 0"),
-    ({"type": "weekly", "every": 7}, "schedule.type must be interval or calendar"),
-    ({"cron": "0 18 * * 5"}, "schedule.type must be interval or calendar"),
-    ("every friday", "schedule must be a mapping"),
-])
-def test_bad_schedules(schedule, message):
-    assert import_error(dump(job_doc(schedule=schedule))) == f"job job-a: {message}"
-
-
-@pytest.mark.parametrize("schedule", [
-    {"type": "calendar", "cron": "*/15 8-18 * * mon-fri", "timezone": "America/New_York"},
-    {"type": "calendar", "cron": "0 0 1 1 *"},
-    {"type": "interval", "every": 1},
-    {"type": "interval", "every": 86400, "timezone": "UTC"},
-])
-def test_good_schedules(schedule):
-    import_jobs(dump(job_doc(schedule=schedule)))
-    assert Job.objects.get().schedule == schedule
-
-
-def test_a_null_schedule_means_by_hand_only():
-    import_jobs(dump(job_doc(schedule={"type": "interval", "every": 60})))
-    import_jobs(dump(job_doc(schedule=None)))
-    assert Job.objects.get().schedule is None
+# Schedules in definition files: tests/jobs/test_definitions_schedule.py
 
 
 def test_a_non_text_recipient_is_a_definition_error():

@@ -286,8 +286,6 @@ def test_a_bad_schedule_leaves_an_existing_job_and_schedule_as_they_were():
     assert Job.objects.get().lines.count() == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: jobs.definitions._weekday accepts any word whose first three letters are a day, e.g. 'monkey' as Monday"))
 def test_a_word_that_only_starts_like_a_day_is_not_a_weekday():
     message = import_error(dump(job_doc(schedule={"type": "calendar", "weekdays": ["monkey"], "times": ["08:00"]})))
     assert "weekdays" in message

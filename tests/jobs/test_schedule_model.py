@@ -318,9 +318,6 @@ def test_automatic_keeps_the_schedule_bounds(clock, declaring_actions):
     assert schedule.next_run_at == start
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: an automatic interval plan has no anchor (Schedule.save sets anchor_at only for kind 'interval'), "
-    "so every save of the job (Job.save -> Schedule.reschedule) pushes next_run_at to now + every"))
 def test_saving_the_job_does_not_postpone_an_automatic_interval(clock, declaring_actions):
     scheduled = make_job("auto-anchored", (10, "testing.auto_plan", {}))
     schedule = Schedule.objects.create(job=scheduled, kind="automatic")

@@ -277,9 +277,6 @@ def test_a_required_parameter_without_default_records_an_error():
     assert Schedule.objects.get(pk=schedule.pk).next_run_at == slot + dt.timedelta(minutes=10)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: fire() joins exc.messages of the parameters' ValidationError, dropping the field names, "
-    "so the recorded error says 'this parameter is required' without naming the parameter"))
 def test_the_recorded_error_names_the_missing_parameter():
     job, schedule = scheduled_job("names-region", params=[{"name": "region", "type": "str", "required": True}])
     fire_due(schedule.next_run_at + dt.timedelta(seconds=1))
@@ -309,9 +306,6 @@ def auto_hourly(ctx) -> str:
     return "hourly"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: fire() computes the next slot of an automatic interval plan from the firing instant (no anchor), "
-    "so each late tick shifts all later slots"))
 def test_an_automatic_interval_keeps_its_slots_when_fired_late(monkeypatch):
     monkeypatch.setattr(registry, "_registry", dict(registry._registry))
     action("testing.claim_auto_hourly", schedule={"type": "interval", "every": 3600})(auto_hourly)
