@@ -8,7 +8,7 @@ members only read. Callers turn "not visible" into a 404.
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from .models import Domain, DomainMembership, Job
 
@@ -64,16 +64,38 @@ def editable_jobs(user: User, queryset: QuerySet[Job] | None = None) -> QuerySet
     return jobs.filter(domain_id__in=domain_ids(user, EDIT_ROLES))
 
 
-def has_role(user: User, job: Job, roles: tuple[str, ...]) -> bool:
+def visible_results(user: User, results: QuerySet) -> QuerySet:
+    """Results of the user's domains: of their jobs, and their domain's runs of per-domain global jobs."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return results.none()
+    if is_system_admin(user):
+        return results
+    ids = domain_ids(user)
+    return results.filter(Q(job__domain_id__in=ids) | Q(domain_id__in=ids))
+
+
+def has_role_in(user: User, domain_id: int | None, roles: tuple[str, ...]) -> bool:
     if is_system_admin(user):
         return True
-    if job.domain_id is None or not getattr(user, "is_authenticated", False):
+    if domain_id is None or not getattr(user, "is_authenticated", False):
         return False
-    return DomainMembership.objects.filter(user_id=user.pk, domain_id=job.domain_id, role__in=roles).exists()
+    return DomainMembership.objects.filter(user_id=user.pk, domain_id=domain_id, role__in=roles).exists()
+
+
+def has_role(user: User, job: Job, roles: tuple[str, ...]) -> bool:
+    return has_role_in(user, job.domain_id, roles)
 
 
 def can_run(user: User, job: Job) -> bool:
-    return has_role(user, job, RUN_ROLES)
+    """A run role in the job's domain, and the job's extra permission if it names one (seed 004)."""
+    if not has_role(user, job, RUN_ROLES):
+        return False
+    return not job.required_permission or is_system_admin(user) or user.has_perm(job.required_permission)
+
+
+def can_kill(user: User, result) -> bool:
+    """Operators and admins of the run's domain (a per-domain run of a global job included)."""
+    return has_role_in(user, result.domain_id or result.job.domain_id, RUN_ROLES)
 
 
 def can_edit(user: User, job: Job) -> bool:

@@ -182,11 +182,35 @@ JobLineFormSet = ParentAwareFormSet
 COMPACT_JSON = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 36})}}
 
 
+class JobLineForm(forms.ModelForm):
+    """Refuses to anybody but a system administrator a line that runs a dangerous action."""
+
+    user = None  # set per request by JobLineInline.get_formset
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.user is None or access.is_system_admin(self.user) or not self.has_changed():
+            return cleaned
+        new = cleaned.get("action")
+        old = self.instance.action if self.instance.pk and self.instance.action_id else None
+        for action in {a for a in (new, old) if a is not None and a.dangerous}:
+            raise ValidationError(
+                f"Only a system administrator may add or change a line that runs {action.name} (dangerous action)."
+            )
+        return cleaned
+
+
 class JobLineInline(admin.TabularInline):
     model = JobLine
+    form = JobLineForm
     formset = JobLineFormSet
     formfield_overrides = COMPACT_JSON
     extra = 1
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.form = type("JobLineForm", (formset.form,), {"user": request.user})
+        return formset
     ordering = ["line_no"]
     fields = ["line_no", "active", "action", "parameters", "is_filter", "filter_template", "filter_definition",
               "module"]
@@ -194,6 +218,11 @@ class JobLineInline(admin.TabularInline):
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "action":
             kwargs["queryset"] = Action.objects.available()
+        if db_field.name == "filter_template":
+            templates = FilterTemplate.objects.all()
+            if not access.is_system_admin(request.user):
+                templates = templates.filter(domain__in=access.editable_domains(request.user))
+            kwargs["queryset"] = templates
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_view_permission(self, request, obj=None) -> bool:
@@ -212,8 +241,8 @@ class JobLineInline(admin.TabularInline):
 @admin.register(Job)
 class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     change_form_template = "admin/jobs/job/change_form.html"
-    list_display = ["identifier", "name", "domain_or_global", "active", "last_status", "last_run", "schedule_text",
-                    "next_run"]
+    list_display = ["identifier", "name", "domain_or_global", "execution_type", "active", "last_status", "last_run",
+                    "schedule_text", "next_run"]
     list_display_links = ["identifier", "name"]
     list_filter = ["active", ("domain", admin.RelatedOnlyFieldListFilter), "module"]
     search_fields = ["identifier", "name", "description"]
@@ -222,7 +251,8 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     inlines = [JobLineInline, ScheduleInline]
     formfield_overrides = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 3, "cols": 60})}}
     fieldsets = [
-        (None, {"fields": ["identifier", "name", "description", "domain", "active", "stops_on_error"]}),
+        (None, {"fields": ["identifier", "name", "description", "domain", "execution", "active", "stops_on_error"]}),
+        ("Who and how", {"fields": ["run_as", "required_permission", "destructive", "external"]}),
         ("Execution", {"fields": ["params", "concurrency", "time_limit", "idempotent", "retries", "retry_delay",
                                   "queue", "module"]}),
         ("E-mail report", {"fields": ["report"], "classes": ["collapse"]}),
@@ -255,7 +285,10 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         )
 
     def get_readonly_fields(self, request, obj=None):
-        return ["identifier"] if obj is not None else []
+        readonly = ["identifier"] if obj is not None else []
+        if not access.is_system_admin(request.user):
+            readonly += ["run_as", "execution"]  # a service user's rights, or every domain: system administrators'
+        return readonly
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "domain":
@@ -267,6 +300,10 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     @admin.display(description="Domain", ordering="domain__name")
     def domain_or_global(self, job: Job) -> str:
         return job.domain.name if job.domain_id else "Global"
+
+    @admin.display(description="Execution", ordering="execution")
+    def execution_type(self, job: Job) -> str:
+        return "By domain" if job.domain_id else job.get_execution_display()
 
     @admin.display(description="Last run")
     def last_status(self, job: Job):
@@ -299,9 +336,12 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         job = get_object_or_404(self.get_queryset(request), pk=object_id)
         if not access.can_run(request.user, job):
             raise PermissionDenied
-        form = RunParametersForm(job.params or [], request.POST if request.method == "POST" else None)
+        reasons = job.confirmation_reasons()
+        form = RunParametersForm(job.params or [], request.POST if request.method == "POST" else None,
+                                 confirm_identifier=job.identifier if reasons else None)
         if request.method == "POST" and form.is_valid():
             try:
+                job.clean_confirmation(form.cleaned_data.get("confirm"))
                 result = start_run(job, parameters=form.values(), user=request.user, trigger=Trigger.MANUAL)
             except ValidationError as exc:
                 for name, problems in exc.message_dict.items():
@@ -317,6 +357,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             "job": job,
             "form": form,
             "lines": job.active_lines(),
+            "reasons": reasons,
             "opts": self.model._meta,
             "original": job,
         }
@@ -326,6 +367,11 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     def run_now(self, request, queryset):
         started, refused = [], []
         for job in access.runnable_jobs(request.user, queryset):
+            if not access.can_run(request.user, job):
+                continue  # a further permission the job requires
+            if job.confirmation_reasons():
+                refused.append(f"{job.identifier} (it must be confirmed: run it from its page)")
+                continue
             try:
                 result = start_run(job, user=request.user, trigger=Trigger.MANUAL)
             except (ValidationError, RunRefused) as exc:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
 WIDGETS = {
     "date": lambda: forms.DateInput(attrs={"type": "date"}),
@@ -40,13 +41,20 @@ def field_for(spec: dict) -> forms.Field:
 class RunParametersForm(forms.Form):
     """One typed field per run-time parameter of a job."""
 
-    def __init__(self, specs: list[dict], *args, **kwargs) -> None:
+    def __init__(self, specs: list[dict], *args, confirm_identifier: str | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.param_names = [spec["name"] for spec in specs]
         for spec in specs:
             self.fields[spec["name"]] = field_for(spec)
+        if confirm_identifier:
+            self.fields["confirm"] = forms.CharField(
+                label="Type the job's identifier to confirm", required=True,
+                help_text=f"Type {confirm_identifier} to run it.",
+            )
 
     def values(self) -> dict:
-        return {name: value for name, value in self.cleaned_data.items() if value not in (None, "")}
+        return {name: self.cleaned_data[name] for name in self.param_names
+                if self.cleaned_data.get(name) not in (None, "")}
 
 
 class TimesWidget(forms.MultiWidget):
@@ -88,6 +96,13 @@ class ScheduleForm(forms.ModelForm):
     )
     times = TimesField(label="Times of day", help_text="Calendar: one or more times, with the days above.")
     timezone = forms.ChoiceField(choices=_time_zone_choices)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # An untouched Scheduling section must post back exactly its initial values (and so be skipped).
+        self.initial.setdefault("timezone", self.instance.timezone or settings.TIME_ZONE)
+        self.initial.setdefault("weekdays", list(self.instance.weekdays or []))
+        self.initial.setdefault("times", list(self.instance.times or []))
 
     class Meta:
         from .models import Schedule

@@ -99,6 +99,10 @@ class FilterTemplate(models.Model):
     """A model and a base definition that filter lines start from."""
 
     name = models.CharField(max_length=200, unique=True)
+    domain = models.ForeignKey(
+        Domain, null=True, blank=True, on_delete=models.PROTECT, related_name="filter_templates",
+        help_text="Empty: usable by system administrators' jobs only.",
+    )
     model = models.CharField(max_length=200, help_text="app_label.ModelName, e.g. auth.User")
     definition = models.JSONField(default=dict, blank=True, help_text="Field lookups, e.g. {\"is_active\": true}")
     module = models.CharField(max_length=100, blank=True)
@@ -152,6 +156,23 @@ class Job(models.Model):
     params = models.JSONField(
         default=list, blank=True,
         help_text='Run-time parameters, e.g. [{"name": "days", "type": "int", "default": 7}]',
+    )
+    BY_INSTALLATION, PER_DOMAIN = "installation", "per_domain"
+    EXECUTION = [(BY_INSTALLATION, "By installation (one run)"), (PER_DOMAIN, "Per domain (one run for each domain)")]
+    execution = models.CharField(
+        max_length=16, choices=EXECUTION, default=BY_INSTALLATION,
+        help_text="For a global job: one run, or one run for each domain (each result belongs to its domain).",
+    )
+    run_as = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="A service user the job runs as; empty: as the user who started it.",
+    )
+    required_permission = models.CharField(
+        max_length=200, blank=True, help_text="app_label.codename a user needs, besides their role, to run it.",
+    )
+    destructive = models.BooleanField(default=False, help_text="Deletes or overwrites data: Run asks to confirm.")
+    external = models.BooleanField(
+        default=False, help_text="Books or sends to an external system: Run asks to confirm.",
     )
     ONE_AT_A_TIME, PARALLEL = "one", "parallel"
     CONCURRENCY = [(ONE_AT_A_TIME, "One at a time"), (PARALLEL, "Allow parallel runs")]
@@ -211,6 +232,10 @@ class Job(models.Model):
             validate_report(self.report, "report")
         except DefinitionError as exc:
             errors["report"] = [str(exc)]
+        if self.execution == self.PER_DOMAIN and self.domain_id is not None:
+            errors["execution"] = ["Only a global job can run per domain."]
+        if self.required_permission and "." not in self.required_permission:
+            errors["required_permission"] = ["Write it as app_label.codename, e.g. billing.post_invoices."]
         if errors:
             raise ValidationError(errors)
 
@@ -218,6 +243,23 @@ class Job(models.Model):
     def effective_time_limit(self) -> int | None:
         """Seconds, or None for no limit (site default 0)."""
         return self.time_limit or settings.JOBS_DEFAULT_TIME_LIMIT_SECONDS or None
+
+    def confirmation_reasons(self) -> list[str]:
+        """Why Run must be confirmed by typing the identifier (empty: no confirmation needed)."""
+        reasons = []
+        actions = [line.action for line in self.active_lines() if line.action_id]
+        if self.destructive or any(action.destructive for action in actions):
+            reasons.append("it deletes or overwrites data")
+        if self.external or any(action.external for action in actions):
+            reasons.append("it calls an external system")
+        return reasons
+
+    def clean_confirmation(self, confirm: str | None) -> None:
+        reasons = self.confirmation_reasons()
+        if reasons and confirm != self.identifier:
+            raise ValidationError({"confirm": [
+                f"Type the job's identifier ({self.identifier}) to confirm: {' and '.join(reasons)}."
+            ]})
 
     def param_names(self) -> list[str]:
         return [spec["name"] for spec in self.params or []]

@@ -24,16 +24,16 @@ from .models import JobResult, Trigger
 @admin.register(JobResult)
 class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     change_form_template = "admin/results/jobresult/change_form.html"
-    list_display = ["id", "status_icon", "job_link", "trigger", "requested_by", "started_at", "duration_text",
-                    "short_message", "kill_link"]
+    list_display = ["id", "status_icon", "job_link", "domain", "trigger", "requested_by", "started_at",
+                    "duration_text", "short_message", "kill_link"]
     list_display_links = ["id"]
     list_filter = ["status", "trigger"]
     search_fields = ["job__identifier", "job__name", "message"]
-    list_select_related = ["job", "requested_by"]
+    list_select_related = ["job", "requested_by", "domain"]
     list_per_page = 50
     show_full_result_count = False
     # Status, times, lines and log are the live panel of the page (result.js); these are the rest.
-    readonly_fields = ["job", "parameters", "variables", "queue", "created_at", "heartbeat_at"]
+    readonly_fields = ["job", "domain", "run_as", "parameters", "variables", "queue", "created_at", "heartbeat_at"]
     fieldsets = [("Details", {"fields": readonly_fields, "classes": ["collapse"]})]
 
     def has_module_permission(self, request) -> bool:
@@ -52,7 +52,7 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         return access.is_system_admin(request.user)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(job__in=access.visible_jobs(request.user))
+        return access.visible_results(request.user, super().get_queryset(request))
 
     @admin.display(description="Status", ordering="status")
     def status_icon(self, result: JobResult):
@@ -108,7 +108,7 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     def kill_view(self, request, object_id: int):
         result = get_object_or_404(self.get_queryset(request).select_related("job"), pk=object_id)
-        if not access.can_run(request.user, result.job):
+        if not access.can_kill(request.user, result):
             raise PermissionDenied
         change_url = reverse("admin:results_jobresult_change", args=[result.pk])
         if request.method == "POST":
@@ -133,7 +133,6 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         result = self.get_object(request, object_id)
         extra_context = extra_context or {}
         if result is not None:
-            may_run = access.can_run(request.user, result.job)
-            extra_context["can_kill"] = result.is_killable and may_run
-            extra_context["can_run"] = may_run
+            extra_context["can_kill"] = result.is_killable and access.can_kill(request.user, result)
+            extra_context["can_run"] = access.can_run(request.user, result.job)
         return super().change_view(request, object_id, form_url, extra_context)

@@ -17,7 +17,7 @@ from jobs import access
 from jobs.models import Job
 
 from . import states
-from .dispatch import RunRefused, start_run
+from .dispatch import RunRefused, start_runs
 from .models import JobLogEntry, JobResult, Trigger
 
 LOG_PAGE_MAX = 5000
@@ -76,24 +76,29 @@ class LineResultSerializer(serializers.Serializer):
 class ResultSerializer(serializers.ModelSerializer):
     job = serializers.SlugRelatedField(slug_field="identifier", read_only=True)
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    run_as = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    domain = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     kill_requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     lines = LineResultSerializer(source="line_results", many=True, read_only=True)
 
     class Meta:
         model = JobResult
-        fields = ["id", "job", "status", "message", "created_at", "started_at", "finished_at", "trigger",
-                  "requested_by", "parameters", "variables", "queue", "worker", "lines_total",
+        fields = ["id", "job", "domain", "status", "message", "created_at", "started_at", "finished_at", "trigger",
+                  "requested_by", "run_as", "parameters", "variables", "queue", "worker", "lines_total",
                   "kill_requested_at", "kill_requested_by", "lines"]
 
 
 class RunRequest(serializers.Serializer):
     parameters = serializers.DictField(required=False, default=dict)
+    confirm = serializers.CharField(required=False, allow_blank=True, default="",
+                                    help_text="The job's identifier, for jobs that must be confirmed.")
 
 
 def visible_result(user, result_id: int) -> JobResult:
-    results = JobResult.objects.filter(job__in=access.visible_jobs(user))
+    results = access.visible_results(user, JobResult.objects.all())
     return get_object_or_404(
-        results.select_related("job", "requested_by", "kill_requested_by").prefetch_related("line_results"),
+        results.select_related("job", "requested_by", "kill_requested_by", "run_as", "domain")
+        .prefetch_related("line_results"),
         id=result_id,
     )
 
@@ -116,14 +121,20 @@ class JobRunView(APIView):
         body = RunRequest(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            result = start_run(job, parameters=body.validated_data["parameters"], user=request.user,
-                               trigger=Trigger.API)
+            job.clean_confirmation(body.validated_data["confirm"])
+        except DjangoValidationError as exc:
+            return Response({"errors": _django_errors(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            results = start_runs(job, parameters=body.validated_data["parameters"], user=request.user,
+                                 trigger=Trigger.API)
         except DjangoValidationError as exc:
             return Response({"errors": _prefixed(exc)}, status=status.HTTP_400_BAD_REQUEST)
         except RunRefused as exc:
             return Response({"errors": {"job": [str(exc)]}}, status=status.HTTP_409_CONFLICT)
-        return Response(ResultSerializer(visible_result(request.user, result.id)).data,
-                        status=status.HTTP_202_ACCEPTED)
+        data = ResultSerializer(visible_result(request.user, results[0].id)).data
+        if len(results) > 1:  # a global job run per domain
+            data["results"] = [result.id for result in results]
+        return Response(data, status=status.HTTP_202_ACCEPTED)
 
 
 def _prefixed(exc: DjangoValidationError) -> dict:
@@ -140,7 +151,7 @@ class ResultView(APIView):
 class ResultKillView(APIView):
     def post(self, request, result_id: int):
         result = visible_result(request.user, result_id)
-        if not access.can_run(request.user, result.job):
+        if not access.can_kill(request.user, result):
             raise exceptions.PermissionDenied("You may see this result but not kill it.")
         try:
             outcome = states.request_kill(result.id, request.user)

@@ -16,7 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.models import Job
+from jobs.models import Domain, Job
 
 from .models import JobResult, Status, Trigger
 
@@ -38,13 +38,32 @@ def start_run(
 ) -> JobResult:
     """Create the pending result of ``job`` and publish its task once committed.
 
-    Raises ``RunRefused`` (inactive job, or a run already going for a job that
-    runs one at a time) and ``ValidationError`` (a dict naming each bad
-    parameter); neither creates a result.
+    A global job that runs per domain gets one result for each domain; this
+    returns the first (``start_runs`` returns them all). Raises ``RunRefused``
+    (inactive job, or a run already going for a job that runs one at a time)
+    and ``ValidationError`` (a dict naming each bad parameter); neither creates
+    a result.
     """
+    return start_runs(job, parameters=parameters, user=user, trigger=trigger, retry_of=retry_of,
+                      countdown=countdown, note=note, scheduled_for=scheduled_for)[0]
+
+
+def start_runs(
+    job: Job,
+    *,
+    parameters: dict | None = None,
+    user: AbstractBaseUser | None = None,
+    trigger: str = Trigger.MANUAL,
+    retry_of: JobResult | None = None,
+    countdown: float | None = None,
+    note: str = "",
+    scheduled_for: dt.datetime | None = None,
+) -> list[JobResult]:
     if not job.active:
         raise RunRefused(f"The job {job.identifier} is inactive.")
     values = job.clean_run_parameters(parameters)
+    domains = run_domains(job, retry_of)
+    requested_by = user if user is not None and user.is_authenticated else None
     with transaction.atomic():
         if job.concurrency == Job.ONE_AT_A_TIME:
             # The row lock makes "is one already going?" and the insert one step, so
@@ -55,21 +74,33 @@ def start_run(
                 raise RunRefused(
                     f"The job {job.identifier} runs one at a time and result #{going.id} is {going.status}."
                 )
-        result = JobResult.objects.create(
-            job=job,
-            trigger=trigger,
-            requested_by=user if user is not None and user.is_authenticated else None,
-            parameters=values,
-            queue=job.queue,
-            lines_total=job.lines.filter(active=True).count(),  # known before it starts; set again at the claim
-            retry_of=retry_of,
-            attempt=retry_of.attempt + 1 if retry_of is not None else 1,
-            published_at=timezone.now() + dt.timedelta(seconds=countdown or 0),
-            message=note,
-            scheduled_for=scheduled_for,
-        )
-        transaction.on_commit(lambda: publish(result, countdown=countdown))
-    return result
+        lines_total = job.lines.filter(active=True).count()  # known before it starts; set again at the claim
+        results = [
+            JobResult.objects.create(
+                job=job, domain=domain, trigger=trigger, requested_by=requested_by,
+                run_as=job.run_as if job.run_as_id else requested_by,
+                parameters=values, queue=job.queue, lines_total=lines_total, retry_of=retry_of,
+                attempt=retry_of.attempt + 1 if retry_of is not None else 1,
+                published_at=timezone.now() + dt.timedelta(seconds=countdown or 0),
+                message=note, scheduled_for=scheduled_for,
+            )
+            for domain in domains
+        ]
+        for result in results:
+            transaction.on_commit(lambda result=result: publish(result, countdown=countdown))
+    return results
+
+
+def run_domains(job: Job, retry_of: JobResult | None = None) -> list[Domain | None]:
+    """The domain of each run: the job's; for a per-domain global job, every domain (a retry: its own)."""
+    if job.domain_id is not None or job.execution != Job.PER_DOMAIN:
+        return [job.domain]
+    if retry_of is not None:
+        return [retry_of.domain]
+    domains = list(Domain.objects.order_by("slug"))
+    if not domains:
+        raise RunRefused(f"The job {job.identifier} runs per domain and there is no domain yet.")
+    return domains
 
 
 def publish(result: JobResult, countdown: float | None = None) -> None:

@@ -47,6 +47,14 @@ class JobResult(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    domain = models.ForeignKey(
+        "jobs.Domain", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+        help_text="The domain this run belongs to: its job's, or for a per-domain run of a global job, its own.",
+    )
+    run_as = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Whose permissions the run had: the job's service user, or who started it.",
+    )
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -221,7 +221,7 @@ def _jsonable(arguments: dict) -> dict:
 def execute(result_id: int) -> None:
     """Run the result if this process wins its claim; every path ends it."""
     try:
-        result = JobResult.objects.select_related("job", "job__domain").get(id=result_id)
+        result = JobResult.objects.select_related("job", "job__domain", "domain").get(id=result_id)
     except JobResult.DoesNotExist:
         return
     if result.status != Status.PENDING:
@@ -263,7 +263,7 @@ def run_variables(result: JobResult) -> dict[str, Any]:
     job = result.job
     return context_vars.build_variables(
         job_identifier=job.identifier,
-        domain_slug=job.domain.slug if job.domain_id else None,
+        domain_slug=(result.domain or job.domain).slug if (result.domain_id or job.domain_id) else None,
         params=result.parameters,
     )
 

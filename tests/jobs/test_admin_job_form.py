@@ -8,7 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from jobs.models import Action, Domain, DomainMembership, Job
+from jobs.models import Action, Domain, DomainMembership, Job, JobLine
 from tests.helpers import make_job
 
 pytestmark = pytest.mark.django_db
@@ -49,6 +49,13 @@ def form_values(form: forms.BaseForm) -> dict:
         if isinstance(bound.field, forms.BooleanField):
             if value:
                 data[bound.html_name] = "on"
+        elif isinstance(bound.field, forms.MultiValueField):  # one input per part: name_0, name_1, ...
+            parts = value if isinstance(value, list) else bound.field.widget.decompress(value)
+            for index, part in enumerate(parts):
+                data[f"{bound.html_name}_{index}"] = "" if part is None else part
+        elif isinstance(value, list):  # a multiple choice sends one value per ticked box, none when empty
+            if value:
+                data[bound.html_name] = value
         else:
             data[bound.html_name] = "" if value is None else value
         if bound.field.show_hidden_initial:  # fields with a callable default also send their initial value
@@ -177,9 +184,28 @@ def test_the_model_refuses_an_identifier_change(admin_user):
 
 
 def test_domain_admin_adds_a_job_to_their_domain(client, member, acme):
-    response = post_add(client, member("ann", acme, DomainMembership.ADMIN), [SHELL], domain=acme.pk)
+    response = post_add(client, member("ann", acme, DomainMembership.ADMIN), [SLEEP], domain=acme.pk)
     assert response.status_code == 302
     assert Job.objects.get(identifier="nightly").domain == acme
+
+
+def test_only_a_system_administrator_may_put_a_dangerous_action_on_a_line(client, member, acme):
+    response = post_add(client, member("ann", acme, DomainMembership.ADMIN), [SHELL], domain=acme.pk)
+    assert response.status_code == 200
+    formset = next(i.formset for i in response.context["inline_admin_formsets"] if i.formset.prefix == "lines")
+    assert "Only a system administrator may add or change a line that runs core.shell" in str(formset.errors)
+    assert not Job.objects.filter(identifier="nightly").exists()
+
+
+def test_a_domain_admin_cannot_change_an_existing_dangerous_line(client, member, acme):
+    job = make_job("with-shell", (10, "core.shell", {"command": "echo safe"}), domain=acme)
+    client.force_login(member("ann", acme, DomainMembership.ADMIN))
+    url = reverse("admin:jobs_job_change", args=[job.pk])
+    data = page_data(client.get(url))
+    data["lines-0-parameters"] = json.dumps({"command": "rm -rf /tmp/x"})
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert JobLine.objects.get(job=job).parameters == {"command": "echo safe"}
 
 
 @pytest.mark.parametrize("target", ["other-domain", "global"])
