@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from . import dispatch, states
+from . import aftermath, dispatch, states
 from .models import JobResult, Status
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def sweep() -> list[int]:
     if ended:
         logger.warning("reaper ended lost runs %s", ended)
     for result_id in ended:
-        dispatch.retry_if_due(result_id, worker_lost=True)
+        aftermath.run_ended(result_id, worker_lost=True)
     republished = dispatch.republish_lost_messages(dt.timedelta(seconds=settings.JOBS_REPUBLISH_AFTER_SECONDS))
     if republished:
         logger.warning("reaper published again the lost messages of pending results %s", republished)
@@ -59,7 +59,7 @@ def sweep_host(hostname: str | None = None) -> list[int]:
         reason = lost_reason(f": process {pid} on {hostname} is gone", idempotent)
         if not _process_alive(pid) and states.lose(result_id, reason=reason):
             ended.append(result_id)
-            dispatch.retry_if_due(result_id, worker_lost=True)
+            aftermath.run_ended(result_id, worker_lost=True)
     return ended
 
 

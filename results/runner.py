@@ -26,7 +26,7 @@ from jobs.filters import RecordSet, queryset_for
 from jobs.models import JobLine
 from jobs.registry import Cancelled
 
-from . import dispatch, states
+from . import aftermath, states
 from .log import LineLogger, RunLog
 from .models import JobLineResult, JobResult, LogLevel, Status
 from .watchdog import Monitor, RunControl, RunWatch
@@ -246,12 +246,12 @@ def execute(result_id: int) -> None:
             run.write_line_end()
             log.flush()
             ended = states.finish(result_id, status, message)
-        if ended and status == Status.ERROR:
-            dispatch.retry_if_due(result_id)
+        if ended:
+            aftermath.run_ended(result_id, status, job=result.job)
     except BaseException as exc:
         control.finished.set()
         if _end_after_runner_failure(result_id, log, exc):
-            dispatch.retry_if_due(result_id)
+            aftermath.run_ended(result_id, Status.ERROR, job=result.job)
         if not isinstance(exc, Exception):
             raise
     finally:

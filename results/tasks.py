@@ -1,8 +1,8 @@
-"""Celery tasks: the run of a result, and the reaper's periodic sweep."""
+"""Celery tasks: the run of a result, the reaper's periodic sweep, and the e-mail report of a finished run."""
 from celery import shared_task
 from django.db import close_old_connections
 
-from . import reaper, runner
+from . import reaper, reports, runner
 
 
 @shared_task(name="results.run", ignore_result=True)
@@ -18,3 +18,13 @@ def run_result(result_id: int) -> None:
 def reap_lost_runs() -> int:
     close_old_connections()
     return len(reaper.sweep())
+
+
+@shared_task(name="results.send_report", ignore_result=True)
+def send_report(result_id: int) -> bool:
+    """Published by ``reports.queue_report`` after a run ended, so a slow SMTP server never holds a run."""
+    close_old_connections()
+    try:
+        return reports.send_report(result_id)
+    finally:
+        close_old_connections()

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from . import states
+from . import aftermath, states
 from .log import RunLog
 from .models import JobLineResult, JobResult, LogLevel, Status
 
@@ -120,7 +120,8 @@ class RunWatch:
         JobLineResult.objects.filter(result_id=self.result_id, line_no=line_no, status=Status.RUNNING).update(
             status=Status.KILLED, message="Stopped by force.", finished_at=timezone.now()
         )
-        states.finish(self.result_id, Status.KILLED, self.control.stop_message, cut_short=True)
+        if states.finish(self.result_id, Status.KILLED, self.control.stop_message, cut_short=True):
+            aftermath.run_ended(self.result_id, Status.KILLED)  # no transaction here: published before the exit
         self.control.finished.set()
         if FORCE_EXIT_ALLOWED:
             # The only way to stop Python code that never checks: end this pool
