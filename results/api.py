@@ -71,6 +71,12 @@ class LineResultSerializer(serializers.Serializer):
     parameters = serializers.JSONField()
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField()
+    records_total = serializers.IntegerField(allow_null=True)
+    records_processed = serializers.IntegerField()
+    records_failed = serializers.IntegerField()
+    failures = serializers.JSONField()
+    data_changed = serializers.BooleanField(allow_null=True)
+    external_called = serializers.BooleanField(allow_null=True)
 
 
 class ResultSerializer(serializers.ModelSerializer):
@@ -80,12 +86,21 @@ class ResultSerializer(serializers.ModelSerializer):
     domain = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     kill_requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     lines = LineResultSerializer(source="line_results", many=True, read_only=True)
+    answers = serializers.SerializerMethodField()
+    typical_duration = serializers.SerializerMethodField()
+
+    def get_answers(self, result: JobResult) -> dict:
+        return result.answers()
+
+    def get_typical_duration(self, result: JobResult) -> float | None:
+        return result.typical_duration() if result.status in ("pending", "running") else None
 
     class Meta:
         model = JobResult
         fields = ["id", "job", "domain", "status", "message", "created_at", "started_at", "finished_at", "trigger",
                   "requested_by", "run_as", "parameters", "variables", "queue", "worker", "lines_total",
-                  "kill_requested_at", "kill_requested_by", "lines"]
+                  "kill_requested_at", "kill_requested_by", "attempt", "retry_of", "lines", "answers",
+                  "typical_duration"]
 
 
 class RunRequest(serializers.Serializer):

@@ -103,6 +103,38 @@ class JobResult(models.Model):
     def is_killable(self) -> bool:
         return self.status in ACTIVE
 
+    def answers(self) -> dict:
+        """Seed 004's questions about a run, answered from its lines."""
+        lines = list(self.line_results.all())
+        failures = [failure | {"line_no": line.line_no} for line in lines for failure in line.failures]
+
+        def reported(flag: str) -> bool | None:
+            values = [getattr(line, flag) for line in lines if getattr(line, flag) is not None]
+            return any(values) if values else None
+
+        return {
+            "started": self.started_at is not None,
+            "finished": self.is_finished,
+            "records_processed": sum(line.records_processed for line in lines),
+            "records_failed": sum(line.records_failed for line in lines),
+            "failures": failures[:100],
+            "data_changed": reported("data_changed"),
+            "external_called": reported("external_called"),
+            "retry_possible": self.is_finished and self.job.active,
+            "retry_safe": self.job.idempotent,
+        }
+
+    def typical_duration(self) -> float | None:
+        """Median seconds of the job's last successful runs, for the estimate of a running one."""
+        durations = sorted(
+            (finished - started).total_seconds()
+            for started, finished in JobResult.objects.filter(
+                job_id=self.job_id, status=Status.SUCCESS, started_at__isnull=False
+            ).exclude(id=self.id).order_by("-id").values_list("started_at", "finished_at")[:10]
+            if finished is not None
+        )
+        return durations[len(durations) // 2] if durations else None
+
     @property
     def duration(self):
         if self.started_at is None:
@@ -126,6 +158,13 @@ class JobLineResult(models.Model):
     parameters = models.JSONField(default=dict, blank=True, help_text="Resolved arguments.")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # What the action reported (seed 004's questions); None where it said nothing.
+    records_total = models.PositiveIntegerField(null=True, blank=True)
+    records_processed = models.PositiveIntegerField(default=0)
+    records_failed = models.PositiveIntegerField(default=0)
+    failures = models.JSONField(default=list, blank=True, help_text="Failed record ids with their errors.")
+    data_changed = models.BooleanField(null=True, blank=True)
+    external_called = models.BooleanField(null=True, blank=True)
 
     class Meta:
         ordering = ["result", "line_no"]

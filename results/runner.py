@@ -29,7 +29,7 @@ from jobs.registry import Cancelled
 from . import aftermath, states
 from .log import LineLogger, RunLog
 from .models import JobLineResult, JobResult, LogLevel, Status
-from .watchdog import Monitor, RunControl, RunWatch
+from .watchdog import MAX_FAILURES_KEPT, LineTally, Monitor, RunControl, RunWatch
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class RunContext:
         self.records = records
         self._control = control
         self.warnings: list[str] = []
+        self.tally = control.tally or LineTally()
 
     @property
     def cancelled(self) -> bool:
@@ -74,6 +75,31 @@ class RunContext:
         self.warnings.append(message)
         self.log.warning(message)
 
+    def progress(self, done: int, total: int | None = None) -> None:
+        """Records done so far (of ``total``): the result page shows a progress bar."""
+        self.tally.processed = done
+        if total is not None:
+            self.tally.total = total
+
+    def processed(self, count: int = 1) -> None:
+        """``count`` more records were processed."""
+        self.tally.processed += count
+
+    def failed(self, record_id: Any, error: Any) -> None:
+        """A record failed; the line goes on and ends ``warning``, listing the failed ids with their errors."""
+        self.tally.failed += 1
+        if len(self.tally.failures) < MAX_FAILURES_KEPT:
+            self.tally.failures.append({"id": str(record_id), "error": str(error)[:500]})
+        self.log.error(f"record {record_id} failed: {error}")
+
+    def changed_data(self, changed: bool = True) -> None:
+        """Say whether this line changed data (the result page answers "was data changed?")."""
+        self.tally.data_changed = changed
+
+    def called_external(self) -> None:
+        """Say that this line called an external system (automatic for actions declared external)."""
+        self.tally.external_called = True
+
     def register_process_group(self, pgid: int) -> None:
         """Processes in this group are killed if the line must be stopped by force."""
         self._control.add_process_group(pgid)
@@ -87,6 +113,7 @@ class LineOutcome:
     status: str
     message: str
     records: RecordSet | None = None
+    tally: LineTally | None = None
 
 
 class Run:
@@ -98,15 +125,13 @@ class Run:
         self.log = log
         self.control = control
         self.variables: dict[str, Any] = {}
-        self._line_end: tuple[int, str, str, Any] | None = None
+        self._line_end: tuple[int, dict] | None = None
 
     def write_line_end(self) -> None:
         """Record the end of the last line; done in the next commit (next line's start, or the run's end)."""
         if self._line_end is not None:
-            line_result_id, status, message, finished_at = self._line_end
-            JobLineResult.objects.filter(id=line_result_id, status=Status.RUNNING).update(
-                status=status, message=message, finished_at=finished_at
-            )
+            line_result_id, fields = self._line_end
+            JobLineResult.objects.filter(id=line_result_id, status=Status.RUNNING).update(**fields)
             self._line_end = None
 
     def execute(self, lines: list[JobLine]) -> tuple[str, str]:
@@ -165,7 +190,10 @@ class Run:
             outcome = error or self._call(line, arguments, records)
         finally:
             self.control.current_line = None
-        self._line_end = (line_result.id, outcome.status, outcome.message, timezone.now())
+        ended = {"status": outcome.status, "message": outcome.message, "finished_at": timezone.now()}
+        if outcome.tally is not None:
+            ended.update(outcome.tally.fields())
+        self._line_end = (line_result.id, ended)
         level = LogLevel.ERROR if outcome.status == Status.ERROR else LogLevel.INFO
         self.log.write(level, f"Line {line.line_no}: {outcome.status}: {outcome.message}", line.line_no)
         return outcome
@@ -187,6 +215,7 @@ class Run:
             if line.is_filter:
                 return self._select(line)
             spec = registry.get(line.action.name)
+            tally = self.control.tally = LineTally(external_called=True if spec.external else None)
             ctx = RunContext(
                 result_id=self.result.id, job_identifier=self.job.identifier, line_no=line.line_no,
                 params=self.result.parameters, variables=self.variables, log=log, records=records,
@@ -194,14 +223,18 @@ class Run:
             )
             returned = spec.func(ctx, **arguments)
         except Cancelled:
-            return LineOutcome(Status.KILLED, "Killed during this line.")
+            return LineOutcome(Status.KILLED, "Killed during this line.", tally=self.control.tally)
         except Exception as exc:
             log.error("".join(traceback.format_exception(exc)).rstrip())
-            return LineOutcome(Status.ERROR, f"{type(exc).__name__}: {exc}")
+            return LineOutcome(Status.ERROR, f"{type(exc).__name__}: {exc}", tally=self.control.tally)
+        finally:
+            self.control.tally = None
         message = str(returned) if returned is not None else "Done."
+        if tally.failed:
+            ctx.warnings.append(f"{tally.failed} record(s) failed of {tally.processed + tally.failed}")
         if ctx.warnings:
-            return LineOutcome(Status.WARNING, "; ".join(ctx.warnings))
-        return LineOutcome(Status.SUCCESS, message)
+            return LineOutcome(Status.WARNING, "; ".join(ctx.warnings), tally=tally)
+        return LineOutcome(Status.SUCCESS, message, tally=tally)
 
     def _select(self, line: JobLine) -> LineOutcome:
         template = line.filter_template

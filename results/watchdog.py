@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import time
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection
@@ -31,10 +32,33 @@ logger = logging.getLogger(__name__)
 FORCE_EXIT_ALLOWED = False
 
 
+MAX_FAILURES_KEPT = 1000
+
+
+@dataclass
+class LineTally:
+    """What an action reports about its records while it runs (shared with the watchdog)."""
+
+    total: int | None = None
+    processed: int = 0
+    failed: int = 0
+    failures: list[dict] = field(default_factory=list)
+    data_changed: bool | None = None
+    external_called: bool | None = None
+
+    def progress_fields(self) -> dict:
+        return {"records_total": self.total, "records_processed": self.processed, "records_failed": self.failed}
+
+    def fields(self) -> dict:
+        return {**self.progress_fields(), "failures": self.failures, "data_changed": self.data_changed,
+                "external_called": self.external_called}
+
+
 class RunControl:
     """What the run's threads share: the stop request and the line's processes."""
 
     def __init__(self) -> None:
+        self.tally: LineTally | None = None  # the current line's
         self.stop_requested = threading.Event()
         self.stop_message = ""
         self.stopped_at: float | None = None
@@ -81,6 +105,7 @@ class RunWatch:
         self.deadline = now + time_limit if time_limit else None
         self.next_beat = now + settings.JOBS_HEARTBEAT_SECONDS
         self.next_flush = now + settings.JOBS_LOG_FLUSH_SECONDS
+        self.progress_written: tuple | None = None
 
     def tick(self) -> None:
         now = time.monotonic()
@@ -91,6 +116,7 @@ class RunWatch:
             self.log.write(LogLevel.ERROR, self.control.stop_message)
         if now >= self.next_flush:
             self.log.flush()
+            self._write_progress()
             self.next_flush = now + settings.JOBS_LOG_FLUSH_SECONDS
         if now >= self.next_beat:
             if not states.beat(self.result_id):
@@ -99,6 +125,17 @@ class RunWatch:
         stopped_at = self.control.stopped_at
         if stopped_at is not None and now - stopped_at > settings.JOBS_KILL_GRACE_SECONDS:
             self._force_stop()
+
+    def _write_progress(self) -> None:
+        """The running line's record counts, for the progress bar (only when they changed)."""
+        tally, line_no = self.control.tally, self.control.current_line
+        if tally is None or line_no is None:
+            return
+        progress = tally.progress_fields()
+        if (line_no, progress) != self.progress_written:
+            JobLineResult.objects.filter(result_id=self.result_id, line_no=line_no, status=Status.RUNNING).update(
+                **progress)
+            self.progress_written = (line_no, progress)
 
     def _check_kill(self) -> None:
         row = (

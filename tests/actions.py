@@ -66,3 +66,21 @@ def break_runner(ctx) -> str:
 
     runner.Run.summarize = broken
     return "the runner will fail next"
+
+
+@action("testing.records", supports_cancel=True)
+def records(ctx, count: int = 10, fail_every: int = 0, pause: float = 0.0) -> str:
+    """Processes ``count`` fake records, failing every ``fail_every``-th; reports progress."""
+    ctx.progress(0, count)
+    done = 0
+    for number in range(1, count + 1):
+        ctx.check_cancelled()
+        if fail_every and number % fail_every == 0:
+            ctx.failed(f"rec-{number}", f"record {number} is locked")
+        else:
+            done += 1
+            ctx.progress(done, count)
+        if pause:
+            ctx.sleep(pause)
+    ctx.changed_data()
+    return f"{done} records processed"

@@ -55,7 +55,11 @@
     body.replaceChildren(...lines.map((line) => {
       const row = document.createElement("tr");
       row.dataset.line = line.line_no;
-      const cells = [line.line_no, line.action, badge(line.status), line.message, when(line.started_at),
+      const records = line.records_total !== null || line.records_processed || line.records_failed
+        ? line.records_processed + (line.records_total !== null ? " / " + line.records_total : "") +
+          (line.records_failed ? " (" + line.records_failed + " failed)" : "")
+        : "";
+      const cells = [line.line_no, line.action, badge(line.status), line.message, records, when(line.started_at),
         duration(line.started_at, line.finished_at)];
       for (const value of cells) {
         const cell = document.createElement("td");
@@ -66,7 +70,60 @@
     }));
   }
 
+  function yesNo(value, unknown) {
+    if (value === null || value === undefined) return unknown || "not reported";
+    return value ? "yes" : "no";
+  }
+
+  function renderAnswers(result) {
+    const a = result.answers;
+    text("answer-started", a.started ? "yes, at " + when(result.started_at) : "not yet");
+    text("answer-finished", a.finished ? "yes, " + result.status + " at " + when(result.finished_at) : "not yet");
+    text("answer-processed", String(a.records_processed));
+    text("answer-failed", String(a.records_failed));
+    text("answer-changed", yesNo(a.data_changed));
+    text("answer-external", yesNo(a.external_called));
+    text("answer-retry", !a.finished ? "not while it runs" : !a.retry_possible ? "no: the job is inactive"
+      : a.retry_safe ? "yes (the job is idempotent)" : "yes, but the job is not idempotent: check what it already did");
+    const table = document.getElementById("result-failures");
+    if (a.failures.length) {
+      table.style.display = "";
+      table.querySelector("tbody").replaceChildren(...a.failures.map((f) => {
+        const row = document.createElement("tr");
+        for (const value of [f.line_no, f.id, f.error]) {
+          const cell = document.createElement("td");
+          cell.textContent = value;
+          row.appendChild(cell);
+        }
+        return row;
+      }));
+    }
+  }
+
+  function renderProgress(result) {
+    const bar = document.getElementById("progress-lines");
+    if (!bar) return;
+    const done = result.lines.filter((l) => ACTIVE.indexOf(l.status) === -1).length;
+    const total = Math.max(result.lines_total, 1);
+    bar.max = total;
+    bar.value = ACTIVE.indexOf(result.status) === -1 ? total : done;
+    let words = done + " of " + result.lines_total + " line(s) done";
+    const current = result.lines.find((l) => l.status === "running");
+    if (current && current.records_total) {
+      words += "; line " + current.line_no + ": " + current.records_processed + " of " + current.records_total +
+        " records";
+    }
+    if (result.status === "running" && result.typical_duration && result.started_at) {
+      const left = result.typical_duration - (new Date() - new Date(result.started_at)) / 1000;
+      words += left > 0 ? "; about " + Math.ceil(left) + " s left (usual run " + result.typical_duration.toFixed(1) +
+        " s)" : "; longer than usual (" + result.typical_duration.toFixed(1) + " s)";
+    }
+    text("progress-text", words);
+  }
+
   function renderResult(result) {
+    renderAnswers(result);
+    renderProgress(result);
     const status = document.getElementById("result-status");
     status.textContent = result.status;
     status.className = "job-status job-status-" + result.status;

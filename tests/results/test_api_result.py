@@ -80,6 +80,8 @@ def test_result_has_its_fields_and_lines_in_line_order(django_user_model, acme, 
         "line_no": 10, "action": "testing.echo", "status": "success", "message": "echoed 1 time(s)",
         "parameters": {"text": "hello", "repeat": 1},
         "started_at": data["lines"][0]["started_at"], "finished_at": data["lines"][0]["finished_at"],
+        "records_total": None, "records_processed": 0, "records_failed": 0, "failures": [],
+        "data_changed": None, "external_called": None,
     }
     assert dt.datetime.fromisoformat(data["lines"][1]["started_at"]) == result.started_at + dt.timedelta(seconds=2)
 
