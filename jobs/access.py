@@ -93,6 +93,14 @@ def can_run(user: User, job: Job) -> bool:
     return not job.required_permission or is_system_admin(user) or user.has_perm(job.required_permission)
 
 
+def run_domain_ids(user: User) -> set[int] | None:
+    """The domains where ``user`` may run and kill; None means every domain (system administrator)."""
+    if is_system_admin(user):
+        return None
+    return set(DomainMembership.objects.filter(user_id=getattr(user, "pk", None), role__in=RUN_ROLES)
+               .values_list("domain_id", flat=True))
+
+
 def can_kill(user: User, result) -> bool:
     """Operators and admins of the run's domain (a per-domain run of a global job included)."""
     return has_role_in(user, result.domain_id or result.job.domain_id, RUN_ROLES)

@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from results.dispatch import RunRefused, start_run
-from results.models import JobResult, Trigger
+from results.models import JobLogEntry, JobResult, LogRead, Trigger
 
 from . import access
 from .forms import RunParametersForm, ScheduleForm
@@ -238,23 +238,46 @@ class JobLineInline(admin.TabularInline):
         return obj is None or access.can_edit(request.user, obj)
 
 
+class LastRunFilter(admin.SimpleListFilter):
+    """Filter by the status of the last run (seed 001's status icons)."""
+
+    title = "last run"
+    parameter_name = "last_run"
+
+    def lookups(self, request, model_admin):
+        return [("success", "✔ success"), ("warning", "⚠ warning"), ("info", "ℹ info"), ("error", "✖ error"),
+                ("killed", "✖ killed"), ("running", "● running"), ("pending", "○ pending"), ("never", "– never run")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "never":
+            return queryset.filter(last_result_status__isnull=True)
+        if self.value():
+            return queryset.filter(last_result_status=self.value())
+        return queryset
+
+
 @admin.register(Job)
 class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     change_form_template = "admin/jobs/job/change_form.html"
-    list_display = ["identifier", "name", "domain_or_global", "execution_type", "active", "last_status", "last_run",
-                    "schedule_text", "next_run"]
+    list_display = ["identifier", "name", "domain_or_global", "execution_type", "active", "last_status", "log_icon",
+                    "last_run", "schedule_text", "next_run"]
     list_display_links = ["identifier", "name"]
-    list_filter = ["active", ("domain", admin.RelatedOnlyFieldListFilter), "module"]
+    list_filter = [LastRunFilter, "active", ("domain", admin.RelatedOnlyFieldListFilter), "module"]
     search_fields = ["identifier", "name", "description"]
     list_select_related = ["domain", "schedule"]
     actions = ["run_now"]
     inlines = [JobLineInline, ScheduleInline]
+
+    class Media:
+        css = {"all": ["jobs/jobs.css"]}
+        js = ["jobs/popup.js"]
     formfield_overrides = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 3, "cols": 60})}}
     fieldsets = [
         (None, {"fields": ["identifier", "name", "description", "domain", "execution", "active", "stops_on_error"]}),
         ("Who and how", {"fields": ["run_as", "required_permission", "destructive", "external"]}),
         ("Execution", {"fields": ["params", "concurrency", "time_limit", "idempotent", "retries", "retry_delay",
                                   "queue", "module"]}),
+        ("For operators", {"fields": ["owner", "expected_runtime", "expected_result", "troubleshooting"]}),
         ("E-mail report", {"fields": ["report"], "classes": ["collapse"]}),
     ]
 
@@ -278,16 +301,24 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         last = JobResult.objects.filter(job=OuterRef("pk")).order_by("-id")
-        return access.visible_jobs(request.user, super().get_queryset(request)).annotate(
+        jobs = access.visible_jobs(request.user, super().get_queryset(request)).annotate(
             last_result_id=Subquery(last.values("id")[:1]),
             last_result_status=Subquery(last.values("status")[:1]),
             last_result_at=Subquery(last.values("created_at")[:1]),
+        )
+        # The log icon: is there a log entry of the last run this user has not read yet?
+        return jobs.annotate(
+            last_log_seq=Subquery(JobLogEntry.objects.filter(result_id=OuterRef("last_result_id"))
+                                  .order_by("-seq").values("seq")[:1]),
+            last_read_seq=Subquery(LogRead.objects.filter(result_id=OuterRef("last_result_id"),
+                                                          user_id=request.user.pk).values("seq")[:1]),
         )
 
     def get_readonly_fields(self, request, obj=None):
         readonly = ["identifier"] if obj is not None else []
         if not access.is_system_admin(request.user):
-            readonly += ["run_as", "execution"]  # a service user's rights, or every domain: system administrators'
+            # A service user's rights, every domain, or lifting a required permission: system administrators' calls.
+            readonly += ["run_as", "execution", "required_permission"]
         return readonly
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -322,6 +353,16 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     def next_run(self, job: Job):
         schedule = getattr(job, "schedule", None)
         return schedule.when_local(schedule.next_run_at) if schedule is not None else "—"
+
+    @admin.display(description="Log")
+    def log_icon(self, job: Job):
+        if getattr(job, "last_log_seq", None) is None:
+            return ""
+        unread = job.last_log_seq > (job.last_read_seq or 0)
+        url = reverse("admin:results_jobresult_change", args=[job.last_result_id])
+        return format_html('<a class="log-icon log-{}" href="{}?_popup=1#job-log" data-popup="{}" title="{}">{}</a>',
+                           "unread" if unread else "read", url, url,
+                           "new log entries" if unread else "log read", "■" if unread else "□")
 
     @admin.display(description="Last run at", ordering="last_result_at")
     def last_run(self, job: Job):
@@ -363,7 +404,11 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/jobs/job/run.html", context)
 
-    @admin.action(description="Run now")
+    def has_run_permission(self, request) -> bool:
+        """Offers "Run now" only to roles that may run (system administrators, domain admins, operators)."""
+        return access.is_system_admin(request.user) or access.domain_ids(request.user, access.RUN_ROLES).exists()
+
+    @admin.action(description="Run now", permissions=["run"])
     def run_now(self, request, queryset):
         started, refused = [], []
         for job in access.runnable_jobs(request.user, queryset):
@@ -390,6 +435,28 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         extra_context = extra_context or {}
         job = self.get_object(request, object_id)
         if job is not None:
-            extra_context["latest_results"] = job.results.select_related("requested_by").order_by("-id")[:10]
+            latest = job.results.select_related("requested_by").order_by("-id")
+            status = request.GET.get("results_status")
+            if status in {choice for choice, _ in JobResult._meta.get_field("status").choices}:
+                latest = latest.filter(status=status)
+            extra_context["latest_results"] = latest[:10]
+            extra_context["results_status"] = status
+            extra_context["status_choices"] = JobResult._meta.get_field("status").choices
+            extra_context["history"] = history_bars(job)
             extra_context["can_run"] = access.can_run(request.user, job)
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+def history_bars(job: Job, count: int = 30) -> list[dict]:
+    """The last runs as bars: height by duration, colour by status (oldest first)."""
+    runs = list(job.results.filter(started_at__isnull=False).order_by("-id")
+                .values("id", "status", "started_at", "finished_at")[:count])[::-1]
+    for run in runs:
+        end = run["finished_at"] or run["started_at"]
+        run["seconds"] = max(0.0, (end - run["started_at"]).total_seconds())
+    longest = max((run["seconds"] for run in runs), default=0) or 1
+    for index, run in enumerate(runs):
+        run["height"] = max(2, round(60 * run["seconds"] / longest))
+        run["x"] = index * 12
+        run["y"] = 62 - run["height"]
+    return runs

@@ -194,6 +194,10 @@ class Job(models.Model):
         default=60, validators=[MaxValueValidator(24 * 3600)], help_text="Seconds between a failure and its retry.",
     )
     report = models.JSONField(null=True, blank=True, help_text="E-mail report: recipients and when.")
+    owner = models.CharField(max_length=200, blank=True, help_text="Who is responsible for it (person or team).")
+    expected_runtime = models.CharField(max_length=100, blank=True, help_text="e.g. about 5 minutes")
+    expected_result = models.TextField(blank=True, help_text="What a good run produces.")
+    troubleshooting = models.TextField(blank=True, help_text="What to check when it fails; where its logs are.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

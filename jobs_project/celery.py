@@ -2,6 +2,10 @@
 import os
 
 from celery import Celery
+from kombu.transport import TRANSPORT_ALIASES
+
+# The embedded default broker: kombu's filesystem transport, with atomic writes and claims.
+TRANSPORT_ALIASES.setdefault("jobsfs", "jobs_project.broker:Transport")
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "jobs_project.settings")
 

@@ -101,8 +101,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 LOGIN_URL = "admin:login"
 
 # --- Celery -------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
-if CELERY_BROKER_URL.startswith("filesystem://"):
+# jobsfs:// is kombu's filesystem transport made safe for several processes (jobs_project/broker.py).
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="jobsfs://localhost//")
+if CELERY_BROKER_URL.startswith(("filesystem://", "jobsfs://")):
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponseRedirect
+from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -18,20 +18,37 @@ from jobs.admin import NotFoundOutsideDomainsMixin, status_badge
 
 from . import states
 from .dispatch import RunRefused, start_run
-from .models import JobResult, Trigger
+from .models import JobLogEntry, JobResult, Trigger
+
+
+def log_lines(result_id: int, page: int = 5000):
+    last = 0
+    while True:
+        rows = list(JobLogEntry.objects.filter(result_id=result_id, seq__gt=last).order_by("seq")
+                    .values_list("seq", "at", "level", "line_no", "message")[:page])
+        if not rows:
+            return
+        for _seq, at, level, line_no, message in rows:
+            where = f" [line {line_no}]" if line_no is not None else ""
+            yield f"{at.isoformat()} {level}{where} {message}\n"
+        last = rows[-1][0]
 
 
 @admin.register(JobResult)
 class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     change_form_template = "admin/results/jobresult/change_form.html"
     list_display = ["id", "status_icon", "job_link", "domain", "trigger", "requested_by", "started_at",
-                    "duration_text", "short_message", "kill_link"]
+                    "duration_text", "short_message", "log_link"]  # + the Kill button: get_list_display
     list_display_links = ["id"]
     list_filter = ["status", "trigger"]
     search_fields = ["job__identifier", "job__name", "message"]
     list_select_related = ["job", "requested_by", "domain"]
     list_per_page = 50
     show_full_result_count = False
+
+    class Media:
+        css = {"all": ["jobs/jobs.css"]}
+        js = ["jobs/popup.js"]
     # Status, times, lines and log are the live panel of the page (result.js); these are the rest.
     readonly_fields = ["job", "domain", "run_as", "parameters", "variables", "queue", "created_at", "heartbeat_at"]
     fieldsets = [("Details", {"fields": readonly_fields, "classes": ["collapse"]})]
@@ -72,21 +89,45 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     def short_message(self, result: JobResult) -> str:
         return result.message if len(result.message) <= 100 else result.message[:99] + "…"
 
-    @admin.display(description="")
-    def kill_link(self, result: JobResult):
-        if not result.is_killable:
-            return ""
-        return format_html('<a class="button kill-button" href="{}">Kill</a>',
-                           reverse("admin:results_jobresult_kill", args=[result.pk]))
+    @admin.display(description="Log")
+    def log_link(self, result: JobResult):
+        url = reverse("admin:results_jobresult_change", args=[result.pk])
+        return format_html('<a class="log-popup" href="{}?_popup=1#job-log" data-popup="{}">log</a>', url, url)
+
+    def get_list_display(self, request):
+        return [*super().get_list_display(request), self.kill_link_for(request)]
+
+    def kill_link_for(self, request):
+        """The Kill button of a row, only where this user may kill (one query for the whole page)."""
+        may_kill_in = access.run_domain_ids(request.user)
+
+        @admin.display(description="")
+        def kill_link(result: JobResult):
+            domain_id = result.domain_id or result.job.domain_id
+            if not result.is_killable or (may_kill_in is not None and domain_id not in may_kill_in):
+                return ""
+            return format_html('<a class="button kill-button" href="{}">Kill</a>',
+                               reverse("admin:results_jobresult_kill", args=[result.pk]))
+
+        return kill_link
 
     def get_urls(self):
         kill = self.admin_site.admin_view(self.kill_view)
         retry = self.admin_site.admin_view(self.retry_view)
+        download = self.admin_site.admin_view(self.log_download_view)
         return [
             path("<int:object_id>/kill/", kill, name="results_jobresult_kill"),
             path("<int:object_id>/retry/", retry, name="results_jobresult_retry"),
+            path("<int:object_id>/log.txt", download, name="results_jobresult_log"),
             *super().get_urls(),
         ]
+
+    def log_download_view(self, request, object_id: int):
+        """The whole log as a text file, streamed in pages of the (result, seq) index."""
+        result = get_object_or_404(self.get_queryset(request), pk=object_id)
+        response = StreamingHttpResponse(log_lines(result.pk), content_type="text/plain; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{result.job.identifier}-{result.pk}.log"'
+        return response
 
     def retry_view(self, request, object_id: int):
         """Run the job again with the same parameters, linked to this result (POST only)."""

@@ -18,7 +18,7 @@ from jobs.models import Job
 
 from . import states
 from .dispatch import RunRefused, start_runs
-from .models import JobLogEntry, JobResult, Trigger
+from .models import JobLogEntry, JobResult, LogLevel, LogRead, Trigger
 
 LOG_PAGE_MAX = 5000
 
@@ -178,22 +178,42 @@ class ResultKillView(APIView):
 
 
 class ResultLogView(APIView):
-    """Entries after ``after`` (oldest first), or with ``tail=N`` the last N entries."""
+    """Entries after ``after`` (oldest first); ``tail=N``: the last N; ``before=S``: the N before S.
+
+    Every page is read through the (result, seq) index, so a log of a million
+    lines answers as fast as a short one. ``level=WARNING,ERROR`` filters.
+    """
 
     def get(self, request, result_id: int):
         result = visible_result(request.user, result_id)
         tail = _int_param(request, "tail", 0, minimum=0, maximum=LOG_PAGE_MAX)
+        before = _int_param(request, "before", 0, minimum=0)
         after = _int_param(request, "after", 0, minimum=0)
         limit = _int_param(request, "limit", 1000, minimum=1, maximum=LOG_PAGE_MAX)
         entries = JobLogEntry.objects.filter(result_id=result.id).values("seq", "at", "level", "line_no", "message")
-        if tail:
-            page = list(entries.order_by("-seq")[:tail])[::-1]
-            more = False
+        levels = _levels(request)
+        if levels:
+            entries = entries.filter(level__in=levels)
+        more = False
+        if tail or before:
+            newest_first = entries.filter(seq__lt=before) if before else entries
+            page = list(newest_first.order_by("-seq")[: tail or limit])[::-1]
         else:
             page = list(entries.filter(seq__gt=after).order_by("seq")[: limit + 1])
             more = len(page) > limit
             page = page[:limit]
+        if page:
+            LogRead.mark(request.user, result.id, page[-1]["seq"])
         return Response({"entries": page, "finished": result.is_finished and not more, "status": result.status})
+
+
+def _levels(request) -> list[str]:
+    raw = request.query_params.get("level", "")
+    levels = [level.strip().upper() for level in raw.split(",") if level.strip()]
+    unknown = sorted(set(levels) - set(LogLevel.values))
+    if unknown:
+        raise exceptions.ValidationError({"level": [f"must be among {', '.join(LogLevel.values)}"]})
+    return levels
 
 
 def _int_param(request, name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:

@@ -195,3 +195,26 @@ class JobLogEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.result_id}:{self.seq} {self.level} {self.message[:60]}"
+
+
+class LogRead(models.Model):
+    """How far a user has read a result's log: the job list's log icon is black until they catch up."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    result = models.ForeignKey(JobResult, on_delete=models.CASCADE, related_name="reads")
+    seq = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "result"], name="one_log_read_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read #{self.result_id} up to {self.seq}"
+
+    @classmethod
+    def mark(cls, user, result_id: int, seq: int) -> None:
+        """Only forwards: an older page of the log read later does not make newer entries unread."""
+        if not seq or not getattr(user, "is_authenticated", False):
+            return
+        updated = cls.objects.filter(user=user, result_id=result_id, seq__lt=seq).update(seq=seq)
+        if not updated and not cls.objects.filter(user=user, result_id=result_id).exists():
+            cls.objects.get_or_create(user=user, result_id=result_id, defaults={"seq": seq})

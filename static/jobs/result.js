@@ -9,6 +9,7 @@
   const logUrl = panel.dataset.logUrl;
   const ACTIVE = ["pending", "running"];
   let lastSeq = 0;
+  let firstSeq = null;
 
   function text(id, value) {
     const node = document.getElementById(id);
@@ -32,9 +33,7 @@
     return span;
   }
 
-  function appendEntries(entries) {
-    if (!entries.length) return;
-    const stick = logBox.scrollTop + logBox.clientHeight >= logBox.scrollHeight - 4;
+  function entryRows(entries) {
     const fragment = document.createDocumentFragment();
     for (const entry of entries) {
       const row = document.createElement("div");
@@ -44,10 +43,39 @@
       row.textContent = new Date(entry.at).toLocaleTimeString() + " " + entry.level + line + " " + entry.message;
       fragment.appendChild(row);
       lastSeq = Math.max(lastSeq, entry.seq);
+      firstSeq = firstSeq === null ? entry.seq : Math.min(firstSeq, entry.seq);
     }
-    logBox.appendChild(fragment);
-    if (stick) logBox.scrollTop = logBox.scrollHeight;
+    return fragment;
   }
+
+  function appendEntries(entries) {
+    if (!entries.length) return;
+    const stick = logBox.scrollTop + logBox.clientHeight >= logBox.scrollHeight - 4;
+    logBox.appendChild(entryRows(entries));
+    if (stick) logBox.scrollTop = logBox.scrollHeight;
+    updateEarlierButton();
+  }
+
+  function updateEarlierButton() {
+    const button = document.getElementById("log-earlier");
+    if (button) button.disabled = firstSeq === null || firstSeq <= 1;
+  }
+
+  async function loadEarlier() {
+    if (firstSeq === null || firstSeq <= 1) return;
+    const page = await getJson(logUrl + "?before=" + firstSeq + "&limit=1000");
+    const height = logBox.scrollHeight;
+    logBox.insertBefore(entryRows(page.entries), logBox.firstChild);
+    logBox.scrollTop += logBox.scrollHeight - height;  // keep what the reader was looking at in place
+    updateEarlierButton();
+  }
+
+  const earlier = document.getElementById("log-earlier");
+  if (earlier) earlier.addEventListener("click", () => loadEarlier().catch((e) => console.warn(e)));
+  const level = document.getElementById("log-level");
+  if (level) level.addEventListener("change", () => {
+    logBox.className = "job-log" + (level.value ? " level-" + level.value : "");
+  });
 
   function renderLines(lines) {
     const body = document.querySelector("#result-lines tbody");
