@@ -30,6 +30,31 @@ from .registry import Cancelled, action
 T = TypeVar("T")
 
 
+
+def server_reachable(url: str, timeout: float = 5.0) -> str | None:
+    """Pre-flight check of core.http: the host resolves and accepts a TCP connection."""
+    parts = urllib.parse.urlsplit(str(url))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{url!r} is not an http:// or https:// address"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            return None
+    except socket.gaierror:
+        return f"the host name {parts.hostname} could not be resolved"
+    except TimeoutError:
+        return f"{parts.hostname}:{port} did not answer within {timeout:g} s"
+    except OSError as exc:
+        return f"{parts.hostname}:{port} is unreachable ({exc.strerror or exc})"
+
+
+def folder_usable(cwd: str = "", **_) -> str | None:
+    """Pre-flight check of core.shell: the working directory exists."""
+    if cwd and not os.path.isdir(cwd):
+        return f"the working directory {cwd} does not exist"
+    return None
+
+
 @action(
     "core.shell",
     label="Shell command",
@@ -38,6 +63,7 @@ T = TypeVar("T")
     idempotent=False,
     dangerous=True,
     supports_cancel=True,
+    check=folder_usable,
 )
 def shell(ctx, command: str, cwd: str = "") -> str:
     """Run a shell command; a non-zero exit status fails the line."""
@@ -163,6 +189,7 @@ class HttpAnswer:
     idempotent=False,
     external=True,
     supports_cancel=True,
+    check=lambda url, timeout=30.0, **_: server_reachable(url, min(float(timeout), 5.0)),
 )
 def http_request(ctx, url: str, method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET",
                  headers: dict | None = None, body: str = "", expected_status: str = "2xx",
@@ -491,3 +518,4 @@ def _empty_stdin() -> Iterator[None]:
         yield
     finally:
         sys.stdin = saved
+

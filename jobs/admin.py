@@ -12,17 +12,18 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.forms.models import BaseInlineFormSet
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from results.dispatch import RunRefused, start_run
 from results.models import JobLogEntry, JobResult, LogRead, Trigger
 
 from . import access
-from .forms import RunParametersForm, ScheduleForm
+from .definitions import DefinitionError, export_jobs, import_jobs
+from .forms import ImportJobsForm, RunParametersForm, ScheduleForm
 from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule
 
 STATUS_ICONS = {
@@ -109,10 +110,36 @@ class DomainAdmin(NotFoundOutsideDomainsMixin, SystemAdminOnlyMixin, admin.Model
 
 @admin.register(Action)
 class ActionAdmin(MembershipAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "label", "module", "available", "idempotent", "dangerous", "supports_cancel"]
-    list_filter = ["available", "module", "dangerous"]
+    """The installed actions, read only: what each takes and where it is used."""
+
+    list_display = ["name", "label", "module", "available", "idempotent", "destructive", "external", "dangerous",
+                    "supports_cancel"]
+    list_filter = ["available", "module", "dangerous", "external", "destructive"]
     search_fields = ["name", "label", "description"]
-    readonly_fields = [f.name for f in Action._meta.fields]
+    readonly_fields = ["name", "label", "description", "module", "available", "idempotent", "destructive",
+                       "external", "dangerous", "supports_cancel", "parameter_table"]
+    fields = readonly_fields
+
+    @admin.display(description="Parameters")
+    def parameter_table(self, action: Action):
+        rows = format_html_join(
+            "", "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((p["name"], p.get("type", "str") + (f" ({', '.join(map(str, p['choices']))})" if p.get("choices")
+                                                  else ""),
+              "required" if p.get("required") else "", "" if p.get("default") is None else p["default"],
+              p.get("help", "")) for p in action.parameters),
+        )
+        if not action.parameters:
+            return "None"
+        return format_html('<table><thead><tr><th>Name</th><th>Type</th><th></th><th>Default</th><th>Help</th>'
+                           "</tr></thead><tbody>{}</tbody></table>", rows)
+
+    change_form_template = "admin/jobs/action/change_form.html"
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        action = self.get_object(request, unquote(object_id))
+        used_by = access.visible_jobs(request.user).filter(lines__action=action).distinct().order_by("identifier")
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "used_by": used_by})
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -259,13 +286,14 @@ class LastRunFilter(admin.SimpleListFilter):
 @admin.register(Job)
 class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     change_form_template = "admin/jobs/job/change_form.html"
-    list_display = ["identifier", "name", "domain_or_global", "execution_type", "active", "last_status", "log_icon",
-                    "last_run", "schedule_text", "next_run"]
+    list_display = ["identifier", "name", "job_type", "domain_or_global", "execution_type", "active", "last_status",
+                    "log_icon", "last_run", "schedule_text", "next_run"]
     list_display_links = ["identifier", "name"]
-    list_filter = [LastRunFilter, "active", ("domain", admin.RelatedOnlyFieldListFilter), "module"]
+    list_filter = [LastRunFilter, "job_type", "active", ("domain", admin.RelatedOnlyFieldListFilter), "module"]
     search_fields = ["identifier", "name", "description"]
     list_select_related = ["domain", "schedule"]
-    actions = ["run_now"]
+    actions = ["run_now", "export_yaml"]
+    change_list_template = "admin/jobs/job/change_list.html"
     inlines = [JobLineInline, ScheduleInline]
 
     class Media:
@@ -273,7 +301,8 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         js = ["jobs/popup.js"]
     formfield_overrides = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 3, "cols": 60})}}
     fieldsets = [
-        (None, {"fields": ["identifier", "name", "description", "domain", "execution", "active", "stops_on_error"]}),
+        (None, {"fields": ["identifier", "name", "description", "job_type", "domain", "execution", "active",
+                           "stops_on_error"]}),
         ("Who and how", {"fields": ["run_as", "required_permission", "destructive", "external"]}),
         ("Execution", {"fields": ["params", "concurrency", "time_limit", "idempotent", "retries", "retry_delay",
                                   "queue", "module"]}),
@@ -371,7 +400,39 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     # --- Run -----------------------------------------------------------------------
     def get_urls(self):
         run = self.admin_site.admin_view(self.run_view)
-        return [path("<int:object_id>/run/", run, name="jobs_job_run"), *super().get_urls()]
+        import_view = self.admin_site.admin_view(self.import_view)
+        return [
+            path("<int:object_id>/run/", run, name="jobs_job_run"),
+            path("import/", import_view, name="jobs_job_import"),
+            *super().get_urls(),
+        ]
+
+    def import_view(self, request):
+        """Upload a job definition file: one transaction, every error named by job and line (system admins)."""
+        if not access.is_system_admin(request.user):
+            raise PermissionDenied
+        form = ImportJobsForm(request.POST or None, request.FILES or None)
+        report = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                report = import_jobs(form.text(), update_existing=not form.cleaned_data["skip_existing"])
+            except DefinitionError as exc:
+                form.add_error("file", f"{exc} (nothing was imported)")
+            else:
+                summary = "; ".join(f"{k}: {', '.join(v)}" for k, v in report.items() if v) or "nothing to do"
+                self.message_user(request, f"Imported. {summary}", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:jobs_job_changelist"))
+        context = {**self.admin_site.each_context(request), "title": "Import jobs", "form": form,
+                   "opts": self.model._meta}
+        return TemplateResponse(request, "admin/jobs/job/import.html", context)
+
+    @admin.action(description="Export selected jobs as YAML")
+    def export_yaml(self, request, queryset):
+        """The selected jobs (those this user sees) as a definition file that import_jobs takes back."""
+        response = HttpResponse(export_jobs(access.visible_jobs(request.user, Job.objects.filter(
+            pk__in=queryset.values("pk"))).order_by("identifier")), content_type="application/yaml; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="jobs.yaml"'
+        return response
 
     def run_view(self, request, object_id: int):
         job = get_object_or_404(self.get_queryset(request), pk=object_id)
@@ -394,6 +455,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
                 return HttpResponseRedirect(reverse("admin:results_jobresult_change", args=[result.id]))
         context = {
             **self.admin_site.each_context(request),
+            "preflight": job.preflight(form.values() if form.is_bound and form.is_valid() else None),
             "title": f"Run {job.name}",
             "job": job,
             "form": form,

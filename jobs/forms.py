@@ -111,3 +111,21 @@ class ScheduleForm(forms.ModelForm):
         fields = ["kind", "every", "every_unit", "weekdays", "times", "cron", "timezone", "starts_at", "ends_at",
                   "catch_up"]
         help_texts = {"cron": "Calendar, instead of days and times: five fields, e.g. 0 18 * * 5."}
+
+
+class ImportJobsForm(forms.Form):
+    file = forms.FileField(help_text="A YAML job definition file, as export_jobs writes.")
+    skip_existing = forms.BooleanField(required=False, help_text="Leave the jobs that exist as they are.")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > 5 * 1024 * 1024:
+            raise forms.ValidationError("The file is larger than 5 MB.")
+        try:
+            self._text = upload.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise forms.ValidationError("The file is not UTF-8 text.") from None
+        return upload
+
+    def text(self) -> str:
+        return self._text

@@ -157,6 +157,13 @@ class Job(models.Model):
         default=list, blank=True,
         help_text='Run-time parameters, e.g. [{"name": "days", "type": "int", "default": 7}]',
     )
+    TYPES = [("manual", "Manual"), ("scheduled", "Scheduled"), ("processing", "Processing"),
+             ("integration", "Integration"), ("reporting", "Reporting")]
+    job_type = models.CharField(
+        max_length=16, choices=TYPES, default="manual",
+        help_text="Seed 004's kinds: manual, scheduled, processing (started by the application), integration, "
+                  "reporting.",
+    )
     BY_INSTALLATION, PER_DOMAIN = "installation", "per_domain"
     EXECUTION = [(BY_INSTALLATION, "By installation (one run)"), (PER_DOMAIN, "Per domain (one run for each domain)")]
     execution = models.CharField(
@@ -247,6 +254,26 @@ class Job(models.Model):
     def effective_time_limit(self) -> int | None:
         """Seconds, or None for no limit (site default 0)."""
         return self.time_limit or settings.JOBS_DEFAULT_TIME_LIMIT_SECONDS or None
+
+    def preflight(self, parameters: dict | None = None) -> list[tuple[JobLine, str | None]]:
+        """Each active line's pre-flight check with the run's values: (line, None) when ready."""
+        from .context import build_variables
+
+        values = {spec["name"]: spec.get("default") for spec in self.params or []} | (parameters or {})
+        variables = build_variables(job_identifier=self.identifier, domain_slug=self.domain.slug if self.domain_id
+                                    else None, params=values)
+        answers = []
+        for line in self.active_lines():
+            spec = registry.get(line.action.name) if line.action_id else None
+            if spec is None or spec.check is None:
+                continue
+            try:
+                arguments = line.run_parameters(variables)
+            except (ValidationError, LookupError, KeyError) as exc:
+                answers.append((line, f"not checked: its parameters do not resolve yet ({exc})"))
+                continue
+            answers.append((line, spec.preflight(arguments)))
+        return answers
 
     def confirmation_reasons(self) -> list[str]:
         """Why Run must be confirmed by typing the identifier (empty: no confirmation needed)."""

@@ -45,6 +45,16 @@ class ActionSpec:
     dangerous: bool = False
     supports_cancel: bool = False
     schedule: dict | None = None
+    check: Callable[..., str | None] | None = None
+
+    def preflight(self, arguments: dict[str, Any]) -> str | None:
+        """The action's own pre-flight check: None when ready, else what is wrong (never raises)."""
+        if self.check is None:
+            return None
+        try:
+            return self.check(**arguments)
+        except Exception as exc:
+            return f"the check itself failed: {type(exc).__name__}: {exc}"
 
     def parameter(self, name: str) -> dict | None:
         return next((spec for spec in self.parameters if spec["name"] == name), None)
@@ -66,11 +76,14 @@ def action(
     dangerous: bool = False,
     supports_cancel: bool = False,
     schedule: dict | None = None,
+    check: Callable[..., str | None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function as the action ``name`` (dotted, e.g. ``core.shell``).
 
     ``schedule`` is the plan a job that uses it follows when its schedule is
-    "automatic", e.g. ``{"type": "interval", "every": 3600}``.
+    "automatic", e.g. ``{"type": "interval", "every": 3600}``. ``check`` is a
+    pre-flight check called with the line's arguments before a person confirms
+    a run: it returns None when ready, or what is wrong ("server unreachable").
     """
     if not NAME_RE.match(name):
         raise ValueError(f"action name {name!r} must be dotted lowercase words, e.g. 'billing.close_orders'")
@@ -89,6 +102,7 @@ def action(
             dangerous=dangerous,
             supports_cancel=supports_cancel,
             schedule=schedule,
+            check=check,
         )
         existing = _registry.get(name)
         if existing and existing.func.__qualname__ != func.__qualname__:

@@ -415,13 +415,6 @@ def selection(kind: str) -> Body:
     return body
 
 
-def bulk_run_answer(role: str, scope: str) -> Expected:
-    answer = for_members(302)(role, scope)
-    if answer == 302 and not any(runs(role, s) for s in SCOPES):
-        return 200  # no action is offered to this role at all: the list is shown again, nothing runs
-    return answer
-
-
 def bulk_run_changes(role: str, scope: str, expected: Expected) -> set[tuple[str, str]]:
     return {("results", s) for s in SCOPES if runs(role, s)} if expected == 302 else set()
 
@@ -431,8 +424,6 @@ def bulk_delete_answer(role: str, scope: str) -> Expected:
     if answer != 302:
         return answer
     visible = [s for s in SCOPES if sees(role, s)]
-    if not any(edits(role, s) or runs(role, s) for s in SCOPES):
-        return 200  # no action at all is offered to this role: the list is shown again, nothing deleted
     if not any(edits(role, s) for s in DOMAIN_SCOPES):
         return 302  # the action is not offered: "No action selected", nothing deleted
     return 302 if all(edits(role, s) for s in visible) else 403  # one undeletable job refuses the lot
@@ -601,8 +592,11 @@ PROBES: list[Probe] = [
     # --- jobs --------------------------------------------------------------------------------------------------
     Probe("job-list", "admin:jobs_job_changelist", "GET", admin_url("jobs_job_changelist"), for_members(200),
           listed=changelist_scopes(lambda w, job: scope_of_job(w, job.pk))),
+    Probe("job-import", "admin:jobs_job_import", "GET", lambda w, s: "/admin/jobs/job/import/", for_superuser(200)),
+    Probe("job-import-post", "admin:jobs_job_import", "POST", lambda w, s: "/admin/jobs/job/import/",
+          for_superuser(200), body=lambda w, s: {}),
     Probe("job-bulk-run_now", "admin:jobs_job_changelist", "POST", admin_url("jobs_job_changelist"),
-          bulk_run_answer, body=selection("run_now"), changes=bulk_run_changes),
+          for_members(302), body=selection("run_now"), changes=bulk_run_changes),
     Probe("job-bulk-delete", "admin:jobs_job_changelist", "POST", admin_url("jobs_job_changelist"),
           bulk_delete_answer, body=selection("delete_selected"), changes=bulk_delete_changes),
     Probe("job-add", "admin:jobs_job_add", "GET", admin_url("jobs_job_add"), for_editors(200)),
