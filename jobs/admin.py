@@ -22,6 +22,7 @@ from results.dispatch import RunRefused, start_run
 from results.models import JobLogEntry, JobResult, LogRead, Trigger
 
 from . import access
+from . import context as context_vars
 from .definitions import DefinitionError, export_jobs, import_jobs
 from .forms import ImportJobsForm, RunParametersForm, ScheduleForm
 from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule
@@ -298,7 +299,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     class Media:
         css = {"all": ["jobs/jobs.css"]}
-        js = ["jobs/popup.js"]
+        js = ["jobs/popup.js", "jobs/line_params.js"]
     formfield_overrides = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 3, "cols": 60})}}
     fieldsets = [
         (None, {"fields": ["identifier", "name", "description", "job_type", "domain", "execution", "active",
@@ -492,6 +493,16 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             self.message_user(request, f"Not run: {', '.join(refused)}.", messages.ERROR)
         if not_allowed:
             self.message_user(request, f"{not_allowed} job(s) you may not run were left out.", messages.WARNING)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # What the typed line editor (line_params.js) needs: each action's parameters and the variables.
+        job_params = obj.param_names() if obj is not None else []
+        variables = ["${" + name + "}" for name in sorted(context_vars.known_variables(job_params))]
+        context["action_specs"] = {
+            str(action.pk): {"name": action.name, "parameters": action.parameters, "variables": variables}
+            for action in Action.objects.available()
+        }
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
