@@ -24,6 +24,7 @@ from results.models import JobLogEntry, JobResult, LogRead, Trigger
 from . import access
 from . import context as context_vars
 from .definitions import DefinitionError, export_jobs, import_jobs
+from .filters import model_for, relations_followed
 from .forms import ImportJobsForm, RunParametersForm, ScheduleForm
 from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule
 
@@ -219,6 +220,13 @@ class JobLineForm(forms.ModelForm):
         cleaned = super().clean()
         if self.user is None or access.is_system_admin(self.user) or not self.has_changed():
             return cleaned
+        template = cleaned.get("filter_template")
+        if cleaned.get("is_filter") and template is not None:
+            followed = relations_followed(model_for(template.model), cleaned.get("filter_definition"))
+            if followed:
+                raise ValidationError({"filter_definition": [
+                    f"{key}: following a relation into another model is for system administrators only"
+                    for key in followed]})
         new = cleaned.get("action")
         old = self.instance.action if self.instance.pk and self.instance.action_id else None
         for action in {a for a in (new, old) if a is not None and a.dangerous}:

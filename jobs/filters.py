@@ -16,6 +16,8 @@ from django.db import models
 from . import context
 
 MAX_LOOKUP_DEPTH = 4
+# Never filtered on: a filter's answers (what matched) would leak them one character at a time.
+SECRET_FIELDS = {"password", "session_data", "key", "token", "secret"}
 
 
 def model_for(label: str) -> type[models.Model]:
@@ -48,6 +50,8 @@ def _lookup_problem(model: type[models.Model], key: str) -> str | None:
     current = model
     field = None
     for index, part in enumerate(parts):
+        if part in SECRET_FIELDS:
+            return f"{part!r} may not be used in a filter"
         try:
             field = current._meta.get_field(part)
         except FieldDoesNotExist:
@@ -72,6 +76,22 @@ def _transform_problem(field, rest: list[str]) -> str | None:
             return None
         return f"{part!r} is not a lookup or transform of {field.name}"
     return None
+
+
+def relations_followed(model: type[models.Model], definition: Any) -> list[str]:
+    """The lookups of ``definition`` that follow a relation into another model."""
+    followed = []
+    for key in definition or {}:
+        current = model
+        for part in str(key).split("__")[:-1]:
+            try:
+                field = current._meta.get_field(part)
+            except FieldDoesNotExist:
+                break
+            if field.is_relation:
+                followed.append(key)
+                break
+    return followed
 
 
 def queryset_for(template_model: str, base: dict, definition: dict, variables: dict) -> models.QuerySet:

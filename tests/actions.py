@@ -84,3 +84,22 @@ def records(ctx, count: int = 10, fail_every: int = 0, pause: float = 0.0) -> st
             ctx.sleep(pause)
     ctx.changed_data()
     return f"{done} records processed"
+
+
+@action("testing.deactivate_users", supports_cancel=True)
+def deactivate_users(ctx, batch: int = 250, trace: str = "") -> str:
+    """Deactivates the filtered users batch by batch: each batch stops matching the filter it came from."""
+    from django.contrib.auth import get_user_model
+
+    seen = []
+    for records in ctx.records.batches(batch):
+        ctx.check_cancelled()
+        ids = [user.pk for user in records]
+        seen.extend(ids)
+        get_user_model().objects.filter(pk__in=ids).update(is_active=False)
+        ctx.processed(len(ids))
+    ctx.changed_data()
+    if trace:
+        with open(trace, "w") as handle:
+            handle.write("\n".join(map(str, seen)))
+    return f"{len(seen)} users deactivated"

@@ -182,3 +182,19 @@ def test_a_filter_template_with_an_unknown_model(job):
     template = FilterTemplate.objects.create(name="Ghosts", model="nowhere.Ghost")
     assert errors(job, None, {}, is_filter=True, filter_template=template) == {
         "filter_template": ["unknown model 'nowhere.Ghost': use app_label.ModelName of an installed app"]}
+
+
+def test_secret_fields_may_not_be_filtered_on():
+    from django.contrib.auth import get_user_model
+
+    from jobs.filters import definition_errors
+
+    errors = definition_errors(get_user_model(), {"password__startswith": "pbkdf2"}, set())
+    assert errors == ["password__startswith: 'password' may not be used in a filter"]
+
+
+def test_following_relations_is_seen():
+    from jobs.filters import relations_followed
+    from results.models import JobResult
+
+    assert relations_followed(JobResult, {"job__domain__slug": "x", "status": "error"}) == ["job__domain__slug"]
