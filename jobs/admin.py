@@ -307,7 +307,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     class Media:
         css = {"all": ["jobs/jobs.css"]}
-        js = ["jobs/popup.js", "jobs/line_params.js"]
+        js = ["jobs/popup.js", "jobs/line_params.js", "jobs/job_list.js"]
     formfield_overrides = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 3, "cols": 60})}}
     fieldsets = [
         (None, {"fields": ["identifier", "name", "description", "job_type", "domain", "execution", "active",
@@ -378,9 +378,10 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     def last_status(self, job: Job):
         status = getattr(job, "last_result_status", None)
         if status is None:
-            return status_badge(None)
+            return format_html('<span class="last-run" data-job="{}">{}</span>', job.identifier, status_badge(None))
         url = reverse("admin:results_jobresult_change", args=[job.last_result_id])
-        return format_html('<a href="{}">{}</a>', url, status_badge(status))
+        return format_html('<span class="last-run" data-job="{}" data-result="{}"><a href="{}">{}</a></span>',
+                           job.identifier, job.last_result_id, url, status_badge(status))
 
     @admin.display(description="Schedule")
     def schedule_text(self, job: Job) -> str:
