@@ -449,9 +449,20 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         if not access.can_run(request.user, job):
             raise PermissionDenied
         reasons = job.confirmation_reasons()
-        form = RunParametersForm(job.params or [], request.POST if request.method == "POST" else None,
-                                 confirm_identifier=job.identifier if reasons else None)
-        if request.method == "POST" and form.is_valid():
+        # Two steps: the parameters, then a confirmation that says what will run (one step without parameters).
+        posted = request.method == "POST"
+        confirm_step = not job.params or request.POST.get("step") == "confirm"
+        form = RunParametersForm(job.params or [], request.POST if posted else None,
+                                 confirm_identifier=job.identifier if reasons and confirm_step else None)
+        valid = posted and form.is_valid()
+        only_confirmation_missing = posted and not valid and set(form.errors) == {"confirm"}
+        confirming = not job.params or valid or only_confirmation_missing
+        if valid and not confirm_step:
+            form = RunParametersForm(job.params or [], request.POST,
+                                     confirm_identifier=job.identifier if reasons else None)
+            form.is_valid()
+            form.errors.pop("confirm", None)  # asked for on this step, not an error yet
+        elif valid:
             try:
                 job.clean_confirmation(form.cleaned_data.get("confirm"))
                 result = start_run(job, parameters=form.values(), user=request.user, trigger=Trigger.MANUAL)
@@ -463,10 +474,13 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             else:
                 self.message_user(request, f"{job.identifier} queued as result #{result.id}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:results_jobresult_change", args=[result.id]))
+        values = form.values() if form.is_bound and hasattr(form, "cleaned_data") else None
         context = {
             **self.admin_site.each_context(request),
-            "preflight": job.preflight(form.values() if form.is_bound and form.is_valid() else None),
-            "title": f"Run {job.name}",
+            "preflight": job.preflight(values) if confirming else [],
+            "step": "confirm" if confirming else "parameters",
+            "values": values,
+            "title": f"Run {job.name}" if not confirming else f"Confirm: run {job.name}",
             "job": job,
             "form": form,
             "lines": job.active_lines(),

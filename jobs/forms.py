@@ -53,8 +53,8 @@ class RunParametersForm(forms.Form):
             )
 
     def values(self) -> dict:
-        return {name: self.cleaned_data[name] for name in self.param_names
-                if self.cleaned_data.get(name) not in (None, "")}
+        cleaned = getattr(self, "cleaned_data", {})
+        return {name: cleaned[name] for name in self.param_names if cleaned.get(name) not in (None, "")}
 
 
 class TimesWidget(forms.MultiWidget):

@@ -25,6 +25,7 @@ def log_in(page, base_url: str) -> None:
 def fill_line(page, index: int, line_no: int, action: str, parameters: dict) -> None:
     page.fill(f"#id_lines-{index}-line_no", str(line_no))
     page.select_option(f"#id_lines-{index}-action", label=action)
+    page.locator(f"#lines-{index} .typed-params a", has_text="Edit as JSON").click()  # the raw JSON, for once
     page.fill(f"#id_lines-{index}-parameters", json.dumps(parameters))
 
 

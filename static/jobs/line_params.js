@@ -124,6 +124,7 @@
   }
 
   function wire(row) {
+    if (!row || row.classList.contains("empty-form")) return;  // the template Django clones for new rows
     const select = row.querySelector('select[name$="-action"]');
     if (!select || select.dataset.typedWired) return;
     select.dataset.typedWired = "1";

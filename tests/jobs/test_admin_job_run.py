@@ -52,8 +52,17 @@ def run_url(job) -> str:
 
 
 def confirm(client, job, **values):
-    """Submit the Run dialog as a browser does (the CSRF token is always part of the form)."""
-    return client.post(run_url(job), {"csrfmiddlewaretoken": "from-the-page", **values})
+    """Submit the Run dialog's confirmation step as a browser does (the CSRF token is always part of the form)."""
+    return client.post(run_url(job), {"csrfmiddlewaretoken": "from-the-page", "step": "confirm", **values})
+
+
+def test_the_parameters_step_leads_to_a_confirmation_that_says_what_will_run(client, admin_user, report_job):
+    client.force_login(admin_user)
+    response = client.post(run_url(report_job), {"days": "3", "region": "south"})
+    html = response.content.decode()
+    assert response.status_code == 200 and not JobResult.objects.exists()
+    assert "With these parameters" in html and "<code>south</code>" in html
+    assert 'name="step" value="confirm"' in html and 'type="hidden" name="days" value="3"' in html
 
 
 def test_run_page_lists_the_active_lines(client, admin_user, report_job):
