@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install run test test-fast lint bench chaos clean
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+## Kill workers, restart Redis and PostgreSQL, run three beats (needs both services on 127.0.0.1, root).
+chaos: install
+	$(BIN)/python -m chaos.run
 
 clean:
 	rm -rf var/test var/test-artifacts
