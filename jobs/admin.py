@@ -205,8 +205,6 @@ class ScheduleInline(admin.StackedInline):
         return obj is None or access.can_edit(request.user, obj)
 
 
-JobLineFormSet = ParentAwareFormSet
-
 
 COMPACT_JSON = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 36})}}
 
@@ -239,7 +237,7 @@ class JobLineForm(forms.ModelForm):
 class JobLineInline(admin.TabularInline):
     model = JobLine
     form = JobLineForm
-    formset = JobLineFormSet
+    formset = ParentAwareFormSet
     formfield_overrides = COMPACT_JSON
     extra = 1
 
