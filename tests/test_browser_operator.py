@@ -38,14 +38,15 @@ def test_the_status_icon_goes_from_running_to_success_without_a_reload(
 def test_log_lines_appear_while_the_job_runs(browser_page, celery_worker, live_server, admin_user):  # noqa: F811
     from playwright.sync_api import expect
 
-    job = make_job("ticker", (10, "core.shell", {"command": "for i in 1 2 3 4 5 6; do echo tick-$i; sleep 0.5; done"}))
-    result = start_run(job)
+    ticks = "for i in $(seq 1 16); do echo tick-$i; sleep 0.5; done"  # 8 s: long enough to be watched
+    job = make_job("ticker", (10, "core.shell", {"command": ticks}))
     page = browser_page
-    log_in(page, live_server.url)
+    log_in(page, live_server.url)  # before the run starts, so a slow log-in cannot outlast it
+    result = start_run(job)
     page.goto(f"{live_server.url}/admin/results/jobresult/{result.id}/change/")
     expect(page.locator("#job-log")).to_contain_text("tick-2", timeout=10_000)
     assert JobResult.objects.get(id=result.id).status == Status.RUNNING  # seen while it still runs
-    expect(page.locator("#job-log")).to_contain_text("tick-6", timeout=10_000)
+    expect(page.locator("#job-log")).to_contain_text("tick-16", timeout=15_000)
     expect(page.locator("#result-status")).to_have_text("success", timeout=10_000)
     assert page.locator("#job-log div").count() == JobLogEntry.objects.filter(result=result).count()
 
