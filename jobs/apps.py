@@ -8,7 +8,7 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import registry
+        from . import registry, signals  # noqa: F401  (signals: connects the revision receivers)
 
         registry.autodiscover()
         post_migrate.connect(_sync_actions_after_migrate, sender=self)

@@ -6,6 +6,7 @@ the other way round.
 from __future__ import annotations
 
 import datetime
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -134,6 +135,15 @@ class JobQuerySet(models.QuerySet):
     def runnable(self) -> JobQuerySet:
         return self.filter(active=True)
 
+    def bump_revisions(self) -> int:
+        """Mark these jobs changed: every process reloads their plan (``jobs.plans``) at the next run.
+
+        A fresh random token rather than a counter: a job deleted and created
+        again under the same id (a restored database, a test) can never match
+        a plan kept from before.
+        """
+        return self.update(revision=uuid.uuid4())
+
 
 class Job(models.Model):
     identifier = models.CharField(
@@ -207,6 +217,9 @@ class Job(models.Model):
     troubleshooting = models.TextField(blank=True, help_text="What to check when it fails; where its logs are.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    revision = models.UUIDField(
+        default=uuid.uuid4, editable=False, help_text="Changes with every change of the job, its lines or filters.",
+    )
 
     objects = JobQuerySet.as_manager()
 

@@ -130,12 +130,8 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("JOBS_DEFAULT_QUEUE", default="celery")
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
 CELERY_WORKER_SEND_TASK_EVENTS = False
-CELERY_BEAT_SCHEDULE = {
-    "reap-lost-runs": {
-        "task": "results.tasks.reap_lost_runs",
-        "schedule": env.float("JOBS_REAPER_INTERVAL_SECONDS", default=10.0),
-    },
-}
+# Beat's scheduler (results.scheduler) also runs the reaper's sweep this often.
+JOBS_REAPER_INTERVAL_SECONDS = env.float("JOBS_REAPER_INTERVAL_SECONDS", default=10.0)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "results.scheduler:JobsScheduler"
 

@@ -11,14 +11,18 @@ application code) comes through ``start_run``; application code may call it::
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from jobs import plans
 from jobs.models import Domain, Job
 
 from .models import JobResult, Status, Trigger
+
+logger = logging.getLogger(__name__)
 
 
 class RunRefused(Exception):
@@ -64,18 +68,10 @@ def start_runs(
     values = job.clean_run_parameters(parameters)
     domains = run_domains(job, retry_of)
     requested_by = user if user is not None and user.is_authenticated else None
-    with transaction.atomic():
-        if job.concurrency == Job.ONE_AT_A_TIME:
-            # The row lock makes "is one already going?" and the insert one step, so
-            # two Run clicks at the same moment cannot both start a one-at-a-time job.
-            Job.objects.select_for_update().filter(pk=job.pk).first()
-            going = job.results.filter(status__in=[Status.PENDING, Status.RUNNING]).order_by("id").first()
-            if going is not None:
-                raise RunRefused(
-                    f"The job {job.identifier} runs one at a time and result #{going.id} is {going.status}."
-                )
-        lines_total = job.lines.filter(active=True).count()  # known before it starts; set again at the claim
-        results = [
+    lines_total = len(plans.plan_for(job.pk, job.revision).lines)  # known before it starts; set again at the claim
+
+    def create_results() -> list[JobResult]:
+        return [
             JobResult.objects.create(
                 job=job, domain=domain, trigger=trigger, requested_by=requested_by,
                 run_as=job.run_as if job.run_as_id else requested_by,
@@ -86,9 +82,30 @@ def start_runs(
             )
             for domain in domains
         ]
-        for result in results:
-            transaction.on_commit(lambda result=result: publish(result, countdown=countdown))
+
+    if job.concurrency != Job.ONE_AT_A_TIME and len(domains) == 1:
+        results = create_results()  # one INSERT: no transaction needed around it
+    else:
+        with transaction.atomic():
+            if job.concurrency == Job.ONE_AT_A_TIME:
+                refuse_if_going(job)
+            results = create_results()
+    for result in results:
+        # Published once the caller's transaction (if any) commits: a worker never gets an id it cannot read.
+        transaction.on_commit(lambda result=result: publish_safely(result, countdown=countdown))
     return results
+
+
+def refuse_if_going(job: Job) -> None:
+    """Raise ``RunRefused`` if a run of this one-at-a-time job is pending or running.
+
+    The row lock makes "is one already going?" and the insert that follows one
+    step, so two Run clicks at the same moment cannot both start the job.
+    """
+    Job.objects.select_for_update().filter(pk=job.pk).first()
+    going = job.results.filter(status__in=[Status.PENDING, Status.RUNNING]).order_by("id").first()
+    if going is not None:
+        raise RunRefused(f"The job {job.identifier} runs one at a time and result #{going.id} is {going.status}.")
 
 
 def run_domains(job: Job, retry_of: JobResult | None = None) -> list[Domain | None]:
@@ -111,6 +128,15 @@ def publish(result: JobResult, countdown: float | None = None) -> None:
     if countdown:
         options["countdown"] = countdown
     run_result.apply_async(args=[result.id], **options)
+
+
+def publish_safely(result: JobResult, countdown: float | None = None) -> None:
+    """``publish``, but a broker that is down does not fail the request: the run is saved as pending,
+    and the reaper publishes it again once its message is overdue."""
+    try:
+        publish(result, countdown=countdown)
+    except Exception:
+        logger.exception("could not publish result %s; the reaper will publish it again", result.id)
 
 
 def republish_lost_messages(older_than: dt.timedelta) -> list[int]:

@@ -25,7 +25,8 @@ class RunLog:
     def __init__(self, result_id: int) -> None:
         self.result_id = result_id
         self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
+        # Taken before the database (see ``flushing``); reentrant so a flush can run inside.
+        self._write_lock = threading.RLock()
         self._pending: list[JobLogEntry] = []
         self._seq = 0  # one runner per result (the claim), and a pending result has no log yet
         self._limit = settings.JOBS_LOG_LINE_MAX_CHARS
@@ -40,8 +41,13 @@ class RunLog:
                             message=text, at=timezone.now())
             )
             full = len(self._pending) >= self._batch
-        if full:
-            self.flush()
+        # A full batch is written now, unless the watchdog is writing already (it takes these too):
+        # waiting here, perhaps inside the action's own transaction, could deadlock with it on SQLite.
+        if full and self._write_lock.acquire(blocking=False):
+            try:
+                self.flush()
+            finally:
+                self._write_lock.release()
 
     def flush(self) -> None:
         """Write what is buffered; safe to call from any thread."""
@@ -56,6 +62,16 @@ class RunLog:
                 with self._lock:  # keep the entries for the next try
                     self._pending = batch + self._pending
                 raise
+
+    def flushing(self) -> threading.RLock:
+        """Hold it around a transaction that flushes this log.
+
+        Always this lock first, then the database: on SQLite a transaction
+        holds the whole database, so a runner that began one and then waited
+        for this lock, while the watchdog held it waiting for the database,
+        would deadlock both until the busy timeout.
+        """
+        return self._write_lock
 
     def for_line(self, line_no: int | None) -> LineLogger:
         return LineLogger(self, line_no)

@@ -4,7 +4,7 @@ It also publishes again the message of a result left pending too long (the
 broker lost it, or no worker ever took it).
 
 A running result's watchdog beats its heartbeat every JOBS_HEARTBEAT_SECONDS.
-Celery beat runs ``sweep`` every 10 s; a result whose heartbeat is older than
+Celery beat (``results.scheduler``) runs ``sweep`` every 10 s; a result whose heartbeat is older than
 JOBS_WORKER_LOST_SECONDS is ended through ``states.lose``. When a worker
 starts, ``sweep_host`` also ends at once the runs of this host whose process
 is gone (a worker restarted after a crash need not wait for the timeout).

@@ -13,17 +13,19 @@ import os
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, connection, transaction
+from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from jobs import context as context_vars
-from jobs import registry
+from jobs import plans, registry
 from jobs.filters import RecordSet, queryset_for
 from jobs.models import JobLine
+from jobs.plans import JobPlan
 from jobs.registry import Cancelled
 
 from . import aftermath, states
@@ -32,6 +34,10 @@ from .models import JobLineResult, JobResult, LogLevel, Status
 from .watchdog import MAX_FAILURES_KEPT, LineTally, Monitor, RunControl, RunWatch
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+# Waits before each new try of a commit after a lost connection (None: give up): about 30 s in all,
+# what a PostgreSQL restart or fail-over takes.
+RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15, None)
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -119,25 +125,35 @@ class LineOutcome:
 class Run:
     """The lines of one claimed result, run in order."""
 
-    def __init__(self, result: JobResult, log: RunLog, control: RunControl) -> None:
-        self.result = result
-        self.job = result.job
+    def __init__(self, claim: states.Claim, plan: JobPlan, log: RunLog, control: RunControl) -> None:
+        self.claim = claim
+        self.result_id = claim.result_id
+        self.job = plan.job
+        self.lines = plan.lines
         self.log = log
         self.control = control
-        self.variables: dict[str, Any] = {}
+        self.variables = context_vars.build_variables(
+            job_identifier=self.job.identifier, domain_slug=claim.domain_slug, params=claim.parameters)
+        # Written with the first commit after the claim, so the claim itself is one statement.
+        self._run_fields: dict | None = {"variables": self.variables, "lines_total": len(self.lines)}
         self._line_end: tuple[int, dict] | None = None
 
-    def write_line_end(self) -> None:
-        """Record the end of the last line; done in the next commit (next line's start, or the run's end)."""
+    def write_pending(self) -> None:
+        """What waits for the next commit (the next line's start, or the run's end): the run's variables and
+        the end of the last line. Call inside that transaction, then ``pending_written`` once committed."""
+        if self._run_fields is not None:
+            JobResult.objects.filter(id=self.result_id).update(**self._run_fields)
         if self._line_end is not None:
             line_result_id, fields = self._line_end
             JobLineResult.objects.filter(id=line_result_id, status=Status.RUNNING).update(**fields)
-            self._line_end = None
 
-    def execute(self, lines: list[JobLine]) -> tuple[str, str]:
-        self.variables = self.result.variables
-        if self.result.message:  # a note from whoever queued it (e.g. a caught-up schedule slot)
-            self.log.write(LogLevel.INFO, self.result.message)
+    def pending_written(self) -> None:
+        self._run_fields = self._line_end = None
+
+    def execute(self) -> tuple[str, str]:
+        lines = self.lines
+        if self.claim.message:  # a note from whoever queued it (e.g. a caught-up schedule slot)
+            self.log.write(LogLevel.INFO, self.claim.message)
         if not lines:
             self.log.write(LogLevel.INFO, "The job has no active lines: nothing to do.")
             return Status.INFO, "Nothing to do: the job has no active lines."
@@ -180,13 +196,17 @@ class Run:
         started = timezone.now()
         try:
             arguments, error = self._arguments(line)
-            with transaction.atomic():  # one commit: the previous line's end and this line's start
-                self.write_line_end()
-                line_result = JobLineResult.objects.create(
-                    result_id=self.result.id, line_no=line.line_no, status=Status.RUNNING, started_at=started,
+
+            def start_line() -> JobLineResult:  # one commit: what was pending and this line's start
+                self.write_pending()
+                return JobLineResult.objects.create(
+                    result_id=self.result_id, line_no=line.line_no, status=Status.RUNNING, started_at=started,
                     action=line.action.name if line.action_id else "filter",
                     parameters=_jsonable(arguments or {}),
                 )
+
+            line_result = in_one_commit(start_line)
+            self.pending_written()
             outcome = error or self._call(line, arguments, records)
         finally:
             self.control.current_line = None
@@ -217,8 +237,8 @@ class Run:
             spec = registry.get(line.action.name)
             tally = self.control.tally = LineTally(external_called=True if spec.external else None)
             ctx = RunContext(
-                result_id=self.result.id, job_identifier=self.job.identifier, line_no=line.line_no,
-                params=self.result.parameters, variables=self.variables, log=log, records=records,
+                result_id=self.result_id, job_identifier=self.job.identifier, line_no=line.line_no,
+                params=self.claim.parameters, variables=self.variables, log=log, records=records,
                 control=self.control,
             )
             returned = spec.func(ctx, **arguments)
@@ -253,52 +273,64 @@ def _jsonable(arguments: dict) -> dict:
 
 def execute(result_id: int) -> None:
     """Run the result if this process wins its claim; every path ends it."""
-    try:
-        result = JobResult.objects.select_related("job", "job__domain", "domain").get(id=result_id)
-    except JobResult.DoesNotExist:
+    claim = states.claim(result_id, worker_name())
+    if claim is None:
+        logger.info("result %s is not pending (already taken, killed or deleted): nothing to run", result_id)
         return
-    if result.status != Status.PENDING:
-        logger.info("result %s is not pending (already taken, or killed): nothing to run", result_id)
-        return
-    variables = run_variables(result)
-    lines = list(result.job.active_lines())
-    if not states.claim(result_id, worker_name(), variables, lines_total=len(lines)):
-        logger.info("result %s was taken or killed meanwhile: nothing to run", result_id)
-        return
-    result.variables = variables
     control = RunControl()
     log = RunLog(result_id)
-    run_watch = RunWatch(result_id, log, control, result.job.effective_time_limit)
+    run_watch: RunWatch | None = None
     monitor = Monitor.get()
-    monitor.watch(run_watch)
+    job = None
     try:
-        run = Run(result, log, control)
-        status, message = run.execute(lines)
+        plan = plans.plan_for(claim.job_id, claim.job_revision)
+        job = plan.job
+        run_watch = RunWatch(result_id, log, control, job.effective_time_limit)
+        monitor.watch(run_watch)
+        run = Run(claim, plan, log, control)
+        status, message = run.execute()
         control.finished.set()
-        with transaction.atomic():  # the last line's end, the last log entries and the run's end: one commit
-            run.write_line_end()
+
+        def end_run() -> bool:  # the last line's end, the last log entries and the run's end: one commit
+            run.write_pending()
             log.flush()
-            ended = states.finish(result_id, status, message)
+            return states.finish(result_id, status, message)
+
+        with log.flushing():
+            ended = in_one_commit(end_run)
         if ended:
-            aftermath.run_ended(result_id, status, job=result.job)
+            aftermath.run_ended(result_id, status, job=job)
     except BaseException as exc:
         control.finished.set()
         if _end_after_runner_failure(result_id, log, exc):
-            aftermath.run_ended(result_id, Status.ERROR, job=result.job)
+            aftermath.run_ended(result_id, Status.ERROR, job=job)
         if not isinstance(exc, Exception):
             raise
     finally:
         control.finished.set()
-        monitor.unwatch(run_watch)
+        if run_watch is not None:
+            monitor.unwatch(run_watch)
 
 
-def run_variables(result: JobResult) -> dict[str, Any]:
-    job = result.job
-    return context_vars.build_variables(
-        job_identifier=job.identifier,
-        domain_slug=(result.domain or job.domain).slug if (result.domain_id or job.domain_id) else None,
-        params=result.parameters,
-    )
+def in_one_commit(write: Callable[[], T]) -> T:
+    """Run ``write`` in one transaction, again on a fresh connection if the database went away meanwhile.
+
+    A database restart during a long line leaves this process a dead
+    connection; without this, a run that did its work would end as "the
+    runner failed". ``write`` must be safe to repeat (conditional updates, a
+    log that keeps unwritten entries).
+    """
+    for delay in RECONNECT_DELAYS:
+        try:
+            with transaction.atomic():
+                return write()
+        except (OperationalError, InterfaceError):
+            if delay is None or connection.in_atomic_block:
+                raise
+            logger.warning("database connection lost; trying again in %s s", delay, exc_info=True)
+            connection.close()
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _end_after_runner_failure(result_id: int, log: RunLog, exc: BaseException) -> bool:

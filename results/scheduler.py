@@ -6,12 +6,14 @@ the next due slot (at most ``JOBS_SCHEDULER_POLL_SECONDS``, so an edited
 schedule takes effect at once). Each due slot is claimed by one conditional
 UPDATE of ``next_run_at`` in the same transaction that creates the pending
 result, so several beat processes (or beat and the ``fire_schedules`` cron
-command) never fire a slot twice, and a beat restart never loses one.
+command) never fire a slot twice, and a beat restart never loses one. Beat
+(or the cron command) also runs the reaper's sweep.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 from celery.beat import PersistentScheduler
 from django.conf import settings
@@ -22,7 +24,7 @@ from django.utils import timezone
 
 from jobs.models import Schedule
 
-from . import states
+from . import reaper, states
 from .dispatch import RunRefused, start_run
 from .models import JobResult, Trigger
 
@@ -79,7 +81,13 @@ def seconds_until_next_due(now: dt.datetime | None = None) -> float | None:
 
 
 class JobsScheduler(PersistentScheduler):
-    """Celery beat's scheduler: its own entries (the reaper) plus the jobs' schedules."""
+    """Celery beat's scheduler: its own entries, the jobs' schedules and the reaper's sweep.
+
+    The sweep runs here rather than as a task: a task would wait in the queue
+    behind the very runs whose worker was lost, ending them late.
+    """
+
+    next_sweep = 0.0
 
     def tick(self, *args, **kwargs) -> float:
         wait = super().tick(*args, **kwargs)
@@ -87,11 +95,20 @@ class JobsScheduler(PersistentScheduler):
         try:
             fire_due()
             until_next = seconds_until_next_due()
+            until_sweep = self.sweep_if_due()
         except DatabaseError:
             logger.exception("could not read the schedules; trying again")
             close_old_connections()
             return poll
-        candidates = [wait if wait is not None else poll, poll]
+        candidates = [wait if wait is not None else poll, poll, until_sweep]
         if until_next is not None:
             candidates.append(until_next)
         return max(0.0, min(candidates))
+
+    def sweep_if_due(self) -> float:
+        """Run the reaper's sweep every JOBS_REAPER_INTERVAL_SECONDS; returns the seconds until the next."""
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            reaper.sweep()
+            self.next_sweep = now + settings.JOBS_REAPER_INTERVAL_SECONDS
+        return self.next_sweep - now

@@ -11,11 +11,15 @@ a slow worker) cannot both win, and a terminal status never changes again.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
+
+from jobs.models import Job
 
 from .models import TERMINAL, JobLineResult, JobResult, Status
 
@@ -24,19 +28,48 @@ class NotKillable(Exception):
     """The result has already finished."""
 
 
-def claim(result_id: int, worker: str, variables: dict | None = None, lines_total: int = 0) -> bool:
-    """pending -> running for this worker.
+@dataclass(frozen=True)
+class Claim:
+    """What the runner needs of the result it claimed, read by the claim itself."""
+
+    result_id: int
+    job_id: int
+    job_revision: uuid.UUID
+    domain_slug: str | None
+    parameters: dict
+    message: str
+
+
+CLAIM_SQL = """
+    UPDATE results_jobresult SET status = %s, started_at = %s, heartbeat_at = %s, worker = %s
+    WHERE id = %s AND status = %s AND kill_requested_at IS NULL
+    RETURNING job_id,
+              (SELECT revision FROM jobs_job WHERE jobs_job.id = results_jobresult.job_id),
+              (SELECT slug FROM jobs_domain WHERE jobs_domain.id = results_jobresult.domain_id),
+              parameters, message
+"""
+
+
+def claim(result_id: int, worker: str) -> Claim | None:
+    """pending -> running for this worker; None if the result is not (or no longer) pending.
 
     Prevents a second delivery of the same message (or a second worker) from
     running the result again, and a killed pending result from ever starting.
+    One statement (UPDATE ... RETURNING) both claims and reads, so a run
+    starts after a single round trip to the database.
     """
-    now = timezone.now()
-    return bool(
-        JobResult.objects.filter(id=result_id, status=Status.PENDING, kill_requested_at__isnull=True).update(
-            status=Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker, variables=variables or {},
-            lines_total=lines_total,
-        )
-    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM_SQL, [Status.RUNNING, now, now, worker, result_id, Status.PENDING])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    job_id, revision, domain_slug, parameters, message = row
+    parameters_field = JobResult._meta.get_field("parameters")
+    revision_field = Job._meta.get_field("revision")
+    return Claim(result_id=result_id, job_id=job_id, job_revision=revision_field.to_python(revision),
+                 domain_slug=domain_slug,
+                 parameters=parameters_field.from_db_value(parameters, None, connection) or {}, message=message)
 
 
 def finish(result_id: int, status: str, message: str, *, cut_short: bool = False) -> bool:

@@ -1,8 +1,8 @@
-"""Celery tasks: the run of a result, the reaper's periodic sweep, and the e-mail report of a finished run."""
+"""Celery tasks: the run of a result, and the e-mail report of a finished run (beat runs the reaper itself)."""
 from celery import shared_task
 from django.db import close_old_connections
 
-from . import reaper, reports, runner
+from . import reports, runner
 
 
 @shared_task(name="results.run", ignore_result=True)
@@ -12,12 +12,6 @@ def run_result(result_id: int) -> None:
         runner.execute(result_id)
     finally:
         close_old_connections()
-
-
-@shared_task(name="results.tasks.reap_lost_runs", ignore_result=True)
-def reap_lost_runs() -> int:
-    close_old_connections()
-    return len(reaper.sweep())
 
 
 @shared_task(name="results.send_report", ignore_result=True)

@@ -129,3 +129,24 @@ def test_many_log_lines_are_written_in_batches():
     lines = result.log_entries.filter(line_no=10, level="INFO").order_by("seq")
     numbers = list(lines.values_list("message", flat=True))
     assert numbers[:5000] == [str(n) for n in range(1, 5001)]
+
+
+def test_the_worker_runs_the_job_as_edited_since_its_last_run():
+    """The worker keeps each job's plan between runs; any edit must reach the next run."""
+    job = make_job("edited", (10, "testing.echo", {"text": "first version"}))
+    first = wait_for_status(start_run(job).id)
+    line = job.lines.get()
+    line.parameters = {"text": "second version"}
+    line.save()
+    second = wait_for_status(start_run(job).id)
+    assert first.log_entries.filter(message="first version").exists()
+    assert second.log_entries.filter(message="second version").exists()
+    assert not second.log_entries.filter(message="first version").exists()
+
+
+def test_the_claim_stores_the_variables_and_the_number_of_lines_with_the_first_line():
+    job = make_job("counted", (10, "testing.echo", {}), (20, "testing.echo", {}), (30, "testing.echo", {}, False))
+    result = wait_for_status(start_run(job).id)
+    assert (result.status, result.lines_total) == (Status.SUCCESS, 2)
+    assert result.variables["job.identifier"] == "counted"
+    assert result.worker and result.started_at <= result.line_results.order_by("line_no")[0].started_at
