@@ -109,8 +109,8 @@ class Worker(CeleryProcess):
 
 
 class Beat(CeleryProcess):
-    # Logged at its first tick, once it is connected to the broker and the database.
-    ready_text = "Sending due task"
+    # Logged at its first tick (results.scheduler), once it is connected to the broker and the database.
+    ready_text = "Jobs scheduler ticking"
 
     def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
         super().__init__(name, ["beat", "-l", "info", "-s", str(log_dir / f"{name}-schedule"), "--pidfile="],

@@ -16,6 +16,7 @@ import logging
 import time
 
 from celery.beat import PersistentScheduler
+from celery.utils.log import get_logger
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, close_old_connections, transaction
@@ -29,6 +30,7 @@ from .dispatch import RunRefused, start_run
 from .models import JobResult, Trigger
 
 logger = logging.getLogger(__name__)
+beat_logger = get_logger("celery.beat")  # shown by ``celery beat -l info``, like beat's own lines
 
 
 def due_schedules(now: dt.datetime, limit: int = 500):
@@ -108,6 +110,9 @@ class JobsScheduler(PersistentScheduler):
     def sweep_if_due(self) -> float:
         """Run the reaper's sweep every JOBS_REAPER_INTERVAL_SECONDS; returns the seconds until the next."""
         now = time.monotonic()
+        if not self.next_sweep:
+            beat_logger.info("Jobs scheduler ticking: schedules from the database, reaper sweep every %g s",
+                             settings.JOBS_REAPER_INTERVAL_SECONDS)
         if now >= self.next_sweep:
             reaper.sweep()
             self.next_sweep = now + settings.JOBS_REAPER_INTERVAL_SECONDS

@@ -109,7 +109,7 @@ def admin_user(django_user_model):
 
 
 class BeatProcess:
-    """A real ``celery -A jobs_project beat`` (it fires the reaper's periodic sweep)."""
+    """A real ``celery -A jobs_project beat`` (it fires the schedules and runs the reaper's sweep)."""
 
     def __init__(self, tmp_dir: Path, env: dict[str, str] | None = None, name: str = "beat") -> None:
         self.tmp_dir = tmp_dir / name
@@ -143,7 +143,7 @@ class BeatProcess:
 
 @pytest.fixture
 def beat(tmp_path, celery_worker):
-    """Celery beat firing the reaper every second (the session worker runs it)."""
+    """Celery beat sweeping for lost runs every second (it runs the sweep itself, never through a queue)."""
     process = BeatProcess(tmp_path, env={"JOBS_REAPER_INTERVAL_SECONDS": "1"}).start()
     yield process
     process.stop()

@@ -100,3 +100,28 @@ def test_negative_values_are_field_errors():
     with pytest.raises(ValidationError) as error:
         job.full_clean()
     assert {"retries", "time_limit"} <= set(error.value.message_dict)
+
+
+def test_the_cron_command_fires_the_schedules_and_ends_lost_runs_as_beat_does(settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.JOBS_WORKER_LOST_SECONDS = 20
+    lost = running_result(make_job("cron-lost"), heartbeat_age=60)
+    out = StringIO()
+    call_command("fire_schedules", stdout=out)
+    assert f"result #{lost.id}: ended, its worker is lost" in out.getvalue()
+    assert JobResult.objects.get(id=lost.id).status == Status.ERROR
+
+
+def test_the_beat_scheduler_sweeps_at_its_interval_without_a_queue(settings, monkeypatch):
+    from results.scheduler import JobsScheduler
+
+    settings.JOBS_REAPER_INTERVAL_SECONDS = 30
+    sweeps = []
+    monkeypatch.setattr(reaper, "sweep", lambda: sweeps.append(1) or [])
+    scheduler = JobsScheduler.__new__(JobsScheduler)  # only its sweep clock is used here
+    assert scheduler.sweep_if_due() == pytest.approx(30, abs=1)
+    assert 0 < scheduler.sweep_if_due() <= 30
+    assert sweeps == [1]
