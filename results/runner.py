@@ -13,12 +13,11 @@ import os
 import socket
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import InterfaceError, OperationalError, close_old_connections, connection, transaction
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from jobs import context as context_vars
@@ -29,15 +28,12 @@ from jobs.plans import JobPlan
 from jobs.registry import Cancelled
 
 from . import aftermath, states
+from .db import in_one_commit, reconnecting
 from .log import LineLogger, RunLog
 from .models import JobLineResult, JobResult, LogLevel, Status
 from .watchdog import MAX_FAILURES_KEPT, LineTally, Monitor, RunControl, RunWatch
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-# Waits before each new try of a commit after a lost connection (None: give up): about 30 s in all,
-# what a PostgreSQL restart or fail-over takes.
-RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15, None)
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -273,7 +269,7 @@ def _jsonable(arguments: dict) -> dict:
 
 def execute(result_id: int) -> None:
     """Run the result if this process wins its claim; every path ends it."""
-    claim = states.claim(result_id, worker_name())
+    claim = reconnecting(lambda: states.claim(result_id, worker_name()))
     if claim is None:
         logger.info("result %s is not pending (already taken, killed or deleted): nothing to run", result_id)
         return
@@ -310,27 +306,6 @@ def execute(result_id: int) -> None:
         control.finished.set()
         if run_watch is not None:
             monitor.unwatch(run_watch)
-
-
-def in_one_commit(write: Callable[[], T]) -> T:
-    """Run ``write`` in one transaction, again on a fresh connection if the database went away meanwhile.
-
-    A database restart during a long line leaves this process a dead
-    connection; without this, a run that did its work would end as "the
-    runner failed". ``write`` must be safe to repeat (conditional updates, a
-    log that keeps unwritten entries).
-    """
-    for delay in RECONNECT_DELAYS:
-        try:
-            with transaction.atomic():
-                return write()
-        except (OperationalError, InterfaceError):
-            if delay is None or connection.in_atomic_block:
-                raise
-            logger.warning("database connection lost; trying again in %s s", delay, exc_info=True)
-            connection.close()
-            time.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 def _end_after_runner_failure(result_id: int, log: RunLog, exc: BaseException) -> bool:

@@ -1,4 +1,4 @@
-"""Worker start-up: sync the action rows, sweep lost runs, allow forced stops."""
+"""Worker start-up: sync the action rows, sweep lost runs, allow forced stops, reconnect without health checks."""
 import logging
 
 from celery.signals import worker_process_init, worker_ready
@@ -20,6 +20,7 @@ def on_worker_ready(**kwargs) -> None:
 
 @worker_process_init.connect
 def on_pool_process_start(**kwargs) -> None:
-    from . import watchdog
+    from . import db, watchdog
 
     watchdog.FORCE_EXIT_ALLOWED = True
+    db.skip_health_checks()

@@ -3,6 +3,7 @@ from celery import shared_task
 from django.db import close_old_connections
 
 from . import reports, runner
+from .db import reconnecting
 
 
 @shared_task(name="results.run", ignore_result=True)
@@ -19,6 +20,6 @@ def send_report(result_id: int) -> bool:
     """Published by ``reports.queue_report`` after a run ended, so a slow SMTP server never holds a run."""
     close_old_connections()
     try:
-        return reports.send_report(result_id)
+        return reconnecting(lambda: reports.send_report(result_id))  # its reads come before the mail is sent
     finally:
         close_old_connections()
