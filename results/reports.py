@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 
-from .log import cut
+from .journal import cut
 from .models import TERMINAL, JobLogEntry, JobResult, Status
 
 logger = logging.getLogger(__name__)

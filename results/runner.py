@@ -2,7 +2,7 @@
 
 ``execute(result_id)`` claims the pending result (``states.claim``), runs the
 active lines in ``line_no`` order and ends the result through ``states``. A
-watchdog thread beside it beats the heartbeat, writes the buffered log, and
+watchdog thread beside it beats the heartbeat, writes the run's journal (log, line starts and ends), and
 watches the database for a kill: cooperative actions see it through the
 context; an action that ignores it is stopped by force after the grace period.
 """
@@ -29,8 +29,8 @@ from jobs.registry import Cancelled
 
 from . import aftermath, states
 from .db import in_one_commit, reconnecting
-from .log import LineLogger, RunLog
-from .models import JobLineResult, JobResult, LogLevel, Status
+from .journal import LineLogger, RunJournal
+from .models import JobLineResult, LogLevel, Status
 from .watchdog import MAX_FAILURES_KEPT, LineTally, Monitor, RunControl, RunWatch
 
 logger = logging.getLogger(__name__)
@@ -121,39 +121,25 @@ class LineOutcome:
 class Run:
     """The lines of one claimed result, run in order."""
 
-    def __init__(self, claim: states.Claim, plan: JobPlan, log: RunLog, control: RunControl) -> None:
+    def __init__(self, claim: states.Claim, plan: JobPlan, journal: RunJournal, control: RunControl) -> None:
         self.claim = claim
         self.result_id = claim.result_id
         self.job = plan.job
         self.lines = plan.lines
-        self.log = log
+        self.journal = journal
         self.control = control
         self.variables = context_vars.build_variables(
             job_identifier=self.job.identifier, domain_slug=claim.domain_slug, params=claim.parameters)
-        # Written with the first commit after the claim, so the claim itself is one statement.
-        self._run_fields: dict | None = {"variables": self.variables, "lines_total": len(self.lines)}
-        self._line_end: tuple[int, dict] | None = None
-
-    def write_pending(self) -> None:
-        """What waits for the next commit (the next line's start, or the run's end): the run's variables and
-        the end of the last line. Call inside that transaction, then ``pending_written`` once committed."""
-        if self._run_fields is not None:
-            JobResult.objects.filter(id=self.result_id).update(**self._run_fields)
-        if self._line_end is not None:
-            line_result_id, fields = self._line_end
-            JobLineResult.objects.filter(id=line_result_id, status=Status.RUNNING).update(**fields)
-
-    def pending_written(self) -> None:
-        self._run_fields = self._line_end = None
+        journal.set_run_fields(variables=self.variables, lines_total=len(self.lines))
 
     def execute(self) -> tuple[str, str]:
         lines = self.lines
         if self.claim.message:  # a note from whoever queued it (e.g. a caught-up schedule slot)
-            self.log.write(LogLevel.INFO, self.claim.message)
+            self.journal.write(LogLevel.INFO, self.claim.message)
         if not lines:
-            self.log.write(LogLevel.INFO, "The job has no active lines: nothing to do.")
+            self.journal.write(LogLevel.INFO, "The job has no active lines: nothing to do.")
             return Status.INFO, "Nothing to do: the job has no active lines."
-        self.log.write(LogLevel.INFO, f"Started on {worker_name()}: {len(lines)} active line(s).")
+        self.journal.write(LogLevel.INFO, f"Started on {worker_name()}: {len(lines)} active line(s).")
         outcomes: list[tuple[JobLine, LineOutcome]] = []
         records: RecordSet | None = None
         for line in lines:
@@ -168,7 +154,7 @@ class Run:
                 if outcome.status == Status.INFO:
                     return Status.INFO, f"Nothing to do: the filter of line {line.line_no} matched no records."
             if outcome.status == Status.ERROR and self.job.stops_on_error:
-                self.log.write(LogLevel.ERROR, f"Line {line.line_no} failed; the job stops on error.")
+                self.journal.write(LogLevel.ERROR, f"Line {line.line_no} failed; the job stops on error.")
                 break
         return self.summarize(outcomes, len(lines))
 
@@ -192,26 +178,20 @@ class Run:
         started = timezone.now()
         try:
             arguments, error = self._arguments(line)
-
-            def start_line() -> JobLineResult:  # one commit: what was pending and this line's start
-                self.write_pending()
-                return JobLineResult.objects.create(
-                    result_id=self.result_id, line_no=line.line_no, status=Status.RUNNING, started_at=started,
-                    action=line.action.name if line.action_id else "filter",
-                    parameters=_jsonable(arguments or {}),
-                )
-
-            line_result = in_one_commit(start_line)
-            self.pending_written()
+            line_result = JobLineResult(
+                result_id=self.result_id, line_no=line.line_no, status=Status.RUNNING, started_at=started,
+                action=line.action.name if line.action_id else "filter", parameters=_jsonable(arguments or {}),
+            )
+            self.journal.start_line(line_result)
             outcome = error or self._call(line, arguments, records)
         finally:
             self.control.current_line = None
         ended = {"status": outcome.status, "message": outcome.message, "finished_at": timezone.now()}
         if outcome.tally is not None:
             ended.update(outcome.tally.fields())
-        self._line_end = (line_result.id, ended)
+        self.journal.end_line(line_result, **ended)
         level = LogLevel.ERROR if outcome.status == Status.ERROR else LogLevel.INFO
-        self.log.write(level, f"Line {line.line_no}: {outcome.status}: {outcome.message}", line.line_no)
+        self.journal.write(level, f"Line {line.line_no}: {outcome.status}: {outcome.message}", line.line_no)
         return outcome
 
     def _arguments(self, line: JobLine) -> tuple[dict | None, LineOutcome | None]:
@@ -226,7 +206,7 @@ class Run:
             return None, LineOutcome(Status.ERROR, f"Cannot resolve parameters: {exc}")
 
     def _call(self, line: JobLine, arguments: dict, records: RecordSet | None) -> LineOutcome:
-        log = self.log.for_line(line.line_no)
+        log = self.journal.for_line(line.line_no)
         try:
             if line.is_filter:
                 return self._select(line)
@@ -274,31 +254,30 @@ def execute(result_id: int) -> None:
         logger.info("result %s is not pending (already taken, killed or deleted): nothing to run", result_id)
         return
     control = RunControl()
-    log = RunLog(result_id)
+    journal = RunJournal(result_id)
     run_watch: RunWatch | None = None
     monitor = Monitor.get()
     job = None
     try:
         plan = plans.plan_for(claim.job_id, claim.job_revision)
         job = plan.job
-        run_watch = RunWatch(result_id, log, control, job.effective_time_limit)
+        run_watch = RunWatch(result_id, journal, control, job.effective_time_limit)
         monitor.watch(run_watch)
-        run = Run(claim, plan, log, control)
+        run = Run(claim, plan, journal, control)
         status, message = run.execute()
         control.finished.set()
 
-        def end_run() -> bool:  # the last line's end, the last log entries and the run's end: one commit
-            run.write_pending()
-            log.flush()
+        def end_run() -> bool:  # the journal's last writes and the run's end: one commit
+            journal.flush()
             return states.finish(result_id, status, message)
 
-        with log.flushing():
+        with journal.flushing():
             ended = in_one_commit(end_run)
         if ended:
             aftermath.run_ended(result_id, status, job=job)
     except BaseException as exc:
         control.finished.set()
-        if _end_after_runner_failure(result_id, log, exc):
+        if _end_after_runner_failure(result_id, journal, exc):
             aftermath.run_ended(result_id, Status.ERROR, job=job)
         if not isinstance(exc, Exception):
             raise
@@ -308,7 +287,7 @@ def execute(result_id: int) -> None:
             monitor.unwatch(run_watch)
 
 
-def _end_after_runner_failure(result_id: int, log: RunLog, exc: BaseException) -> bool:
+def _end_after_runner_failure(result_id: int, journal: RunJournal, exc: BaseException) -> bool:
     """The runner itself failed: end the run as ``error`` with the traceback.
 
     The database may be what failed, so this tries a few times on fresh
@@ -321,8 +300,8 @@ def _end_after_runner_failure(result_id: int, log: RunLog, exc: BaseException) -
         time.sleep(delay)
         try:
             close_old_connections()
-            log.write(LogLevel.ERROR, f"The runner failed:\n{text}")
-            log.flush()
+            journal.write(LogLevel.ERROR, f"The runner failed:\n{text}")
+            journal.flush()
             return states.finish(result_id, Status.ERROR, f"The runner failed: {type(exc).__name__}: {exc}",
                                  cut_short=True)
         except Exception:

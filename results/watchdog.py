@@ -22,7 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from . import aftermath, states
-from .log import RunLog
+from .journal import RunJournal
 from .models import JobLineResult, JobResult, LogLevel, Status
 
 logger = logging.getLogger(__name__)
@@ -96,10 +96,10 @@ class RunControl:
 class RunWatch:
     """The watchdog's view of one run."""
 
-    def __init__(self, result_id: int, log: RunLog, control: RunControl, time_limit: int | None) -> None:
+    def __init__(self, result_id: int, journal: RunJournal, control: RunControl, time_limit: int | None) -> None:
         now = time.monotonic()
         self.result_id = result_id
-        self.log = log
+        self.journal = journal
         self.control = control
         self.time_limit = time_limit
         self.deadline = now + time_limit if time_limit else None
@@ -113,9 +113,9 @@ class RunWatch:
             self._check_kill()
         over_time = self.deadline is not None and now >= self.deadline
         if over_time and self.control.stop(f"Time limit of {self.time_limit} s exceeded."):
-            self.log.write(LogLevel.ERROR, self.control.stop_message)
+            self.journal.write(LogLevel.ERROR, self.control.stop_message)
         if now >= self.next_flush:
-            self.log.flush()
+            self.journal.flush()
             self._write_progress()
             self.next_flush = now + settings.JOBS_LOG_FLUSH_SECONDS
         if now >= self.next_beat:
@@ -143,7 +143,7 @@ class RunWatch:
             .select_related("kill_requested_by").only("kill_requested_at", "kill_requested_by__username").first()
         )
         if row is not None and self.control.stop(states.kill_message(row)):
-            self.log.write(LogLevel.WARNING, f"Kill requested: {self.control.stop_message}")
+            self.journal.write(LogLevel.WARNING, f"Kill requested: {self.control.stop_message}")
 
     def _force_stop(self) -> None:
         """The line ignored the stop for the whole grace period: end it from here."""
@@ -152,8 +152,9 @@ class RunWatch:
         self.control.kill_process_groups()
         line_no = self.control.current_line
         grace = settings.JOBS_KILL_GRACE_SECONDS
-        self.log.write(LogLevel.ERROR, f"Line {line_no} did not stop within {grace:g} s; stopped by force.", line_no)
-        self.log.flush()
+        self.journal.write(LogLevel.ERROR, f"Line {line_no} did not stop within {grace:g} s; stopped by force.",
+                           line_no)
+        self.journal.flush()
         JobLineResult.objects.filter(result_id=self.result_id, line_no=line_no, status=Status.RUNNING).update(
             status=Status.KILLED, message="Stopped by force.", finished_at=timezone.now()
         )

@@ -20,7 +20,7 @@ from django.utils import timezone
 from jobs.models import Domain, Job
 from results import reaper, reports, states
 from results.dispatch import start_run
-from results.log import RunLog
+from results.journal import RunJournal
 from results.models import JobLineResult, JobLogEntry, JobResult, Status, Trigger
 from results.watchdog import RunControl, RunWatch
 from tests.helpers import make_job, wait_for_status
@@ -243,7 +243,7 @@ def test_a_run_stopped_by_force_by_the_watchdog_is_reported(published):
     assert states.claim(result.id, "here:1")
     control = RunControl()
     control.stop("Killed by root.")
-    RunWatch(result.id, RunLog(result.id), control, None)._force_stop()
+    RunWatch(result.id, RunJournal(result.id), control, None)._force_stop()
     assert JobResult.objects.get(id=result.id).status == Status.KILLED
     assert published == [(result.id, "")]
 

@@ -1,0 +1,121 @@
+"""The run's journal: log entries, line starts and ends and run fields, written together at each flush."""
+from __future__ import annotations
+
+import pytest
+from django.db import OperationalError
+from django.db.models import QuerySet
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from jobs import plans
+from results import runner, states
+from results.journal import RunJournal
+from results.models import JobLineResult, JobResult, Status
+from tests.helpers import make_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def result():
+    result = JobResult.objects.create(job=make_job("journaled"))
+    assert states.claim(result.id, "here:1")
+    return result
+
+
+def new_line(result: JobResult, line_no: int = 10) -> JobLineResult:
+    return JobLineResult(result_id=result.id, line_no=line_no, status=Status.RUNNING, started_at=timezone.now(),
+                         action="testing.echo", parameters={})
+
+
+def test_nothing_is_written_before_a_flush_and_everything_at_once_after(result):
+    journal = RunJournal(result.id)
+    journal.set_run_fields(lines_total=1)
+    line = new_line(result)
+    journal.start_line(line)
+    journal.write("INFO", "hello", 10)
+    assert not result.line_results.exists() and not result.log_entries.exists()
+    journal.flush()
+    assert list(result.line_results.values_list("line_no", "status")) == [(10, "running")]
+    assert list(result.log_entries.values_list("seq", "message")) == [(1, "hello")]
+    assert JobResult.objects.get(id=result.id).lines_total == 1
+
+
+def statements(queries: CaptureQueriesContext) -> list[str]:
+    """The first word of each statement, without the transaction control SQLite's backend shows."""
+    words = [q["sql"].split()[0] for q in queries.captured_queries]
+    return [word for word in words if word not in ("BEGIN", "COMMIT")]
+
+
+def test_a_line_that_ended_before_any_flush_is_written_once_already_ended(result):
+    from django.db import connection
+
+    journal = RunJournal(result.id)
+    line = new_line(result)
+    journal.start_line(line)
+    journal.end_line(line, status=Status.SUCCESS, message="done", finished_at=timezone.now())
+    with CaptureQueriesContext(connection) as queries:
+        journal.flush()
+    assert statements(queries) == ["INSERT"]
+    assert list(result.line_results.values_list("status", "message")) == [("success", "done")]
+
+
+def test_a_line_written_while_running_is_updated_when_it_ends(result):
+    journal = RunJournal(result.id)
+    line = new_line(result)
+    journal.start_line(line)
+    journal.flush()
+    journal.end_line(line, status=Status.ERROR, message="broke", finished_at=timezone.now())
+    journal.flush()
+    assert list(result.line_results.values_list("status", "message")) == [("error", "broke")]
+
+
+def test_an_end_that_comes_while_its_line_is_being_written_is_kept_for_the_next_flush(result):
+    journal = RunJournal(result.id)
+    line = new_line(result)
+    journal.start_line(line)
+    journal._in_flight = {id(line)}  # the watchdog is writing it at this very moment
+    journal.end_line(line, status=Status.SUCCESS, message="done", finished_at=timezone.now())
+    journal._in_flight = set()
+    journal.flush()
+    assert list(result.line_results.values_list("status", flat=True)) == ["success"]
+
+
+def test_a_failed_write_keeps_everything_for_the_next_try(result, monkeypatch):
+    journal = RunJournal(result.id)
+    line = new_line(result)
+    journal.start_line(line)
+    journal.write("INFO", "kept")
+    original = QuerySet.bulk_create
+    calls = []
+
+    def failing_once(self, objs, *args, **kwargs):
+        calls.append(1)
+        created = original(self, objs, *args, **kwargs)
+        if len(calls) == 1:  # written, then the transaction is rolled back
+            raise OperationalError("connection lost")
+        return created
+
+    monkeypatch.setattr(QuerySet, "bulk_create", failing_once)
+    with pytest.raises(OperationalError):
+        journal.flush()
+    assert line.pk is None and not result.line_results.exists()
+    journal.end_line(line, status=Status.SUCCESS, message="done", finished_at=timezone.now())
+    journal.flush()
+    assert list(result.line_results.values_list("status", flat=True)) == ["success"]
+    assert list(result.log_entries.values_list("message", flat=True)) == ["kept"]
+
+
+def test_a_short_one_line_run_costs_the_claim_and_one_commit_of_four_statements():
+    job = make_job("short", (10, "testing.echo", {"text": "hi"}))
+    pending = JobResult.objects.create(job=job)
+    plans.plan_for(job.pk, job.revision)  # a worker that ran this job before holds its plan
+    from django.db import connection
+
+    with CaptureQueriesContext(connection) as queries:
+        runner.execute(pending.id)
+    # claim; then one transaction: run fields, the line (written ended), the log, the end of the run
+    assert statements(queries) == ["UPDATE", "UPDATE", "INSERT", "INSERT", "UPDATE"], queries.captured_queries
+    done = JobResult.objects.get(id=pending.id)
+    assert (done.status, done.lines_total) == (Status.SUCCESS, 1)
+    assert list(done.line_results.values_list("status", flat=True)) == ["success"]
