@@ -63,6 +63,12 @@ class RunJournal:
         with self._lock:
             self._run_fields.update(fields)
 
+    def pop_run_fields(self) -> dict[str, Any]:
+        """The run fields not yet written, for a caller that writes them itself (the run's end)."""
+        with self._lock:
+            fields, self._run_fields = self._run_fields, {}
+        return fields
+
     def start_line(self, line: JobLineResult) -> None:
         """A line started: ``line`` (unsaved, status running) is written at the next flush."""
         with self._lock:

@@ -268,8 +268,13 @@ def execute(result_id: int) -> None:
         control.finished.set()
 
         def end_run() -> bool:  # the journal's last writes and the run's end: one commit
-            journal.flush()
-            return states.finish(result_id, status, message)
+            run_fields = journal.pop_run_fields()  # with the end, not in an UPDATE of their own
+            try:
+                journal.flush()
+                return states.finish(result_id, status, message, also=run_fields)
+            except BaseException:
+                journal.set_run_fields(**run_fields)  # for the next try
+                raise
 
         with journal.flushing():
             ended = in_one_commit(end_run)

@@ -72,18 +72,20 @@ def claim(result_id: int, worker: str) -> Claim | None:
                  parameters=parameters_field.from_db_value(parameters, None, connection) or {}, message=message)
 
 
-def finish(result_id: int, status: str, message: str, *, cut_short: bool = False) -> bool:
+def finish(result_id: int, status: str, message: str, *, cut_short: bool = False,
+           also: dict | None = None) -> bool:
     """running -> a terminal status; False if something else ended it first.
 
     Prevents a run that was already ended (reaped as lost, killed by force)
     from being overwritten by its own late ending. ``cut_short`` also ends the
     line results still marked running (the runner did not get to end them).
+    ``also``: other fields of the result written in the same statement.
     """
     if status not in TERMINAL:
         raise ValueError(f"{status!r} is not a terminal status")
     ended = bool(
         JobResult.objects.filter(id=result_id, status=Status.RUNNING).update(
-            status=status, message=message, finished_at=timezone.now()
+            status=status, message=message, finished_at=timezone.now(), **(also or {})
         )
     )
     if ended and cut_short:

@@ -106,7 +106,7 @@ def test_a_failed_write_keeps_everything_for_the_next_try(result, monkeypatch):
     assert list(result.log_entries.values_list("message", flat=True)) == ["kept"]
 
 
-def test_a_short_one_line_run_costs_the_claim_and_one_commit_of_four_statements():
+def test_a_short_one_line_run_costs_the_claim_and_one_commit_of_three_statements():
     job = make_job("short", (10, "testing.echo", {"text": "hi"}))
     pending = JobResult.objects.create(job=job)
     plans.plan_for(job.pk, job.revision)  # a worker that ran this job before holds its plan
@@ -114,8 +114,8 @@ def test_a_short_one_line_run_costs_the_claim_and_one_commit_of_four_statements(
 
     with CaptureQueriesContext(connection) as queries:
         runner.execute(pending.id)
-    # claim; then one transaction: run fields, the line (written ended), the log, the end of the run
-    assert statements(queries) == ["UPDATE", "UPDATE", "INSERT", "INSERT", "UPDATE"], queries.captured_queries
+    # the claim; then one transaction: the line (written once, ended), the log, the end of the run with its fields
+    assert statements(queries) == ["UPDATE", "INSERT", "INSERT", "UPDATE"], queries.captured_queries
     done = JobResult.objects.get(id=pending.id)
-    assert (done.status, done.lines_total) == (Status.SUCCESS, 1)
+    assert (done.status, done.lines_total, done.variables["job.identifier"]) == (Status.SUCCESS, 1, "short")
     assert list(done.line_results.values_list("status", flat=True)) == ["success"]
