@@ -19,7 +19,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.helpers import wait_for_status  # noqa: F401  (re-exported for tests)
+from jobs.models import Domain, DomainMembership
+from tests.helpers import make_member, wait_for_status  # noqa: F401  (wait_for_status: re-exported for tests)
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(settings.VAR_DIR) / "test-artifacts"
@@ -106,6 +107,34 @@ def celery_worker(django_db_setup, django_db_blocker):
 @pytest.fixture
 def admin_user(django_user_model):
     return django_user_model.objects.create_superuser("root", "root@example.com", "root-password")
+
+
+@pytest.fixture
+def acme():
+    """The domain "Acme Corp" (slug ``acme``)."""
+    return Domain.objects.create(name="Acme Corp", slug="acme")
+
+
+@pytest.fixture
+def globex():
+    """The domain "Globex" (slug ``globex``)."""
+    return Domain.objects.create(name="Globex", slug="globex")
+
+
+@pytest.fixture
+def member():
+    """``member("ann", domain, role)``: a staff user with no Django permissions, only that membership."""
+
+    def create(username: str, domain: Domain, role: str):
+        return make_member(username, (domain, role), staff=True)
+
+    return create
+
+
+@pytest.fixture
+def operator(acme):
+    """The user "operator" (not staff): an operator of Acme, for the API tests."""
+    return make_member("operator", (acme, DomainMembership.OPERATOR))
 
 
 class BeatProcess:

@@ -1,9 +1,14 @@
-"""Helpers for tests: building jobs and waiting for results."""
+"""Helpers for tests: building jobs, users and clients, waiting for results, stand-ins for a run's context."""
 from __future__ import annotations
 
+import threading
 import time
 
-from jobs.models import Action, Job, JobLine
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from jobs.models import Action, Domain, DomainMembership, Job, JobLine
+from jobs.registry import Cancelled
 from results.models import TERMINAL, JobResult
 
 
@@ -29,3 +34,79 @@ def make_job(identifier: str = "job", *lines: tuple, **fields) -> Job:
         JobLine.objects.create(job=job, line_no=line_no, action=Action.objects.get(name=action),
                                parameters=parameters, active=active)
     return job
+
+
+def make_member(username: str, *memberships: tuple[Domain, str], staff: bool = False):
+    """A user ``username`` (password "pw", no Django permissions) with a membership for each ``(domain, role)``.
+
+    ``staff=True`` lets the user into the admin, where the memberships alone decide what they may do.
+    """
+    user = get_user_model().objects.create_user(username, f"{username}@example.com", "pw", is_staff=staff)
+    for domain, role in memberships:
+        DomainMembership.objects.create(user=user, domain=domain, role=role)
+    return user
+
+
+def client_for(user, **kwargs) -> APIClient:
+    """An API client logged in (session) as ``user``; ``kwargs`` go to APIClient, e.g. ``enforce_csrf_checks=True``."""
+    client = APIClient(**kwargs)
+    client.force_login(user)
+    return client
+
+
+def log_in(page, base_url: str) -> None:
+    """Log a browser page in to the admin as the ``admin_user`` fixture (root / root-password)."""
+    page.goto(f"{base_url}/admin/login/?next=/admin/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "root-password")
+    page.click('input[type="submit"]')
+    page.wait_for_url(f"{base_url}/admin/")
+
+
+class FakeLog:
+    """Records what an action logs, as ``(level, message)`` pairs."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, str]] = []
+
+    def debug(self, message: str) -> None:
+        self.entries.append(("DEBUG", str(message)))
+
+    def info(self, message: str) -> None:
+        self.entries.append(("INFO", str(message)))
+
+    def warning(self, message: str) -> None:
+        self.entries.append(("WARNING", str(message)))
+
+    def error(self, message: str) -> None:
+        self.entries.append(("ERROR", str(message)))
+
+    def messages(self, level: str | None = None) -> list[str]:
+        return [message for lvl, message in self.entries if level in (None, lvl)]
+
+
+class FakeContext:
+    """What an action needs of the runner's context: a log and the kill flag (``cancel()`` raises it)."""
+
+    def __init__(self) -> None:
+        self.log = FakeLog()
+        self.warnings: list[str] = []
+        self._stop = threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._stop.is_set()
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+    def check_cancelled(self) -> None:
+        if self.cancelled:
+            raise Cancelled()
+
+    def wait_cancelled(self, seconds: float) -> bool:
+        return self._stop.wait(max(0.0, seconds))
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+        self.log.warning(message)

@@ -9,17 +9,9 @@ import pytest
 from jobs.models import Action, Job
 from results.models import Status
 from tests.browser_support import browser_page, chromium_executable, screenshot  # noqa: F401  (fixtures)
-from tests.helpers import wait_for_status
+from tests.helpers import log_in, wait_for_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page, base_url: str) -> None:
-    page.goto(f"{base_url}/admin/login/?next=/admin/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "root-password")
-    page.click('input[type="submit"]')
-    page.wait_for_url(f"{base_url}/admin/")
 
 
 def fill_line(page, index: int, line_no: int, action: str, parameters: dict) -> None:

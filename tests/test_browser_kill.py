@@ -6,8 +6,7 @@ import pytest
 from results.dispatch import start_run
 from results.models import Status
 from tests.browser_support import browser_page, chromium_executable, screenshot  # noqa: F401  (fixtures)
-from tests.helpers import make_job, wait_for_status
-from tests.test_browser import log_in
+from tests.helpers import log_in, make_job, wait_for_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

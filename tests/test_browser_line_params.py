@@ -5,7 +5,7 @@ import pytest
 
 from jobs.models import Action, Job
 from tests.browser_support import browser_page, chromium_executable, screenshot  # noqa: F401  (fixtures)
-from tests.test_browser import log_in
+from tests.helpers import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -5,8 +5,7 @@ import pytest
 
 from results.models import JobResult
 from tests.browser_support import browser_page, chromium_executable, screenshot  # noqa: F401  (fixtures)
-from tests.helpers import make_job
-from tests.test_browser import log_in
+from tests.helpers import log_in, make_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -9,17 +9,9 @@ from django.utils import timezone
 from jobs.models import Schedule
 from jobs.scheduling import next_fire
 from tests.browser_support import browser_page, chromium_executable, screenshot  # noqa: F401  (fixtures)
-from tests.helpers import make_job
+from tests.helpers import log_in, make_job
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page, base_url: str) -> None:
-    page.goto(f"{base_url}/admin/login/?next=/admin/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "root-password")
-    page.click('input[type="submit"]')
-    page.wait_for_url(f"{base_url}/admin/")
 
 
 def test_schedule_a_job_on_two_weekdays_in_madrid_and_see_the_plan_and_next_run(

@@ -19,56 +19,9 @@ from jobs.registry import Cancelled
 from results import states
 from results.dispatch import start_run
 from results.models import JobLogEntry, Status
-from tests.helpers import make_job, wait_for_status
+from tests.helpers import FakeContext, make_job, wait_for_status
 
 SLOW_SECONDS = 3.0
-
-
-class FakeLog:
-    def __init__(self) -> None:
-        self.entries: list[tuple[str, str]] = []
-
-    def debug(self, message: str) -> None:
-        self.entries.append(("DEBUG", str(message)))
-
-    def info(self, message: str) -> None:
-        self.entries.append(("INFO", str(message)))
-
-    def warning(self, message: str) -> None:
-        self.entries.append(("WARNING", str(message)))
-
-    def error(self, message: str) -> None:
-        self.entries.append(("ERROR", str(message)))
-
-    def messages(self, level: str | None = None) -> list[str]:
-        return [message for lvl, message in self.entries if level in (None, lvl)]
-
-
-class FakeContext:
-    """What an action needs of the runner's context: a log and the kill flag."""
-
-    def __init__(self) -> None:
-        self.log = FakeLog()
-        self.warnings: list[str] = []
-        self._stop = threading.Event()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._stop.is_set()
-
-    def cancel(self) -> None:
-        self._stop.set()
-
-    def check_cancelled(self) -> None:
-        if self.cancelled:
-            raise Cancelled()
-
-    def wait_cancelled(self, seconds: float) -> bool:
-        return self._stop.wait(max(0.0, seconds))
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
-        self.log.warning(message)
 
 
 class Handler(BaseHTTPRequestHandler):

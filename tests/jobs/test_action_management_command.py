@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -12,56 +11,11 @@ from django.core.management import CommandError
 from jobs import registry
 from jobs.actions import REFUSED_COMMANDS, LineWriter, management_command
 from jobs.models import Action, Job, JobLine
-from jobs.registry import Cancelled
 from results.dispatch import start_run
 from results.models import JobLogEntry, LogLevel, Status
-from tests.helpers import make_job, wait_for_status
+from tests.helpers import FakeContext, make_job, wait_for_status
 
 CHECK_TAG = "jobs_action_test"
-
-
-class FakeLog:
-    def __init__(self) -> None:
-        self.entries: list[tuple[str, str]] = []
-
-    def debug(self, message: str) -> None:
-        self.entries.append(("DEBUG", str(message)))
-
-    def info(self, message: str) -> None:
-        self.entries.append(("INFO", str(message)))
-
-    def warning(self, message: str) -> None:
-        self.entries.append(("WARNING", str(message)))
-
-    def error(self, message: str) -> None:
-        self.entries.append(("ERROR", str(message)))
-
-    def messages(self, level: str | None = None) -> list[str]:
-        return [message for lvl, message in self.entries if level in (None, lvl)]
-
-
-class FakeContext:
-    """What an action needs of the runner's context: a log and the kill flag."""
-
-    def __init__(self) -> None:
-        self.log = FakeLog()
-        self.warnings: list[str] = []
-        self._stop = threading.Event()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._stop.is_set()
-
-    def check_cancelled(self) -> None:
-        if self.cancelled:
-            raise Cancelled()
-
-    def wait_cancelled(self, seconds: float) -> bool:
-        return self._stop.wait(max(0.0, seconds))
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
-        self.log.warning(message)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from jobs.models import DomainMembership, FilterTemplate, JobLine
 from tests.helpers import make_job
-from tests.jobs.test_admin_job_form import acme, actions, globex, member, page_data  # noqa: F401  (fixtures)
+from tests.jobs.test_admin_job_form import actions, page_data  # noqa: F401  (actions: a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ def filter_line_post(client, job, template, definition: dict):
     return client.post(url, data)
 
 
-def test_a_domain_admin_filters_on_their_domains_template(client, member, acme):  # noqa: F811
+def test_a_domain_admin_filters_on_their_domains_template(client, member, acme):
     template = FilterTemplate.objects.create(name="Acme users", model="auth.User", domain=acme)
     job = make_job("acme-filter", domain=acme)
     client.force_login(member("ann", acme, DomainMembership.ADMIN))
@@ -32,7 +32,7 @@ def test_a_domain_admin_filters_on_their_domains_template(client, member, acme):
 
 
 def test_a_domain_admin_may_not_follow_relations_or_use_another_domains_template(
-    client, member, acme, globex,  # noqa: F811
+    client, member, acme, globex,
 ):
     own = FilterTemplate.objects.create(name="Acme users", model="auth.User", domain=acme)
     foreign = FilterTemplate.objects.create(name="Globex users", model="auth.User", domain=globex)

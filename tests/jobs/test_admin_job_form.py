@@ -8,7 +8,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from jobs.models import Action, Domain, DomainMembership, Job, JobLine
+from jobs.models import Action, DomainMembership, Job, JobLine
 from tests.helpers import make_job
 
 pytestmark = pytest.mark.django_db
@@ -19,26 +19,6 @@ ADD = "admin:jobs_job_add"
 @pytest.fixture(autouse=True)
 def actions():
     Action.objects.sync_with_registry()
-
-
-@pytest.fixture
-def acme():
-    return Domain.objects.create(name="Acme Corp", slug="acme")
-
-
-@pytest.fixture
-def globex():
-    return Domain.objects.create(name="Globex", slug="globex")
-
-
-@pytest.fixture
-def member(django_user_model):
-    def create(username: str, domain: Domain, role: str):
-        user = django_user_model.objects.create_user(username, password="pw", is_staff=True)
-        DomainMembership.objects.create(user=user, domain=domain, role=role)
-        return user
-
-    return create
 
 
 def form_values(form: forms.BaseForm) -> dict:

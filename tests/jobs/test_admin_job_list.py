@@ -10,34 +10,11 @@ from django.urls import reverse
 
 from jobs.models import Domain, DomainMembership, Job
 from results.models import JobResult, Status, Trigger
-from tests.helpers import make_job
+from tests.helpers import make_job, make_member
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:jobs_job_changelist"
-
-
-@pytest.fixture
-def acme():
-    return Domain.objects.create(name="Acme Corp", slug="acme")
-
-
-@pytest.fixture
-def globex():
-    return Domain.objects.create(name="Globex", slug="globex")
-
-
-@pytest.fixture
-def member(django_user_model):
-    """``member("ann", (domain, role), ...)``: a staff user with no Django permissions, only memberships."""
-
-    def create(username: str, *memberships: tuple[Domain, str]):
-        user = django_user_model.objects.create_user(username, password="pw", is_staff=True)
-        for domain, role in memberships:
-            DomainMembership.objects.create(user=user, domain=domain, role=role)
-        return user
-
-    return create
 
 
 def changelist(client, user, **query):
@@ -97,19 +74,19 @@ def test_search_matches_identifier_name_and_description(admin_user, client):
         assert "Database backup" not in html, term
 
 
-def test_domain_admin_sees_only_their_domains_jobs(client, member, acme, globex):
+def test_domain_admin_sees_only_their_domains_jobs(client, acme, globex):
     make_job("acme-job", name="Acme only", domain=acme)
     make_job("globex-job", name="Globex only", domain=globex)
     make_job("global-job", name="Installation wide")
-    html = changelist(client, member("ann", (acme, DomainMembership.ADMIN)))
+    html = changelist(client, make_member("ann", (acme, DomainMembership.ADMIN), staff=True))
     assert "Acme only" in html
     assert "Globex only" not in html
     assert "Installation wide" not in html
 
 
-def test_domain_filter_offers_only_the_users_domains(client, member, acme, globex):
+def test_domain_filter_offers_only_the_users_domains(client, acme, globex):
     make_job("acme-job", domain=acme)
-    html = changelist(client, member("ann", (acme, DomainMembership.ADMIN)))
+    html = changelist(client, make_member("ann", (acme, DomainMembership.ADMIN), staff=True))
     assert f"?domain__id__exact={acme.pk}" in html
     assert "Globex" not in html and f"?domain__id__exact={globex.pk}" not in html
 
@@ -133,27 +110,27 @@ def test_run_now_queues_a_pending_manual_result_per_selected_job(admin_user, cli
     assert not JobResult.objects.filter(job=unselected).exists()
 
 
-def test_run_now_leaves_out_jobs_the_user_may_only_view(client, member, acme, globex):
+def test_run_now_leaves_out_jobs_the_user_may_only_view(client, acme, globex):
     runnable = make_job("acme-job", domain=acme)
     view_only = make_job("globex-job", domain=globex)
-    operator = member("otto", (acme, DomainMembership.OPERATOR), (globex, DomainMembership.VIEWER))
+    operator = make_member("otto", (acme, DomainMembership.OPERATOR), (globex, DomainMembership.VIEWER), staff=True)
     response = run_now(client, operator, runnable, view_only)
     assert JobResult.objects.filter(job=runnable).count() == 1
     assert not JobResult.objects.filter(job=view_only).exists()
     assert "1 job(s) you may not run were left out." in response.content.decode()
 
 
-def test_run_now_ignores_jobs_of_domains_the_user_cannot_see(client, member, acme, globex):
+def test_run_now_ignores_jobs_of_domains_the_user_cannot_see(client, acme, globex):
     own = make_job("acme-job", domain=acme)
     foreign = make_job("globex-job", domain=globex)
     global_job = make_job("global-job")
-    run_now(client, member("ann", (acme, DomainMembership.ADMIN)), own, foreign, global_job)
+    run_now(client, make_member("ann", (acme, DomainMembership.ADMIN), staff=True), own, foreign, global_job)
     assert list(JobResult.objects.values_list("job__identifier", flat=True)) == ["acme-job"]
 
 
-def test_viewer_run_now_creates_nothing(client, member, acme):
+def test_viewer_run_now_creates_nothing(client, acme):
     job = make_job("acme-job", domain=acme)
-    response = run_now(client, member("vic", (acme, DomainMembership.VIEWER)), job)
+    response = run_now(client, make_member("vic", (acme, DomainMembership.VIEWER), staff=True), job)
     assert not JobResult.objects.exists()
     offered = [value for value, _ in response.context["action_form"].fields["action"].choices]
     assert "run_now" not in offered and "export_yaml" in offered  # a viewer may export, not run
@@ -182,8 +159,8 @@ def add_jobs_with_results(count: int, domain: Domain, start: int = 0) -> None:
 
 
 @pytest.mark.parametrize("role", ["superuser", DomainMembership.ADMIN])
-def test_changelist_query_count_does_not_grow_with_the_number_of_jobs(client, admin_user, member, acme, role):
-    user = admin_user if role == "superuser" else member("ann", (acme, role))
+def test_changelist_query_count_does_not_grow_with_the_number_of_jobs(client, admin_user, acme, role):
+    user = admin_user if role == "superuser" else make_member("ann", (acme, role), staff=True)
     add_jobs_with_results(3, acme)
     with_3 = changelist_queries(client, user)
     add_jobs_with_results(27, acme, start=3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from jobs.models import Domain, DomainMembership
+from jobs.models import DomainMembership
 from results.models import JobResult, Status, Trigger
 from tests.helpers import make_job
 
@@ -14,26 +14,6 @@ PARAMS = [
     {"name": "days", "type": "int", "default": 7, "required": True, "help": "How far back to look."},
     {"name": "region", "type": "choice", "choices": ["north", "south"], "required": True},
 ]
-
-
-@pytest.fixture
-def acme():
-    return Domain.objects.create(name="Acme Corp", slug="acme")
-
-
-@pytest.fixture
-def globex():
-    return Domain.objects.create(name="Globex", slug="globex")
-
-
-@pytest.fixture
-def member(django_user_model):
-    def create(username: str, domain: Domain, role: str):
-        user = django_user_model.objects.create_user(username, password="pw", is_staff=True)
-        DomainMembership.objects.create(user=user, domain=domain, role=role)
-        return user
-
-    return create
 
 
 @pytest.fixture

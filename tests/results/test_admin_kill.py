@@ -13,21 +13,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def acme():
-    return Domain.objects.create(name="Acme Corp", slug="acme")
-
-
-@pytest.fixture
-def member(django_user_model):
-    def create(username: str, domain: Domain, role: str):
-        user = django_user_model.objects.create_user(username, password="pw", is_staff=True)
-        DomainMembership.objects.create(user=user, domain=domain, role=role)
-        return user
-
-    return create
-
-
-@pytest.fixture
 def operator(member, acme):
     return member("otto", acme, DomainMembership.OPERATOR)
 

@@ -4,33 +4,13 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from jobs.models import Domain, DomainMembership
+from jobs.models import DomainMembership
 from results.models import JobResult, Status
 from tests.helpers import make_job
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:results_jobresult_changelist"
-
-
-@pytest.fixture
-def acme():
-    return Domain.objects.create(name="Acme Corp", slug="acme")
-
-
-@pytest.fixture
-def globex():
-    return Domain.objects.create(name="Globex", slug="globex")
-
-
-@pytest.fixture
-def member(django_user_model):
-    def create(username: str, domain: Domain, role: str):
-        user = django_user_model.objects.create_user(username, password="pw", is_staff=True)
-        DomainMembership.objects.create(user=user, domain=domain, role=role)
-        return user
-
-    return create
 
 
 def result_url(result: JobResult) -> str:

@@ -18,21 +18,6 @@ MARKUP = '<img src=x onerror="alert(1)">'
 
 
 @pytest.fixture
-def acme():
-    return Domain.objects.create(name="Acme Corp", slug="acme")
-
-
-@pytest.fixture
-def member(django_user_model):
-    def create(username: str, domain: Domain, role: str):
-        user = django_user_model.objects.create_user(username, password="pw", is_staff=True)
-        DomainMembership.objects.create(user=user, domain=domain, role=role)
-        return user
-
-    return create
-
-
-@pytest.fixture
 def finished(acme):
     job = make_job("nightly-import", name="Nightly import", domain=acme)
     result = JobResult.objects.create(job=job, status=Status.ERROR, message="Line 20 failed: disk full",

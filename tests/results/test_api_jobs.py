@@ -5,23 +5,13 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from jobs.models import Domain, DomainMembership
+from jobs.models import DomainMembership
 from results.models import JobResult, Status
-from tests.helpers import make_job
+from tests.helpers import client_for, make_job, make_member
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/jobs/"
-
-
-@pytest.fixture
-def acme():
-    return Domain.objects.create(name="Acme", slug="acme")
-
-
-@pytest.fixture
-def globex():
-    return Domain.objects.create(name="Globex", slug="globex")
 
 
 @pytest.fixture
@@ -31,20 +21,6 @@ def jobs(acme, globex):
         "globex": make_job("globex-report", (10, "testing.echo", {}), domain=globex),
         "global": make_job("global-cleanup", (10, "testing.echo", {})),
     }
-
-
-def member(django_user_model, username, *roles):
-    """A user with a membership for each ``(domain, role)`` given."""
-    user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw")
-    for domain, role in roles:
-        DomainMembership.objects.create(user=user, domain=domain, role=role)
-    return user
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    return client
 
 
 def identifiers(response) -> list[str]:
@@ -58,29 +34,29 @@ def test_superuser_sees_all_jobs_including_global_ones(admin_user, jobs):
     assert identifiers(response) == ["acme-report", "global-cleanup", "globex-report"]
 
 
-def test_operator_sees_only_their_domains_jobs_never_global_ones(django_user_model, acme, jobs):
-    user = member(django_user_model, "op", (acme, DomainMembership.OPERATOR))
+def test_operator_sees_only_their_domains_jobs_never_global_ones(acme, jobs):
+    user = make_member("op", (acme, DomainMembership.OPERATOR))
     assert identifiers(client_for(user).get(URL)) == ["acme-report"]
 
 
 @pytest.mark.parametrize("role", [DomainMembership.ADMIN, DomainMembership.VIEWER])
-def test_every_role_sees_its_domains_jobs(django_user_model, globex, jobs, role):
-    user = member(django_user_model, "someone", (globex, role))
+def test_every_role_sees_its_domains_jobs(globex, jobs, role):
+    user = make_member("someone", (globex, role))
     assert identifiers(client_for(user).get(URL)) == ["globex-report"]
 
 
-def test_member_of_two_domains_sees_both_but_not_global_jobs(django_user_model, acme, globex, jobs):
-    user = member(django_user_model, "both", (acme, DomainMembership.VIEWER), (globex, DomainMembership.OPERATOR))
+def test_member_of_two_domains_sees_both_but_not_global_jobs(acme, globex, jobs):
+    user = make_member("both", (acme, DomainMembership.VIEWER), (globex, DomainMembership.OPERATOR))
     assert identifiers(client_for(user).get(URL)) == ["acme-report", "globex-report"]
 
 
-def test_user_without_membership_gets_an_empty_list(django_user_model, jobs):
-    user = member(django_user_model, "nobody")
+def test_user_without_membership_gets_an_empty_list(jobs):
+    user = make_member("nobody")
     assert identifiers(client_for(user).get(URL)) == []
 
 
-def test_staff_without_membership_does_not_see_global_jobs(django_user_model, jobs):
-    user = member(django_user_model, "staff")
+def test_staff_without_membership_does_not_see_global_jobs(jobs):
+    user = make_member("staff")
     user.is_staff = True
     user.save()
     assert identifiers(client_for(user).get(URL)) == []
@@ -93,8 +69,8 @@ def test_anonymous_caller_is_refused(jobs):
     assert "acme-report" not in response.content.decode()
 
 
-def test_token_authentication_works(django_user_model, acme, jobs):
-    user = member(django_user_model, "script", (acme, DomainMembership.OPERATOR))
+def test_token_authentication_works(acme, jobs):
+    user = make_member("script", (acme, DomainMembership.OPERATOR))
     token = Token.objects.create(user=user)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
@@ -115,8 +91,8 @@ def test_invalid_token_is_refused(jobs):
     assert response.json()["errors"]["detail"]
 
 
-def test_token_of_an_inactive_user_is_refused(django_user_model, acme, jobs):
-    user = member(django_user_model, "gone", (acme, DomainMembership.ADMIN))
+def test_token_of_an_inactive_user_is_refused(acme, jobs):
+    user = make_member("gone", (acme, DomainMembership.ADMIN))
     token = Token.objects.create(user=user)
     user.is_active = False
     user.save()

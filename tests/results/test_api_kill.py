@@ -6,44 +6,17 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from jobs.models import Domain, DomainMembership
+from jobs.models import DomainMembership
 from results import runner, states
 from results.dispatch import publish, start_run
 from results.models import JobResult, Status
-from tests.helpers import make_job, wait_for_status
+from tests.helpers import client_for, make_job, make_member, wait_for_status
 
 pytestmark = pytest.mark.django_db
 
 
 def kill_url(result_id: int) -> str:
     return f"/api/results/{result_id}/kill/"
-
-
-@pytest.fixture
-def acme():
-    return Domain.objects.create(name="Acme", slug="acme")
-
-
-@pytest.fixture
-def globex():
-    return Domain.objects.create(name="Globex", slug="globex")
-
-
-def member(django_user_model, domain, role, username="member"):
-    user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw")
-    DomainMembership.objects.create(user=user, domain=domain, role=role)
-    return user
-
-
-@pytest.fixture
-def operator(django_user_model, acme):
-    return member(django_user_model, acme, DomainMembership.OPERATOR, "operator")
-
-
-def client_for(user, **kwargs) -> APIClient:
-    client = APIClient(**kwargs)
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -101,10 +74,10 @@ def test_killing_a_running_result_requests_the_kill(operator, running):
     assert running.finished_at is None
 
 
-def test_a_second_kill_of_a_running_result_keeps_the_first_request(operator, django_user_model, acme, running):
+def test_a_second_kill_of_a_running_result_keeps_the_first_request(operator, acme, running):
     client_for(operator).post(kill_url(running.id))
     first = JobResult.objects.get(id=running.id).kill_requested_at
-    other = member(django_user_model, acme, DomainMembership.ADMIN, "second")
+    other = make_member("second", (acme, DomainMembership.ADMIN))
     response = client_for(other).post(kill_url(running.id))
     assert response.status_code == 202
     assert response.json()["kill"] == "requested"
@@ -125,16 +98,16 @@ def test_killing_a_finished_result_answers_409_and_changes_nothing(operator, job
     assert finished.kill_requested_at is None and finished.kill_requested_by is None
 
 
-def test_result_of_another_domain_answers_404_and_is_not_killed(django_user_model, globex, pending):
-    outsider = member(django_user_model, globex, DomainMembership.ADMIN)
+def test_result_of_another_domain_answers_404_and_is_not_killed(globex, pending):
+    outsider = make_member("member", (globex, DomainMembership.ADMIN))
     response = client_for(outsider).post(kill_url(pending.id))
     assert response.status_code == 404
     pending.refresh_from_db()
     assert pending.status == Status.PENDING and pending.kill_requested_at is None
 
 
-def test_result_of_a_global_job_answers_404_to_a_domain_admin(django_user_model, acme):
-    user = member(django_user_model, acme, DomainMembership.ADMIN)
+def test_result_of_a_global_job_answers_404_to_a_domain_admin(acme):
+    user = make_member("member", (acme, DomainMembership.ADMIN))
     global_pending = JobResult.objects.create(job=make_job("global-cleanup"), status=Status.PENDING)
     assert client_for(user).post(kill_url(global_pending.id)).status_code == 404
     assert JobResult.objects.get(id=global_pending.id).status == Status.PENDING
@@ -146,8 +119,8 @@ def test_superuser_may_kill_a_global_jobs_result(admin_user):
     assert JobResult.objects.get(id=global_pending.id).status == Status.KILLED
 
 
-def test_viewer_may_not_kill_403(django_user_model, acme, pending, running):
-    viewer = member(django_user_model, acme, DomainMembership.VIEWER)
+def test_viewer_may_not_kill_403(acme, pending, running):
+    viewer = make_member("member", (acme, DomainMembership.VIEWER))
     client = client_for(viewer)
     for result in (pending, running):
         response = client.post(kill_url(result.id))
@@ -158,8 +131,8 @@ def test_viewer_may_not_kill_403(django_user_model, acme, pending, running):
     assert pending.status == Status.PENDING
 
 
-def test_operator_elsewhere_but_viewer_here_may_not_kill(django_user_model, acme, globex, pending):
-    user = member(django_user_model, acme, DomainMembership.VIEWER)
+def test_operator_elsewhere_but_viewer_here_may_not_kill(acme, globex, pending):
+    user = make_member("member", (acme, DomainMembership.VIEWER))
     DomainMembership.objects.create(user=user, domain=globex, role=DomainMembership.OPERATOR)
     assert client_for(user).post(kill_url(pending.id)).status_code == 403
     assert JobResult.objects.get(id=pending.id).status == Status.PENDING

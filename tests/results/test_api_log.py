@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from jobs.models import Domain, DomainMembership
 from results import states
 from results.models import JobLogEntry, JobResult, Status
-from tests.helpers import make_job, wait_for_status
+from tests.helpers import client_for, make_job, make_member, wait_for_status
 
 pytestmark = pytest.mark.django_db
 
@@ -21,26 +21,13 @@ def log_url(result_id: int, query: str = "") -> str:
 
 
 @pytest.fixture
-def acme():
-    return Domain.objects.create(name="Acme", slug="acme")
-
-
-def member(django_user_model, domain, role, username="member"):
-    user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw")
-    DomainMembership.objects.create(user=user, domain=domain, role=role)
-    return user
-
-
-@pytest.fixture
-def viewer(django_user_model, acme):
-    return member(django_user_model, acme, DomainMembership.VIEWER, "viewer")
+def viewer(acme):
+    return make_member("viewer", (acme, DomainMembership.VIEWER))
 
 
 @pytest.fixture
 def client(viewer) -> APIClient:
-    client = APIClient()
-    client.force_login(viewer)
-    return client
+    return client_for(viewer)
 
 
 @pytest.fixture
@@ -192,10 +179,10 @@ def test_every_terminal_status_is_finished(client, job, status):
     assert get_log(client, result.id)["finished"] is True
 
 
-def test_result_of_another_domain_answers_404(django_user_model, finished):
+def test_result_of_another_domain_answers_404(finished):
     globex = Domain.objects.create(name="Globex", slug="globex")
     outsider = APIClient()
-    outsider.force_login(member(django_user_model, globex, DomainMembership.ADMIN, "outsider"))
+    outsider.force_login(make_member("outsider", (globex, DomainMembership.ADMIN)))
     response = outsider.get(log_url(finished.id))
     assert response.status_code == 404
     assert "entry 1" not in response.content.decode()
@@ -219,8 +206,8 @@ def test_anonymous_caller_is_refused(finished):
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_reading_the_log_of_a_real_run_incrementally(celery_worker, django_user_model, acme):
-    operator = member(django_user_model, acme, DomainMembership.OPERATOR, "operator")
+def test_reading_the_log_of_a_real_run_incrementally(celery_worker, acme):
+    operator = make_member("operator", (acme, DomainMembership.OPERATOR))
     api = APIClient()
     api.force_login(operator)
     make_job("chatty", (10, "testing.echo", {"text": "first", "repeat": 3}), (20, "core.sleep", {"seconds": 0.8}),

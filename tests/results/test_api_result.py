@@ -8,37 +8,15 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from jobs.models import Domain, DomainMembership
+from jobs.models import DomainMembership
 from results.models import JobLineResult, JobResult, Status, Trigger
-from tests.helpers import make_job
+from tests.helpers import client_for, make_job, make_member
 
 pytestmark = pytest.mark.django_db
 
 
 def result_url(result_id: int) -> str:
     return f"/api/results/{result_id}/"
-
-
-@pytest.fixture
-def acme():
-    return Domain.objects.create(name="Acme", slug="acme")
-
-
-@pytest.fixture
-def globex():
-    return Domain.objects.create(name="Globex", slug="globex")
-
-
-def member(django_user_model, domain, role, username="member"):
-    user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw")
-    DomainMembership.objects.create(user=user, domain=domain, role=role)
-    return user
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -60,8 +38,8 @@ def result(acme, admin_user):
     return result
 
 
-def test_result_has_its_fields_and_lines_in_line_order(django_user_model, acme, result):
-    viewer = member(django_user_model, acme, DomainMembership.VIEWER)
+def test_result_has_its_fields_and_lines_in_line_order(acme, result):
+    viewer = make_member("member", (acme, DomainMembership.VIEWER))
     response = client_for(viewer).get(result_url(result.id))
     assert response.status_code == 200
     data = response.json()
@@ -118,16 +96,16 @@ def test_lines_of_other_results_are_not_included(admin_user, result):
     assert [line["line_no"] for line in data["lines"]] == [10, 20]
 
 
-def test_result_of_another_domains_job_answers_404(django_user_model, globex, result):
-    outsider = member(django_user_model, globex, DomainMembership.ADMIN)
+def test_result_of_another_domains_job_answers_404(globex, result):
+    outsider = make_member("member", (globex, DomainMembership.ADMIN))
     response = client_for(outsider).get(result_url(result.id))
     assert response.status_code == 404
     assert list(response.json()["errors"]) == ["detail"]
     assert "acme-report" not in response.content.decode()
 
 
-def test_result_of_a_global_job_answers_404_to_a_domain_member(django_user_model, acme):
-    user = member(django_user_model, acme, DomainMembership.ADMIN)
+def test_result_of_a_global_job_answers_404_to_a_domain_member(acme):
+    user = make_member("member", (acme, DomainMembership.ADMIN))
     global_result = JobResult.objects.create(job=make_job("global-cleanup"), status=Status.SUCCESS)
     assert client_for(user).get(result_url(global_result.id)).status_code == 404
 
@@ -154,8 +132,8 @@ def test_anonymous_caller_is_refused(result):
     assert "lines" not in response.json()
 
 
-def test_token_authentication_works(django_user_model, acme, result):
-    operator = member(django_user_model, acme, DomainMembership.OPERATOR)
+def test_token_authentication_works(acme, result):
+    operator = make_member("member", (acme, DomainMembership.OPERATOR))
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=operator).key}")
     response = client.get(result_url(result.id))

@@ -6,32 +6,12 @@ from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from jobs import access
-from jobs.models import Domain, DomainMembership, Job
+from jobs.models import DomainMembership, Job
 from results.dispatch import RunRefused, start_runs
 from results.models import JobResult, Status
 from tests.helpers import make_job, wait_for_status
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def acme():
-    return Domain.objects.create(name="Acme", slug="acme")
-
-
-@pytest.fixture
-def globex():
-    return Domain.objects.create(name="Globex", slug="globex")
-
-
-@pytest.fixture
-def member(django_user_model):
-    def make(username: str, domain: Domain, role: str):
-        user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw", is_staff=True)
-        DomainMembership.objects.create(user=user, domain=domain, role=role)
-        return user
-
-    return make
 
 
 def test_a_per_domain_global_job_gets_one_result_for_each_domain(acme, globex, admin_user):
