@@ -25,7 +25,7 @@ from . import access
 from . import context as context_vars
 from .definitions import DefinitionError, export_jobs, import_jobs
 from .filters import model_for, relations_followed
-from .forms import ImportJobsForm, RunParametersForm, ScheduleForm
+from .forms import ImportJobsForm, JSONTextField, RunParametersForm, ScheduleForm
 from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule
 
 STATUS_ICONS = {
@@ -153,8 +153,19 @@ class ActionAdmin(MembershipAdminMixin, admin.ModelAdmin):
         return False
 
 
+def json_textareas(rows: int, cols: int) -> dict:
+    """JSON fields as text areas; JSONTextField makes text nested too deeply a field error, not a crash."""
+    return {models.JSONField: {"form_class": JSONTextField, "widget": forms.Textarea(attrs={"rows": rows,
+                                                                                           "cols": cols})}}
+
+
+COMPACT_JSON = json_textareas(2, 36)
+WIDE_JSON = json_textareas(3, 60)
+
+
 @admin.register(FilterTemplate)
 class FilterTemplateAdmin(SystemAdminOnlyMixin, admin.ModelAdmin):
+    formfield_overrides = WIDE_JSON
     list_display = ["name", "model", "module"]
     search_fields = ["name", "model"]
 
@@ -206,7 +217,6 @@ class ScheduleInline(admin.StackedInline):
 
 
 
-COMPACT_JSON = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 36})}}
 
 
 class JobLineForm(forms.ModelForm):
@@ -306,7 +316,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     class Media:
         css = {"all": ["jobs/jobs.css"]}
         js = ["jobs/popup.js", "jobs/line_params.js", "jobs/job_list.js"]
-    formfield_overrides = {models.JSONField: {"widget": forms.Textarea(attrs={"rows": 3, "cols": 60})}}
+    formfield_overrides = WIDE_JSON
     fieldsets = [
         (None, {"fields": ["identifier", "name", "description", "job_type", "domain", "execution", "active",
                            "stops_on_error"]}),

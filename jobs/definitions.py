@@ -16,6 +16,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from .models import Action, Domain, FilterTemplate, Job, JobLine, Schedule
+from .params import MAX_JSON_DEPTH, NUL_RULE, json_problem
 from .scheduling import DAY_NAMES, UNITS, WEEKDAYS, PlanError, zone
 
 JOB_KEYS = {"identifier", "name", "description", "domain", "active", "stops_on_error", "module", "queue",
@@ -29,6 +30,9 @@ SCHEDULE_FIELDS = ["kind", "every", "every_unit", "weekdays", "times", "cron", "
 SCHEDULE_KEYS = {"type", "every", "cron", "weekdays", "times", "timezone", "start", "end", "catch_up"}
 LINE_FIELDS = ["active", "is_filter", "filter_template_id", "filter_definition", "action_id", "module",
                "parameters"]
+# A loaded file is walked recursively later on: deeper or larger ones (YAML aliases multiply) are refused first.
+MAX_DOCUMENT_DEPTH = MAX_JSON_DEPTH + 10
+MAX_DOCUMENT_NODES = 100_000
 
 
 class DefinitionError(Exception):
@@ -69,13 +73,65 @@ def _line_document(line: JobLine) -> dict[str, Any]:
 
 
 def load(text: str) -> list[dict]:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise DefinitionError(f"not valid YAML: {exc}") from exc
+    data = _parse(text)
+    problem = structure_problem(data)
+    if problem:
+        raise DefinitionError(problem)
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise DefinitionError("the file must hold a mapping with a 'jobs' list")
     return data["jobs"]
+
+
+def _parse(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise DefinitionError(f"not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise DefinitionError("not valid YAML: nested too deeply") from None
+    except Exception as exc:  # safe_load's own constructors fail so on values such as 2026-02-30 or !!bool maybe
+        raise DefinitionError(f"not valid YAML: {type(exc).__name__}: {exc}") from exc
+
+
+def structure_problem(document: Any) -> str | None:
+    """What makes a loaded file unsafe to walk or store: an alias cycle, depth, size, NUL; or None.
+
+    Iterative, with the path so far, so that the message says where.
+    """
+    stack: list[tuple[Any, str, int, bool]] = [(document, "", 0, False)]
+    on_path: set[int] = set()  # the mappings and lists being walked: meeting one again is a cycle
+    nodes = 0
+    while stack:
+        item, path, depth, leaving = stack.pop()
+        if leaving:
+            on_path.discard(id(item))
+            continue
+        if isinstance(item, str) and "\x00" in item:
+            return f"{path or 'the file'}: {NUL_RULE}"
+        if not isinstance(item, dict | list):
+            continue
+        nodes += 1
+        if id(item) in on_path:
+            return f"{path or 'the file'}: a YAML alias refers to a mapping or list that contains it"
+        if nodes > MAX_DOCUMENT_NODES:
+            return f"the file holds more than {MAX_DOCUMENT_NODES} mappings and lists (YAML aliases count each time)"
+        if depth >= MAX_DOCUMENT_DEPTH:
+            return f"{path}: nested more than {MAX_DOCUMENT_DEPTH} levels deep"
+        on_path.add(id(item))
+        stack.append((item, path, depth, True))
+        stack.extend((child, where, depth + 1, False) for child, where in _children(item, path))
+    return None
+
+
+def _children(item: dict | list, path: str) -> list[tuple[Any, str]]:
+    if isinstance(item, list):
+        return [(child, f"{path}[{index}]") for index, child in enumerate(item)]
+    children = []
+    for key, child in item.items():
+        name = str(key).replace("\x00", "\\x00")  # the message says where NUL is without holding one
+        where = f"{path}.{name}" if path else name
+        children += [(key, where), (child, where)]
+    return children
 
 
 @transaction.atomic
@@ -106,7 +162,7 @@ def import_jobs(text: str, *, update_existing: bool = True) -> dict[str, list[st
 def _import_job(raw: dict, existing: Job | None, where: str) -> str:
     unknown = set(raw) - JOB_KEYS
     if unknown:
-        raise DefinitionError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+        raise DefinitionError(f"{where}: unknown keys {_names(unknown)}")
     job = existing or Job(identifier=raw["identifier"])
     before = {name: getattr(job, name) for name in JOB_FIELDS} if existing else None
     job.name = raw.get("name") or raw["identifier"]
@@ -119,7 +175,7 @@ def _import_job(raw: dict, existing: Job | None, where: str) -> str:
     job.params = raw.get("params") or []
     job.report = validate_report(raw.get("report"), where)
     _full_clean(job, where)
-    changed = before != {name: getattr(job, name) for name in JOB_FIELDS}
+    changed = not same(before, {name: getattr(job, name) for name in JOB_FIELDS})
     if changed:
         job.save()
     lines_changed = _import_lines(job, raw.get("lines") or [], where)
@@ -169,7 +225,7 @@ def _import_schedule(job: Job, raw: Any, where: str) -> bool:
         problems = "; ".join(f"{file_keys.get(field, field)}: {' '.join(messages)}"
                              for field, messages in exc.message_dict.items())
         raise DefinitionError(f"{where}: schedule: {problems}") from exc
-    if before == {name: getattr(schedule, name) for name in SCHEDULE_FIELDS}:
+    if same(before, {name: getattr(schedule, name) for name in SCHEDULE_FIELDS}):
         return False
     schedule.save()
     return True
@@ -180,7 +236,7 @@ def _schedule_fields(raw: Any, where: str) -> dict[str, Any]:
         raise DefinitionError(f"{where}: must be a mapping")
     unknown = set(raw) - SCHEDULE_KEYS
     if unknown:
-        raise DefinitionError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+        raise DefinitionError(f"{where}: unknown keys {_names(unknown)}")
     kind = raw.get("type")
     if kind not in (Schedule.INTERVAL, Schedule.CALENDAR, Schedule.AUTOMATIC, Schedule.DISABLED):
         raise DefinitionError(f"{where}: type must be interval, calendar, automatic or disabled")
@@ -243,7 +299,7 @@ def _import_lines(job: Job, raw_lines: Any, where: str) -> bool:
         line_where = f"{where}, line {raw['line_no']}"
         unknown = set(raw) - LINE_KEYS
         if unknown:
-            raise DefinitionError(f"{line_where}: unknown keys {', '.join(sorted(unknown))}")
+            raise DefinitionError(f"{line_where}: unknown keys {_names(unknown)}")
         line_no = raw["line_no"]
         if isinstance(line_no, bool) or not isinstance(line_no, int) or line_no < 0:
             raise DefinitionError(f"{line_where}: line_no must be a whole number, 0 or more")
@@ -261,7 +317,7 @@ def _import_lines(job: Job, raw_lines: Any, where: str) -> bool:
         line.action_id = _action_id(raw.get("action"), line_where) if raw.get("action") else None
         line.filter_template_id = _template_id(raw.get("filter_template"), line_where)
         _full_clean(line, line_where, exclude=["job"])
-        if before != {name: getattr(line, name) for name in LINE_FIELDS}:
+        if not same(before, {name: getattr(line, name) for name in LINE_FIELDS}):
             line.save()
             changed = True
     stale = [no for no in current if no not in wanted]
@@ -269,6 +325,28 @@ def _import_lines(job: Job, raw_lines: Any, where: str) -> bool:
         job.lines.filter(line_no__in=stale).delete()
         changed = True
     return changed
+
+
+def _names(keys: set) -> str:
+    """Keys for a message; YAML keys may be numbers or null, which do not sort with text."""
+    return ", ".join(sorted(map(str, keys)))
+
+
+def same(stored: Any, wanted: Any) -> bool:
+    """Equal as the database keeps values: PostgreSQL's jsonb writes a float such as 7.2e16 back as the
+    integer it equals, which must not make a re-import report the job updated. true is not 1."""
+    if isinstance(stored, bool) or isinstance(wanted, bool):
+        return stored is wanted
+    if isinstance(stored, int | float) and isinstance(wanted, int | float):
+        try:
+            return float(stored) == float(wanted) if float in (type(stored), type(wanted)) else stored == wanted
+        except OverflowError:
+            return False
+    if isinstance(stored, dict) and isinstance(wanted, dict):
+        return stored.keys() == wanted.keys() and all(same(stored[key], wanted[key]) for key in stored)
+    if isinstance(stored, list) and isinstance(wanted, list):
+        return len(stored) == len(wanted) and all(map(same, stored, wanted))
+    return stored == wanted
 
 
 def _flag(raw: dict, key: str, default: bool, where: str) -> bool:
@@ -316,6 +394,9 @@ def validate_report(report: Any, where: str = "report") -> dict | None:
         return None
     if not isinstance(report, dict):
         raise DefinitionError(f"{where}: report must be a mapping")
+    problem = json_problem(report)
+    if problem:
+        raise DefinitionError(f"{where}: report {problem}")
     if report.get("when", "failure") not in ("always", "failure", "warning", "never"):
         raise DefinitionError(f"{where}: report.when must be always, failure, warning or never")
     recipients = report.get("recipients") or []

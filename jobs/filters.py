@@ -6,16 +6,21 @@ that changes whether records still match never makes the run skip one.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from django.apps import apps
-from django.core.exceptions import FieldDoesNotExist
-from django.db import models
+from django.core.exceptions import EmptyResultSet, FieldDoesNotExist, FieldError, FullResultSet
+from django.db import connections, models, transaction
+from django.db.models.sql import Query
 
 from . import context
+from .params import json_problem
 
-MAX_LOOKUP_DEPTH = 4
+MAX_LOOKUP_DEPTH = 4  # relations a lookup may follow
+TEXT_LOOKUPS = {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith", "regex",
+                "iregex"}
 # Never filtered on: a filter's answers (what matched) would leak them one character at a time.
 SECRET_FIELDS = {"password", "session_data", "key", "token", "secret"}
 
@@ -28,54 +33,144 @@ def model_for(label: str) -> type[models.Model]:
 
 
 def definition_errors(model: type[models.Model], definition: Any, known_variables: set[str]) -> list[str]:
+    """Every problem of ``definition``, each starting with its key; never raises."""
     if definition in (None, ""):
         return []
     if not isinstance(definition, dict):
         return ["must be a JSON object of field lookups, e.g. {\"is_active\": true}"]
     errors = []
     for key, value in definition.items():
-        problem = _lookup_problem(model, key)
+        shape = json_problem(value)
+        problem = _lookup_problem(model, key) or shape
+        unknown = [] if shape else context.unknown_variables(value, known_variables)
+        if not problem and not context.variables_in(value):  # values with variables are known at run time
+            problem = _value_problem(model, key, context.resolve(value, {}))
         if problem:
             errors.append(f"{key}: {problem}")
-        unknown = context.unknown_variables(value, known_variables)
         if unknown:
             errors.append(f"{key}: unknown variable {', '.join('${' + u + '}' for u in unknown)}")
     return errors
 
 
-def _lookup_problem(model: type[models.Model], key: str) -> str | None:
+def _lookup_problem(model: type[models.Model], key: Any) -> str | None:
     parts = str(key).split("__")
-    if len(parts) > MAX_LOOKUP_DEPTH + 1 or not all(parts):
+    if not isinstance(key, str) or len(parts) > MAX_LOOKUP_DEPTH + 1 or not all(parts):
         return "not a valid field lookup"
+    secret = next((part for part in parts if part in SECRET_FIELDS), None)
+    if secret:
+        return f"{secret!r} may not be used in a filter"
     current = model
-    field = None
     for index, part in enumerate(parts):
-        if part in SECRET_FIELDS:
-            return f"{part!r} may not be used in a filter"
         try:
             field = current._meta.get_field(part)
         except FieldDoesNotExist:
-            if field is None or (field.is_relation and field.related_model is current):
-                return f"{current._meta.label} has no field {part!r}"
-            return _transform_problem(field, parts[index:])
-        if field.is_relation and field.related_model is not None:
-            current = field.related_model
+            return f"{current._meta.label} has no field {part!r}"
+        if not (field.is_relation and field.related_model is not None):
+            # After a plain field only its transforms and lookups may follow, never another field.
+            return _transform_problem(field, parts[index + 1:])
+        if index + 1 > MAX_LOOKUP_DEPTH:  # index + 1 relations followed so far
+            return f"follows more than {MAX_LOOKUP_DEPTH} relations"
+        current = field.related_model
     return None
 
 
 def _transform_problem(field, rest: list[str]) -> str | None:
     """``rest`` are transforms (``date``, ``year``) ending, maybe, in a lookup (``lte``)."""
-    output = field
+    if not hasattr(field, "get_transform"):
+        return f"{field.name} cannot be filtered on"
+    output, previous = field, field.name
     for index, part in enumerate(rest):
-        last = index == len(rest) - 1
         transform = output.get_transform(part)
         if transform is not None:
             output = transform(output.cached_col if hasattr(output, "cached_col") else output).output_field
+            previous = part
             continue
-        if last and output.get_lookup(part):
-            return None
+        if index == len(rest) - 1 and output.get_lookup(part):
+            return _text_lookup_problem(output, previous, part)
         return f"{part!r} is not a lookup or transform of {field.name}"
     return None
+
+
+def _text_lookup_problem(output, previous: str, lookup: str) -> str | None:
+    """Text lookups PostgreSQL cannot run whatever the value (refused on every database, alike)."""
+    if lookup == "iexact" and not isinstance(output, models.CharField | models.TextField):
+        return f"'iexact' compares text and {previous} is not text: use exact"
+    if lookup in TEXT_LOOKUPS and previous == "week_day":  # Django writes EXTRACT(...) + 1::text
+        return f"{lookup!r} compares text and week_day is a number: use exact, in, gt or lt"
+    return None
+
+
+def _value_problem(model: type[models.Model], key: str, value: Any) -> str | None:
+    """Why the database cannot run ``key`` with ``value`` (a wrong type, a bad pattern), or None.
+
+    The query is built and planned (EXPLAIN, nothing is read), so validation and execution agree.
+    """
+    lookup = _final_lookup(model, key)
+    value = _lookup_value(lookup, value)
+    problem = _shape_problem(lookup, value)
+    if problem:
+        return problem
+    queryset = model._default_manager.all()
+    if lookup in ("regex", "iregex") and connections[queryset.db].vendor == "sqlite":
+        problem = _python_regex_problem(value, lookup)  # SQLite's REGEXP is Python's re, run per row
+        if problem:
+            return problem
+    try:
+        with transaction.atomic(using=queryset.db):
+            queryset.filter(**{key: value}).explain()
+    except (EmptyResultSet, FullResultSet):
+        return None
+    except Exception as exc:  # whatever stops the query is what the value breaks
+        return f"the value {_short(value)} does not fit this lookup ({_first_line(exc)})"
+    return None
+
+
+def _shape_problem(lookup: str, value: Any) -> str | None:
+    """The value a lookup needs whatever the field, said plainly (the database's own words are less clear)."""
+    if lookup in ("regex", "iregex") and not isinstance(value, str):
+        return "a regular expression must be text"
+    if lookup == "in" and not isinstance(value, list):
+        return "'in' needs a list of values"
+    if lookup == "range" and not (isinstance(value, list) and len(value) == 2):
+        return "'range' needs a list of two values: [low, high]"
+    if lookup == "isnull" and not isinstance(value, bool):
+        return "'isnull' needs true or false"
+    return None
+
+
+def _final_lookup(model: type[models.Model], key: str) -> str:
+    """The lookup ``key`` ends in, as Django reads it: ``exact`` after a field or a transform."""
+    try:
+        lookups = Query(model).solve_lookup_type(key)[0]
+    except FieldError:
+        return "exact"
+    return lookups[-1] if lookups else "exact"
+
+
+def _lookup_value(lookup: str, value: Any) -> Any:
+    """A regular expression is text, also when a variable such as ${param.days} gives a number."""
+    if lookup in ("regex", "iregex") and isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _python_regex_problem(pattern: str, lookup: str) -> str | None:
+    try:
+        re.compile(("(?i)" if lookup == "iregex" else "") + pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        return f"not a valid regular expression ({exc})"
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _first_line(exc: Exception) -> str:
+    messages = getattr(exc, "messages", None)
+    text = " ".join(messages) if messages else str(exc)
+    return (text.strip().splitlines() or [type(exc).__name__])[0]
 
 
 def relations_followed(model: type[models.Model], definition: Any) -> list[str]:
@@ -97,7 +192,28 @@ def relations_followed(model: type[models.Model], definition: Any) -> list[str]:
 def queryset_for(template_model: str, base: dict, definition: dict, variables: dict) -> models.QuerySet:
     model = model_for(template_model)
     lookups = {**context.resolve(base or {}, variables), **context.resolve(definition or {}, variables)}
-    return model._default_manager.filter(**lookups)
+    lookups = {key: _lookup_value(_final_lookup(model, key), value) for key, value in lookups.items()}
+    queryset = model._default_manager.filter(**lookups)
+    if _follows_to_many(model, lookups):
+        # A join across a to-many relation repeats a record once per match: select each record once.
+        queryset = model._default_manager.filter(pk__in=queryset.values("pk"))
+    return queryset
+
+
+def _follows_to_many(model: type[models.Model], lookups: dict) -> bool:
+    for key in lookups:
+        current = model
+        for part in key.split("__"):
+            try:
+                field = current._meta.get_field(part)
+            except FieldDoesNotExist:
+                break
+            if field.many_to_many or field.one_to_many:
+                return True
+            if not (field.is_relation and field.related_model is not None):
+                break
+            current = field.related_model
+    return False
 
 
 class RecordSet:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.forms.fields import InvalidJSONInput
 
 WIDGETS = {
     "date": lambda: forms.DateInput(attrs={"type": "date"}),
@@ -34,8 +35,24 @@ def field_for(spec: dict) -> forms.Field:
         choices = [("", "---------")] + [(str(c), str(c)) for c in spec.get("choices", [])]
         return forms.ChoiceField(choices=choices, **common)
     if kind == "json":
-        return forms.JSONField(**common)
+        return JSONTextField(**common)
     return forms.CharField(**common)
+
+
+class JSONTextField(forms.JSONField):
+    """JSON typed in a form; text nested too deeply for Python's parser is a field error, not a crash."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise forms.ValidationError("Enter valid JSON (it is nested too deeply).", code="invalid") from None
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:  # the form is shown again with the text as typed
+            return InvalidJSONInput(data)
 
 
 class RunParametersForm(forms.Form):

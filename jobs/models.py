@@ -380,7 +380,7 @@ class JobLine(models.Model):
         if not isinstance(self.parameters, dict):
             return {"parameters": ["Must be a JSON object of parameter: value."]}
         messages = []
-        for name in sorted(set(self.parameters) - {p["name"] for p in spec.parameters}):
+        for name in sorted(set(self.parameters) - {p["name"] for p in spec.parameters}, key=str):
             messages.append(f"{name}: unknown parameter of {spec.name}")
         for declared in spec.parameters:
             name = declared["name"]
@@ -388,6 +388,10 @@ class JobLine(models.Model):
             if value is None:
                 if declared["required"]:
                     messages.append(f"{name}: this parameter is required")
+                continue
+            problem = params.json_problem(value)  # what the JSON column could not store, variables or not
+            if problem:
+                messages.append(f"{name}: {problem}")
                 continue
             unknown = context.unknown_variables(value, known)
             if unknown:
@@ -514,32 +518,43 @@ class Schedule(models.Model):
         return describe(self.plan())
 
     def clean(self) -> None:
-        from .scheduling import PlanError, check, zone
+        from .scheduling import PlanError, check, check_instant, next_fire, zone
 
         try:
             zone(self.timezone)
+            check_instant("start", self.starts_at)
+            check_instant("end", self.ends_at)
         except PlanError as exc:
-            raise ValidationError({"timezone": str(exc).partition(": ")[2]}) from exc
+            raise self._plan_error(exc) from exc
         if self.kind in (self.INTERVAL, self.CALENDAR) or (self.kind == self.AUTOMATIC and self.plan()):
             if self.kind == self.INTERVAL and not self.every:
                 raise ValidationError({"every": "An interval schedule needs a number above 0."})
             try:
                 check(self.plan())
+                # A plan that passes the checks may still have no next run (30 February, year 10000).
+                next_fire(self.plan(), timezone.now(), anchor=self.anchor_at)
             except PlanError as exc:
-                field, _, rule = str(exc).partition(": ")
-                field = {"start": "starts_at", "end": "ends_at", "every": "every"}.get(field, field)
-                raise ValidationError({field if field in self._field_names() else "kind": rule}) from exc
+                raise self._plan_error(exc) from exc
+
+    def _plan_error(self, exc: Exception) -> ValidationError:
+        """A PlanError ("field: rule") as a ValidationError on the model field it names."""
+        field, _, rule = str(exc).partition(": ")
+        field = {"start": "starts_at", "end": "ends_at"}.get(field, field)
+        return ValidationError({field if field in self._field_names() else "kind": rule})
 
     def _field_names(self) -> set[str]:
         return {f.name for f in self._meta.fields}
 
     def compute_next(self, after: datetime.datetime | None = None) -> datetime.datetime | None:
-        from .scheduling import next_fire
+        from .scheduling import PlanError, next_fire
 
         plan = self.plan()
         if plan is None or not self.job.active:
             return None
-        return next_fire(plan, after or timezone.now(), anchor=self.anchor_at)
+        try:
+            return next_fire(plan, after or timezone.now(), anchor=self.anchor_at)
+        except PlanError:
+            return None  # no next run can be computed any more (validation refuses such plans when saved)
 
     def reschedule(self) -> None:
         """Next run from now: a schedule enabled or edited never fires what it missed before."""

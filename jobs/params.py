@@ -4,12 +4,17 @@ A spec is a plain dict (it is stored as JSON on Action and Job rows):
 ``{"name", "type", "required", "default", "choices", "help"}``. ``coerce`` turns a
 raw value (from JSON, a form or the command line) into the typed value, or raises
 ``ParameterError`` with a message that states the rule.
+
+A ``json`` value given as text is read as JSON when it is an object or a list
+(``{...}`` or ``[...]``); any other text is the value itself, a JSON string, so
+that what a run stores (``to_json``) cleans to the same value again.
 """
 from __future__ import annotations
 
 import datetime as dt
 import inspect
 import json
+import math
 import types
 import typing
 from decimal import Decimal
@@ -21,6 +26,9 @@ from django.core.validators import validate_email
 TYPES = ("str", "int", "float", "bool", "date", "datetime", "choice", "email", "json")
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
+# Deeper JSON is refused: Python's parser and encoder recurse, and no job needs it.
+MAX_JSON_DEPTH = 100
+NUL_RULE = "must not contain NUL characters"
 
 
 class ParameterError(ValueError):
@@ -74,11 +82,52 @@ def coerce(spec: dict, value: Any) -> Any:
         return None
     try:
         converted = _CONVERTERS[kind](value)
-    except (TypeError, ValueError, ValidationError, json.JSONDecodeError) as exc:
+    except (TypeError, ValueError, OverflowError, ValidationError) as exc:
         raise ParameterError(_rule(spec)) from exc
+    _refuse_unstorable(spec, converted)
     if kind == "choice" and str(converted) not in [str(c) for c in spec.get("choices", [])]:
         raise ParameterError(f"must be one of: {', '.join(map(str, spec.get('choices', [])))}")
     return converted
+
+
+def _refuse_unstorable(spec: dict, converted: Any) -> None:
+    """Text and JSON a JSON column cannot store (NUL, NaN, ...) break the rule at once, not at save."""
+    if spec.get("type", "str") not in ("str", "choice", "email", "json"):
+        return
+    problem = json_problem(converted)
+    if problem == NUL_RULE:
+        raise ParameterError(NUL_RULE)
+    if problem:
+        raise ParameterError(_rule(spec))
+
+
+def json_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be stored as JSON on every supported database, or None.
+
+    Iterative, so neither deep nesting nor a cycle (YAML aliases) can exhaust the stack.
+    """
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"must not be nested more than {MAX_JSON_DEPTH} levels deep"
+        if isinstance(item, str):
+            if "\x00" in item:
+                return NUL_RULE
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "must not hold NaN or Infinity (JSON has no such numbers)"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    return f"keys must be text, not {key!r}"
+                stack.append((key, depth))
+                stack.append((child, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+        elif item is not None and not isinstance(item, int):
+            return f"{type(item).__name__} is not a JSON value"
+    return None
 
 
 def _rule(spec: dict) -> str:
@@ -152,7 +201,16 @@ def _to_email(value: Any) -> str:
 
 
 def _to_json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+    if not isinstance(value, str) or not value.strip().startswith(("{", "[")):
+        return value
+    try:
+        return json.loads(value, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 _CONVERTERS = {
@@ -183,7 +241,10 @@ def validate_param_specs(specs: Any) -> list[dict]:
         seen.add(name)
         unknown = set(raw) - {"name", "type", "default", "required", "choices", "help", "label"}
         if unknown:
-            raise ValidationError(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+            raise ValidationError(f"{where}: unknown keys {', '.join(sorted(map(str, unknown)))}")
+        problem = json_problem(raw)
+        if problem:
+            raise ValidationError(f"{where}: {problem}")
         required = raw.get("required", False)
         if not isinstance(required, bool):
             raise ValidationError(f"{where}: required must be true or false")

@@ -19,7 +19,7 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -37,6 +37,17 @@ def zone(name: str | None, default: str = "UTC") -> ZoneInfo:
         return ZoneInfo(name or default)
     except (ZoneInfoNotFoundError, ValueError):
         raise PlanError(f"timezone: unknown time zone {name!r}") from None
+
+
+# Instants a plan may name: a day inside the calendar, so that no time zone conversion leaves it.
+EARLIEST = dt.datetime(1, 1, 2, tzinfo=UTC)
+LATEST = dt.datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def check_instant(field: str, value: dt.datetime | None) -> None:
+    """Raise PlanError when ``value`` is too close to the edges of the calendar to compute with."""
+    if value is not None and value.tzinfo is not None and not EARLIEST <= value <= LATEST:
+        raise PlanError(f"{field}: must be between {EARLIEST.date()} and {LATEST.date()} (UTC)")
 
 
 def check(plan: dict[str, Any]) -> None:
@@ -77,18 +88,36 @@ def cron_expressions(plan: dict[str, Any]) -> list[str]:
 
 
 def next_fire(plan: dict[str, Any], after: dt.datetime, anchor: dt.datetime | None = None) -> dt.datetime | None:
-    """The first instant strictly after ``after`` when ``plan`` fires, or None when it never will again."""
+    """The first instant strictly after ``after`` when ``plan`` fires, or None when it never will again.
+
+    Raises PlanError naming the field when no next run can be computed (a date that does not exist, a
+    run beyond the year 9999).
+    """
     start, end = plan.get("start"), plan.get("end")
     if start and after < start:
         after = start - dt.timedelta(microseconds=1)
-    if plan["type"] == "interval":
-        candidate = _next_interval(plan["every"], start or anchor or after, after)
-    else:
-        tz = zone(plan.get("timezone"))
-        candidate = min(_next_calendar(expr, tz, after) for expr in cron_expressions(plan))
+    try:
+        candidate = _next_candidate(plan, after, anchor)
+    except PlanError:
+        raise
+    except (CroniterError, OverflowError, ValueError) as exc:
+        raise PlanError(f"{_field_of(plan)}: it has no next run before the end of the calendar ({exc})") from exc
     if end and candidate > end:
         return None
     return candidate
+
+
+def _next_candidate(plan: dict[str, Any], after: dt.datetime, anchor: dt.datetime | None) -> dt.datetime:
+    if plan["type"] == "interval":
+        return _next_interval(plan["every"], plan.get("start") or anchor or after, after)
+    tz = zone(plan.get("timezone"))
+    return min(_next_calendar(expr, tz, after) for expr in cron_expressions(plan))
+
+
+def _field_of(plan: dict[str, Any]) -> str:
+    if plan["type"] == "interval":
+        return "every"
+    return "cron" if plan.get("cron") else "times"
 
 
 def _next_interval(every: int, anchor: dt.datetime, after: dt.datetime) -> dt.datetime:

@@ -1,13 +1,12 @@
 """Shared hypothesis strategies and predicates for the property-based tests (``test_*_properties.py``).
 
 The rule the properties check: no input gives a server error, every invalid one a clear field error.
-Inputs that trigger a bug already reported (and pinned by a strict xfail test) are recognised by the
-``known_*`` predicates, so the general properties keep guarding everything else; when a bug is fixed its
-xfail test starts passing (strict: the suite then fails) and the matching predicate should be deleted.
+A bug found here is pinned by a strict xfail test, and the inputs that trigger it are left out of the general
+properties by a ``known_*`` predicate, so those keep guarding everything else; when the bug is fixed its xfail
+test starts passing (strict: the suite then fails), the marker goes and the predicate is deleted.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Any
@@ -78,35 +77,11 @@ def strict_json_values(*, nul: bool = True) -> st.SearchStrategy:
     return json_values(special_floats=False, nul=nul)
 
 
-# --- known bugs -------------------------------------------------------------------------------------------------
-
-
-def non_finite_inside(value: Any) -> bool:
-    """A NaN or an infinity anywhere in ``value``: not JSON, refused by PostgreSQL and SQLite JSON columns."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(non_finite_inside(item) for item in value.values())
-    if isinstance(value, list):
-        return any(non_finite_inside(item) for item in value)
-    return False
-
-
-def json_text_gives_non_finite(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        return non_finite_inside(json.loads(value))
-    except (ValueError, RecursionError):
-        return False
-
-
-def beyond_float(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > 1.7976931348623157e308
+# --- predicates ---------------------------------------------------------------------------------------------------
 
 
 def nul_inside(value: Any) -> bool:
-    """A NUL character in a string or key: PostgreSQL text and jsonb cannot store it."""
+    """A NUL character in a string or key: PostgreSQL text and jsonb cannot store it, so it is refused everywhere."""
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
@@ -114,11 +89,3 @@ def nul_inside(value: Any) -> bool:
     if isinstance(value, list):
         return any(nul_inside(item) for item in value)
     return False
-
-
-def known_coerce_bug(kind: str, value: Any) -> bool:
-    """Inputs for which ``jobs.params.coerce`` is known to break its contract (see the xfail tests)."""
-    overflow = kind == "float" and beyond_float(value)  # BUG 1: OverflowError instead of ParameterError
-    # BUG 3: NaN/Infinity accepted as a JSON value
-    non_finite = kind == "json" and (non_finite_inside(value) or json_text_gives_non_finite(value))
-    return overflow or non_finite

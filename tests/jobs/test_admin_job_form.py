@@ -122,6 +122,15 @@ def test_an_emptied_filter_definition_is_not_a_server_error(client, admin_user):
         assert Job.objects.get(identifier="nightly").lines.get().filter_definition == {}
 
 
+def test_json_nested_too_deeply_is_a_field_error_not_a_server_error(client, admin_user):
+    client.force_login(admin_user)
+    data = {**add_form_data(client, [SHELL]), "lines-0-parameters": "[" * 100_000 + "]" * 100_000}
+    response = client.post(reverse(ADD), data)
+    assert response.status_code == 200
+    assert "Enter valid JSON (it is nested too deeply)." in line_errors(response)
+    assert not Job.objects.exists()
+
+
 def test_a_line_may_use_a_param_declared_on_the_same_page(client, admin_user):
     line = {"line_no": 10, "action": "core.shell", "parameters": {"command": "echo ${param.days} ${today}"}}
     response = post_add(client, admin_user, [line], params=json.dumps([{"name": "days", "type": "int"}]))

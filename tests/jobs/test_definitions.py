@@ -13,7 +13,7 @@ import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from jobs.definitions import DefinitionError, export_jobs, import_jobs
+from jobs.definitions import DefinitionError, export_jobs, import_jobs, same
 from jobs.models import Action, Domain, FilterTemplate, Job, JobLine, Schedule
 from tests.conftest import database_url
 
@@ -285,6 +285,78 @@ def test_a_non_text_identifier_is_a_definition_error(identifier):
 def test_a_non_integer_line_no_is_refused(line_no):
     assert "line_no must be a whole number" in import_error(
         dump(job_doc(lines=[{"line_no": line_no, "action": "core.sleep"}])))
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"identifier": "job-a", 1: "y", None: "z"}, "job job-a: unknown keys 1, None"),
+    ({"identifier": "job-a", "lines": [{"line_no": 1, 2: 3}]}, "job job-a, line 1: unknown keys 2"),
+    ({"identifier": "job-a", "schedule": {"type": "interval", "every": 60, None: 1}},
+     "job job-a: schedule: unknown keys None"),
+    ({"identifier": "job-a", "lines": [{"line_no": 1, "action": "testing.echo", "parameters": {1: "a", "b": 2}}]},
+     "parameters: 1: unknown parameter of testing.echo b: unknown parameter of testing.echo"),
+])
+def test_keys_that_are_not_text_are_named_like_any_unknown_key(doc, message):
+    assert message in import_error(dump(doc))
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    (job_doc(report={"when": "always", "x": float("nan")}), "report must not hold NaN or Infinity"),
+    (job_doc(params=[{"name": "a", "type": "json", "default": float("inf")}]), "parameter 'a': must not hold NaN"),
+    (job_doc(params=[{"name": "r", "type": "float", "default": 10**400}]), "the default must be a number"),
+    (job_doc(lines=[{"line_no": 1, "action": "testing.typed", "parameters": {"count": 1, "ratio": 10**400}}]),
+     "parameters: ratio: must be a number"),
+    (job_doc(lines=[{"line_no": 1, "is_filter": True, "filter_template": "Users",
+                     "filter_definition": {"id__gt": float("nan")}}]), "id__gt: must not hold NaN or Infinity"),
+])
+def test_numbers_no_json_column_stores_are_refused(doc, message):
+    FilterTemplate.objects.create(name="Users", model="auth.User")
+    assert message in import_error(dump(doc))
+
+
+@pytest.mark.parametrize(("doc", "message"), [
+    ({"identifier": "job-a", "name": "a\x00b"}, "jobs[0].name: must not contain NUL characters"),
+    (job_doc(lines=[{"line_no": 1, "action": "testing.echo", "parameters": {"text": "a\x00"}}]),
+     "jobs[0].lines[0].parameters.text: must not contain NUL characters"),
+])
+def test_nul_characters_are_refused_with_where_they_are(doc, message):
+    assert import_error(dump(doc)) == message
+
+
+@pytest.mark.parametrize("text", [
+    "jobs: [{identifier: x, schedule: {type: interval, every: 60, start: 2026-02-30}}]",
+    "jobs: [{identifier: x, name: !!timestamp x}]",
+    "jobs: [{identifier: x, active: !!bool maybe}]",
+    "jobs: [{identifier: x, name: " + "1" * 5000 + "}]",
+    "jobs: " + "[" * 1500,
+])
+def test_values_yaml_cannot_construct_are_malformed_yaml(text):
+    assert import_error(text).startswith("not valid YAML: ")
+
+
+def test_a_yaml_alias_cycle_is_refused():
+    text = "jobs: [{identifier: x, lines: [{line_no: 1, action: testing.echo, parameters: &p {text: *p}}]}]"
+    assert import_error(text) == (
+        "jobs[0].lines[0].parameters.text: a YAML alias refers to a mapping or list that contains it")
+
+
+def test_yaml_aliases_that_multiply_beyond_the_limit_are_refused():
+    text = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(5))
+    assert "more than 100000 mappings and lists" in import_error(text + "jobs: []")
+
+
+@pytest.mark.parametrize("ratio", [7.20575940379215e16, 1.5e300, -2.0**60])
+def test_reimporting_large_floats_changes_nothing(ratio):
+    # PostgreSQL's jsonb writes such a float back as the integer it equals (7.20575940379215e16 as 72057594037921500).
+    text = dump(job_doc(lines=[{"line_no": 1, "action": "testing.typed", "parameters": {"count": 1, "ratio": ratio}}]))
+    assert import_jobs(text)["created"] == ["job-a"]
+    assert import_jobs(text)["unchanged"] == ["job-a"]
+
+
+def test_same_compares_numbers_as_stored_but_keeps_true_apart_from_one():
+    assert same({"r": [72057594037921500]}, {"r": [7.20575940379215e16]})
+    assert not same(10**400, 1e308)
+    assert not same(True, 1) and not same(1, 1.0000001) and same(2, 2.0)
 
 
 # --- exporting ----------------------------------------------------------------------------------------------------

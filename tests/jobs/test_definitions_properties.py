@@ -3,8 +3,7 @@ raises DefinitionError with a message, and after a DefinitionError the database 
 A file that imported once imports again without changing anything.
 
 Documents are Python structures dumped with ``yaml.safe_dump`` (mostly plausible jobs, some nonsense) and raw
-text. Inputs that hit a bug already reported are left out of the general properties and pinned by the strict
-xfail tests at the end.
+text. The tests at the end pin the bugs found here (all fixed), each with the inputs that showed it.
 """
 from __future__ import annotations
 
@@ -13,8 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from django.conf import settings as django_settings
-from hypothesis import Phase, assume, event, example, given
+from hypothesis import assume, event, example, given
 from hypothesis import strategies as st
 
 from jobs.definitions import DefinitionError, import_jobs
@@ -22,8 +20,6 @@ from jobs.models import Action, Domain, FilterTemplate, Job, JobLine, Schedule
 from tests.property_support import json_values, prop_settings, text
 
 pytestmark = pytest.mark.django_db
-
-ON_POSTGRESQL = "postgresql" in django_settings.DATABASES["default"]["ENGINE"]
 
 
 @pytest.fixture
@@ -46,11 +42,8 @@ def snapshot() -> tuple:
 
 # --- documents ----------------------------------------------------------------------------------------------------
 
-# Left out of the general properties (each pinned by an xfail test below): keys that are not text, NaN/Infinity,
-# ints beyond float range, NUL, impossible crons, intervals beyond the calendar, instants at its edges, and YAML
-# that yaml.safe_load itself fails on with something else than a YAMLError.
-junk = json_values(huge=False, special_floats=False, nul=False, max_leaves=6)
-words = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=30)
+junk = json_values(max_leaves=6)  # with NaN, Infinity, ints beyond float range and NUL
+words = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=30)  # valid text: NUL is refused
 identifier_texts = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,8}", fullmatch=True)
 
 SPEC_DEFAULTS = {"str": ["", "hello"], "int": [7, "7", 0], "float": [0.5, 2], "bool": [True, "no"],
@@ -91,8 +84,8 @@ valid_reports = st.fixed_dictionaries({"when": st.sampled_from(["always", "failu
                                        "recipients": st.lists(st.just("ops@example.com"), max_size=2)})
 ACTION_PARAMETERS = {
     "testing.echo": {"text": st.sampled_from(["hi", "${today}", "${job.identifier}"]), "repeat": st.integers(0, 5)},
-    # |ratio| < 2**53: larger floats are BUG 15 on PostgreSQL (a re-import reports them updated).
-    "testing.typed": {"count": st.integers(-5, 5), "ratio": st.floats(-(2.0**53), 2.0**53),
+    # Large floats too: PostgreSQL's jsonb writes 7.2e16 back as an integer (BUG 15).
+    "testing.typed": {"count": st.integers(-5, 5), "ratio": st.floats(allow_nan=False, allow_infinity=False),
                       "mode": st.sampled_from(["fast", "slow"]), "flag": st.booleans()},
     "core.sleep": {"seconds": st.sampled_from([0, 0.5, "0.1"])},
 }
@@ -136,10 +129,13 @@ WRONG_JOB_FIELDS = {
                                                               "default": st.sampled_from(["x", 1])}), max_size=2)),
     "schedule": st.one_of(junk, st.fixed_dictionaries({
         "type": st.sampled_from(["interval", "calendar", "weekly"]),
-        "every": st.one_of(st.integers(-10, 0), junk), "cron": st.sampled_from(["61 * * * *", "* * *", "x"]),
+        "every": st.one_of(st.integers(-10, 0), st.just(86400 * 3_000_000), junk),
+        "cron": st.sampled_from(["61 * * * *", "* * *", "x", "0 0 30 2 *", "0 0 31 4 *"]),
         "weekdays": st.lists(st.sampled_from([7, "xyz", True]), max_size=2),
         "times": st.lists(st.sampled_from(["25:00", "8:00", 800]), max_size=2),
-        "timezone": st.sampled_from(["Nowhere/Zone", "../etc"]), "start": st.sampled_from(["tomorrow", 5]),
+        "timezone": st.sampled_from(["Nowhere/Zone", "../etc"]),
+        "start": st.sampled_from(["tomorrow", 5, "0001-01-01T00:00:00+05:00"]),
+        "end": st.sampled_from(["9999-12-31T23:59:00-05:00", "2000-01-01T00:00"]),
         "catch_up": st.sampled_from(["always", 1]),
     })),
     "report": st.one_of(junk, st.fixed_dictionaries({"when": st.sampled_from(["sometimes", 1]),
@@ -178,23 +174,27 @@ documents = st.one_of(
 )
 valid_documents = st.fixed_dictionaries({"jobs": st.lists(job_documents(wrong=False), min_size=1, max_size=2,
                                                           unique_by=lambda job: job["identifier"])})
+RAW_CRASHES = [
+    "jobs: [{identifier: x, schedule: {type: interval, every: 60, start: 2026-02-30}}]",  # ValueError (a date)
+    "jobs: [{identifier: x, name: !!float abc}]",  # ValueError
+    "jobs: [{identifier: x, name: !!timestamp x}]",  # AttributeError
+    "jobs: [{identifier: x, active: !!bool maybe}]",  # KeyError
+    "jobs: [{identifier: x, name: " + "1" * 5000 + "}]",  # ValueError: int with more than 4300 digits
+    "jobs: " + "[" * 1500,  # RecursionError
+]
+ALIAS_CYCLES = [
+    "jobs: [{identifier: x, lines: [{line_no: 1, action: testing.echo, parameters: &p {text: *p}}]}]",
+    "jobs: [{identifier: x, report: &r {when: always, again: *r}}]",
+    "jobs: [{identifier: x, lines: [{line_no: 1, is_filter: true, filter_template: Users, "
+    "filter_definition: &d {is_active: [*d]}}]}]",
+]
 raw_texts = st.one_of(
-    text(nul=False),
+    text(),
     st.sampled_from(["", "jobs:", "jobs: []", "jobs: {}", "- a\n- b", "jobs: [1, 2]", "jobs:\n  - identifier: x\n"
                      "    lines: [{line_no: 1}]", "{", "jobs: [", "!!python/object:os.system x", "a: *b",
-                     "jobs: [{identifier: x, schedule: {type: interval, every: 60, start: 2026-01-31}}]"]),
+                     "jobs: [{identifier: x, schedule: {type: interval, every: 60, start: 2026-01-31}}]",
+                     "0000-00-00", *RAW_CRASHES, *ALIAS_CYCLES]),
 )
-
-
-def yaml_loader_breaks(source: str) -> bool:
-    """BUG 16: yaml.safe_load fails with something else than a YAMLError."""
-    try:
-        yaml.safe_load(source)
-    except yaml.YAMLError:
-        return False
-    except Exception:
-        return True
-    return False
 
 
 # --- the properties -----------------------------------------------------------------------------------------------
@@ -232,7 +232,6 @@ def test_import_succeeds_or_refuses_with_a_message_and_writes_nothing(world, doc
 @prop_settings(80)
 @given(source=raw_texts)
 def test_import_of_raw_text_succeeds_or_refuses_with_a_message(world, source):
-    assume(not yaml_loader_breaks(source))
     check_import(source)
 
 
@@ -252,14 +251,13 @@ def test_importing_the_same_file_twice_changes_nothing(world, document):
     check_import_twice(document)
 
 
-# --- known bugs ---------------------------------------------------------------------------------------------------
+# --- bugs found here (fixed), with the inputs that showed them -----------------------------------------------------
 
 any_document = st.one_of(documents, json_values())
 
 
-@pytest.mark.xfail(reason="BUG 15 (PostgreSQL): jsonb rewrites a large float, so a re-import reports it updated",
-                   condition=ON_POSTGRESQL, strict=True)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 15 (fixed; PostgreSQL): jsonb rewrites a large float, which made a re-import report it updated.
+@prop_settings(10)
 @given(document=valid_documents)
 @example(document={"jobs": [{"identifier": "floaty", "lines": [
     {"line_no": 1, "action": "testing.typed", "parameters": {"count": 1, "ratio": 7.20575940379215e16}}]}]})
@@ -269,9 +267,8 @@ def test_bug_reimport_with_large_floats(world, document):
     check_import_twice(document)
 
 
-@pytest.mark.xfail(reason="BUG 12: a mapping key that is not text makes the unknown-keys message raise TypeError",
-                   strict=True)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 12 (fixed): a mapping key that is not text made the unknown-keys message raise TypeError.
+@prop_settings(10)
 @given(document=any_document)
 @example(document={"jobs": [{"identifier": "x", 1: "y"}]})
 @example(document={"jobs": [{"identifier": "x", "schedule": {"type": "interval", "every": 60, None: 1}}]})
@@ -283,9 +280,8 @@ def test_bug_non_text_keys(world, document):
     check_import(yaml.safe_dump(document))
 
 
-@pytest.mark.xfail(reason="BUG 3: NaN/Infinity in a JSON field pass validation and the database refuses them",
-                   strict=True)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 3 (fixed): NaN/Infinity in a JSON field passed validation and the database refused them.
+@prop_settings(10)
 @given(document=any_document)
 @example(document={"jobs": [{"identifier": "x", "report": {"when": "always", "x": float("nan")}}]})
 @example(document={"jobs": [{"identifier": "x", "params": [{"name": "a", "type": "json", "default": float("inf")}]}]})
@@ -295,9 +291,8 @@ def test_bug_non_finite_numbers_in_json_fields(world, document):
     check_import(yaml.safe_dump(document))
 
 
-@pytest.mark.xfail(reason="BUG 1: a float parameter given an int beyond float range raises OverflowError",
-                   strict=True)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 1 (fixed): a float parameter given an int beyond float range raised OverflowError.
+@prop_settings(10)
 @given(document=any_document)
 @example(document={"jobs": [{"identifier": "x", "lines": [
     {"line_no": 1, "action": "testing.typed", "parameters": {"count": 1, "ratio": 10**400}}]}]})
@@ -306,9 +301,9 @@ def test_bug_float_overflow(world, document):
     check_import(yaml.safe_dump(document))
 
 
-@pytest.mark.xfail(reason="BUG 13: a schedule that cannot compute its next run crashes on save "
-                          "(impossible cron, interval beyond the calendar)", strict=True)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 13 (fixed): a schedule that cannot compute its next run crashed on save (impossible cron, interval beyond
+# the calendar).
+@prop_settings(10)
 @given(document=any_document)
 @example(document={"jobs": [{"identifier": "x", "schedule": {"type": "calendar", "cron": "0 0 30 2 *"}}]})
 @example(document={"jobs": [{"identifier": "x", "schedule": {"type": "calendar", "cron": "0 0 31 4 *"}}]})
@@ -317,9 +312,9 @@ def test_bug_schedules_that_never_fire(world, document):
     check_import(yaml.safe_dump(document))
 
 
-@pytest.mark.xfail(reason="BUG 13: a start or end at the edge of the calendar overflows on save (OverflowError on "
-                          "SQLite, DataError on PostgreSQL)", strict=True)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 13 (fixed): a start or end at the edge of the calendar overflowed on save (OverflowError on SQLite, DataError
+# on PostgreSQL).
+@prop_settings(10)
 @given(document=any_document)
 @example(document={"jobs": [{"identifier": "x", "schedule": {
     "type": "interval", "every": 60, "start": "0001-01-01T00:00:00+05:00"}}]})
@@ -329,9 +324,8 @@ def test_bug_instants_at_the_edge_of_the_calendar(world, document):
     check_import(yaml.safe_dump(document))
 
 
-@pytest.mark.xfail(reason="BUG 10: PostgreSQL cannot store NUL; text with NUL gives a DataError", strict=True,
-                   condition=ON_POSTGRESQL)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 10 (fixed): PostgreSQL cannot store NUL; text with NUL gave a DataError.
+@prop_settings(10)
 @given(document=any_document)
 @example(document={"jobs": [{"identifier": "x\x00"}]})
 @example(document={"jobs": [{"identifier": "x", "name": "a\x00b"}]})
@@ -341,18 +335,10 @@ def test_bug_nul_characters(world, document):
     check_import(yaml.safe_dump(document))
 
 
-RAW_CRASHES = [
-    "jobs: [{identifier: x, schedule: {type: interval, every: 60, start: 2026-02-30}}]",  # ValueError (a date)
-    "jobs: [{identifier: x, name: !!float abc}]",  # ValueError
-    "jobs: [{identifier: x, name: !!timestamp x}]",  # AttributeError
-    "jobs: [{identifier: x, active: !!bool maybe}]",  # KeyError
-    "jobs: [{identifier: x, name: " + "1" * 5000 + "}]",  # ValueError: int with more than 4300 digits
-    "jobs: " + "[" * 1500,  # RecursionError
-]
 
 
-@pytest.mark.xfail(reason="BUG 16: definitions.load lets non-YAMLError exceptions of yaml.safe_load out", strict=True)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 16 (fixed): definitions.load let non-YAMLError exceptions of yaml.safe_load out.
+@prop_settings(10)
 @given(source=raw_texts)
 @example(source=RAW_CRASHES[0])
 @example(source=RAW_CRASHES[1])
@@ -365,8 +351,8 @@ def test_bug_yaml_errors_that_are_not_yaml_errors(world, source):
     check_import(source)
 
 
-@pytest.mark.xfail(reason="BUG 14: YAML aliases can build a cycle; validating it recurses forever", strict=True)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 14 (fixed): YAML aliases can build a cycle; validating it recursed forever.
+@prop_settings(10)
 @given(source=raw_texts)
 @example(source="jobs: [{identifier: x, lines: [{line_no: 1, action: testing.echo, parameters: &p {text: *p}}]}]")
 @example(source="jobs: [{identifier: x, report: &r {when: always, again: *r}}]")

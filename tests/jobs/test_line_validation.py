@@ -198,3 +198,74 @@ def test_following_relations_is_seen():
     from results.models import JobResult
 
     assert relations_followed(JobResult, {"job__domain__slug": "x", "status": "error"}) == ["job__domain__slug"]
+
+
+@pytest.mark.parametrize(("definition", "message"), [
+    ({"id__id": 1}, "id__id: 'id' is not a lookup or transform of id"),
+    ({"username__email": "a@example.com"}, "username__email: 'email' is not a lookup or transform of username"),
+    ({"groups__user__groups__user__groups": 1}, "groups__user__groups__user__groups: follows more than 4 relations"),
+    ({"id__iexact": 5}, "id__iexact: 'iexact' compares text and id is not text: use exact"),
+    ({"last_login__week_day__contains": 1},
+     "last_login__week_day__contains: 'contains' compares text and week_day is a number: use exact, in, gt or lt"),
+    ({"username": "a\x00b"}, "username: must not contain NUL characters"),
+    ({"id__gt": float("nan")}, "id__gt: must not hold NaN or Infinity (JSON has no such numbers)"),
+])
+def test_filter_keys_and_values_the_database_cannot_run_are_refused(definition, message):
+    from django.contrib.auth import get_user_model
+
+    from jobs.filters import definition_errors
+
+    assert definition_errors(get_user_model(), definition, set()) == [message]
+
+
+@pytest.mark.parametrize(("definition", "detail"), [
+    ({"id": "abc"}, "expected a number but got 'abc'"),
+    ({"is_active": "maybe"}, "must be either True or False"),
+    ({"id__in": 5}, "'in' needs a list of values"),
+    ({"id__range": [1]}, "'range' needs a list of two values: [low, high]"),
+    ({"username__isnull": "x"}, "'isnull' needs true or false"),
+    ({"date_joined__gte": "yesterday"}, "invalid format"),
+    ({"last_login__iso_year": 0}, "out of range"),
+    ({"username__regex": "("}, "regular expression"),
+    ({"username__regex": []}, "a regular expression must be text"),
+])
+def test_filter_values_of_the_wrong_type_are_refused_when_saved(definition, detail):
+    from django.contrib.auth import get_user_model
+
+    from jobs.filters import definition_errors
+
+    [message] = definition_errors(get_user_model(), definition, set())
+    key = next(iter(definition))
+    assert message.startswith(f"{key}: ") and detail in message
+
+
+def test_filter_values_with_variables_are_checked_when_the_run_resolves_them():
+    from django.contrib.auth import get_user_model
+
+    from jobs.filters import definition_errors
+
+    assert definition_errors(get_user_model(), {"id__regex": "${param.days}", "id": "${today}"}, {"param.days",
+                                                                                                   "today"}) == []
+
+
+def test_a_to_many_filter_hands_each_record_over_once():
+    from django.contrib.auth.models import Group, User
+
+    from jobs.filters import RecordSet, queryset_for
+
+    ops, dev = Group.objects.create(name="ops"), Group.objects.create(name="dev")
+    alice, bob = User.objects.create(username="alice"), User.objects.create(username="bob")
+    alice.groups.add(ops, dev)
+    bob.groups.add(ops)
+    records = RecordSet(queryset_for("auth.User", {}, {"groups__name__in": ["ops", "dev"]}, {}))
+    assert [user.pk for batch in records.batches(1) for user in batch] == [alice.pk, bob.pk]
+    assert records.count() == 2
+
+
+def test_a_regex_given_a_number_by_a_variable_runs_as_text():
+    from django.contrib.auth.models import User
+
+    from jobs.filters import queryset_for
+
+    user = User.objects.create(username="u7")
+    assert list(queryset_for("auth.User", {}, {"id__regex": "${param.days}"}, {"param.days": user.pk})) == [user]

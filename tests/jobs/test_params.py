@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -109,6 +110,47 @@ def test_coerce_json_parses_text_and_keeps_structures():
     assert coerce(spec("json"), [1, "x"]) == [1, "x"]
     with pytest.raises(ParameterError, match="must be valid JSON"):
         coerce(spec("json"), "{not json")
+
+
+def test_coerce_json_keeps_other_text_as_a_json_string():
+    # What a run stores (to_json) is the text itself, so it must clean to the same text on a retry.
+    for text in ("hello", "123", "", "true", '"quoted"'):
+        assert coerce(spec("json"), text) == text
+
+
+@pytest.mark.parametrize("raw", ["[NaN]", '{"a": Infinity}', "[1e400]", [float("inf")], {"a": [float("nan")]},
+                                 "[" * 5000 + "]" * 5000, "[" * 101 + "]" * 101, {1: "not a text key"}])
+def test_coerce_json_refuses_what_no_json_column_stores(raw):
+    with pytest.raises(ParameterError) as info:
+        coerce(spec("json"), raw)
+    assert str(info.value) == "must be valid JSON"
+
+
+def test_coerce_json_accepts_nesting_up_to_the_limit():
+    assert coerce(spec("json"), "[" * 100 + "]" * 100) == json.loads("[" * 100 + "]" * 100)
+
+
+@pytest.mark.parametrize("raw", [10**400, -(10**309)])
+def test_coerce_float_refuses_an_int_beyond_the_float_range(raw):
+    with pytest.raises(ParameterError) as info:
+        coerce(spec("float"), raw)
+    assert str(info.value) == "must be a number"
+
+
+@pytest.mark.parametrize(("kind", "raw"), [("str", "a\x00b"), ("json", {"k\x00": 1}), ("json", '["\\u0000"]'),
+                                           ("choice", "\x00")])
+def test_coerce_refuses_nul_characters_postgresql_cannot_store(kind, raw):
+    with pytest.raises(ParameterError) as info:
+        coerce(spec(kind, choices=["\x00"]), raw)
+    assert str(info.value) == "must not contain NUL characters"
+
+
+def test_clean_values_reports_overflow_and_deep_nesting_by_name():
+    specs = [{"name": "ratio", "type": "float", "required": False},
+             {"name": "payload", "type": "json", "required": False}]
+    with pytest.raises(ValidationError) as info:
+        clean_values(specs, {"ratio": 10**400, "payload": "[{}" * 50_000})
+    assert info.value.message_dict == {"ratio": ["must be a number"], "payload": ["must be valid JSON"]}
 
 
 def test_coerce_none_is_none_unless_required():
@@ -225,6 +267,10 @@ def test_validate_param_specs_empty_is_no_params(empty):
     ([{"name": "days", "type": "int", "default": "a week"}], "parameter 'days': the default must be a whole number"),
     ([{"name": "region", "type": "choice", "choices": ["n"], "default": "s"}], "the default must be one of: n"),
     ([{"name": "when", "type": "date", "default": "yesterday"}], "parameter 'when': the default must be a date"),
+    ([{"name": "days", 1: "x", None: "y"}], "parameter 'days': unknown keys 1, None"),
+    ([{"name": "ratio", "type": "float", "default": 10**400}], "parameter 'ratio': the default must be a number"),
+    ([{"name": "note", "help": "a\x00b"}], "parameter 'note': must not contain NUL characters"),
+    ([{"name": "region", "type": "choice", "choices": [float("nan")]}], "parameter 'region': must not hold NaN"),
 ])
 def test_validate_param_specs_errors_name_the_entry_and_the_rule(specs, message):
     with pytest.raises(ValidationError) as info:
@@ -235,3 +281,11 @@ def test_validate_param_specs_errors_name_the_entry_and_the_rule(specs, message)
 @pytest.mark.parametrize("kind", ["str", "int", "float", "bool", "date", "datetime", "email", "json"])
 def test_validate_param_specs_accepts_every_type(kind):
     assert validate_param_specs([{"name": "x", "type": kind}])[0]["type"] == kind
+
+
+def test_the_run_form_refuses_json_nested_too_deeply_as_a_field_error():
+    from jobs.forms import RunParametersForm
+
+    form = RunParametersForm([{"name": "payload", "type": "json"}], {"payload": "[" * 100_000 + "]" * 100_000})
+    assert not form.is_valid()
+    assert form.errors["payload"] == ["Enter valid JSON (it is nested too deeply)."]

@@ -3,6 +3,7 @@
 ``coerce`` returns a value of the parameter's Python type or raises ParameterError whose message is the
 rule; ``clean_values`` raises nothing but a ValidationError keyed by parameter names;
 ``validate_param_specs`` raises nothing but ValidationError; ``to_json`` then ``coerce`` is the identity.
+Text with NUL, which PostgreSQL cannot store, is refused with its own rule whatever the type.
 """
 from __future__ import annotations
 
@@ -11,16 +12,15 @@ import json
 import math
 from typing import Any
 
-import pytest
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from hypothesis import Phase, assume, example, given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from jobs.params import TYPES, ParameterError, clean_values, coerce, to_json, validate_param_specs
+from jobs.params import NUL_RULE, TYPES, ParameterError, clean_values, coerce, to_json, validate_param_specs
 from tests.property_support import (
     json_values,
-    known_coerce_bug,
+    nul_inside,
     prop_settings,
     strict_json_values,
     text,
@@ -67,8 +67,25 @@ def strictly_json(value: Any) -> bool:
     return True
 
 
+def holds_nul(value: Any) -> bool:
+    """NUL in the value, or in the JSON its text holds."""
+    if nul_inside(value):
+        return True
+    try:
+        return isinstance(value, str) and nul_inside(json.loads(value))
+    except (ValueError, RecursionError):
+        return False
+
+
+def container_text(value: Any) -> bool:
+    """Text a json parameter reads as JSON (an object or a list); any other text is a JSON string."""
+    return isinstance(value, str) and value.strip().startswith(("{", "["))
+
+
 def has_the_type(spec: dict, value: Any) -> bool:
     kind = spec["type"]
+    if nul_inside(value):
+        return False
     if kind in ("str", "choice", "email"):
         if type(value) is not str:
             return False
@@ -100,7 +117,7 @@ def check_coerce(spec: dict, value: Any) -> None:
         if value is None:
             assert spec["required"] and message == "this parameter is required"
         else:
-            assert message == rule_of(spec), (spec, value, message)
+            assert message == rule_of(spec) or (message == NUL_RULE and holds_nul(value)), (spec, value, message)
         return
     if value is None:
         assert result is None and not spec["required"]
@@ -114,19 +131,17 @@ def check_coerce(spec: dict, value: Any) -> None:
 @prop_settings(400)
 @given(spec=specs(), value=json_values())
 def test_coerce_returns_the_type_or_states_the_rule(spec, value):
-    assume(not known_coerce_bug(spec["type"], value))
     check_coerce(spec, value)
 
 
 @prop_settings(150)
 @given(spec=specs(), value=text())
 def test_coerce_of_typed_text_returns_the_type_or_states_the_rule(spec, value):
-    assume(not known_coerce_bug(spec["type"], value))
     check_coerce(spec, value)
 
 
-@pytest.mark.xfail(reason="BUG 1: coerce(float) raises OverflowError for an int beyond the float range", strict=True)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 1 (fixed): coerce(float) raised OverflowError for an int beyond the float range.
+@prop_settings(10)
 @given(spec=specs("float"), value=json_values())
 @example(spec={"name": "ratio", "type": "float", "required": False}, value=10**400)
 @example(spec={"name": "ratio", "type": "float", "required": True}, value=-(10**309))
@@ -134,16 +149,16 @@ def test_bug_coerce_float_overflow(spec, value):
     check_coerce(spec, value)
 
 
-@pytest.mark.xfail(reason="BUG 2: coerce(json) raises RecursionError for deeply nested JSON text", strict=True)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 2 (fixed): coerce(json) raised RecursionError for deeply nested JSON text.
+@prop_settings(10)
 @given(spec=specs("json"), depth=st.integers(1, 200_000))
 @example(spec={"name": "payload", "type": "json", "required": False}, depth=100_000)
 def test_bug_coerce_json_deep_nesting(spec, depth):
     check_coerce(spec, "[" * depth + "]" * depth)
 
 
-@pytest.mark.xfail(reason="BUG 3: coerce(json) accepts NaN/Infinity, which no JSON column can store", strict=True)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 3 (fixed): coerce(json) accepted NaN/Infinity, which no JSON column can store.
+@prop_settings(10)
 @given(spec=specs("json"), value=json_values())
 @example(spec={"name": "payload", "type": "json", "required": False}, value="NaN")
 @example(spec={"name": "payload", "type": "json", "required": False}, value='{"a": Infinity}')
@@ -153,17 +168,19 @@ def test_bug_coerce_json_accepts_non_finite_numbers(spec, value):
     check_coerce(spec, value)
 
 
+
 # --- round trip: to_json then coerce ------------------------------------------------------------------------------
 
-fixed_offsets = st.builds(dt.timezone, st.timedeltas(min_value=dt.timedelta(hours=-23, minutes=-59),
-                                                     max_value=dt.timedelta(hours=23, minutes=59)))
+# Whole minutes, as every real time zone (Python's fromisoformat drops the microseconds of an odder offset).
+fixed_offsets = st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59).map(
+    lambda minutes: dt.timezone(dt.timedelta(minutes=minutes)))
 emails = st.sampled_from(["ops@example.com", "a.b+c@sub.example.org", "x@xn--bcher-kva.example", "z@[127.0.0.1]"])
 CHOICES = ["north", "south", "7", "a b"]
 
 
 def typed_values(kind: str) -> st.SearchStrategy:
     return {
-        "str": text(),
+        "str": text(nul=False),
         "int": st.integers(),
         "float": st.floats(allow_nan=False, allow_infinity=False),
         "bool": st.booleans(),
@@ -171,8 +188,8 @@ def typed_values(kind: str) -> st.SearchStrategy:
         "datetime": st.datetimes(timezones=st.none() | fixed_offsets),
         "choice": st.sampled_from(CHOICES),
         "email": emails | st.emails().filter(_django_accepts_email),
-        # A JSON value that is not text: text is BUG 4 (test below).
-        "json": strict_json_values().filter(lambda v: v is not None and not isinstance(v, str)),
+        # Text that opens an object or a list is read as one, so it is not a JSON string value.
+        "json": strict_json_values(nul=False).filter(lambda v: v is not None and not container_text(v)),
     }[kind]
 
 
@@ -209,18 +226,16 @@ def test_to_json_then_coerce_gives_the_same_value(case):
 @given(spec=specs(), value=json_values())
 def test_coerce_is_idempotent_through_to_json(spec, value):
     """What a run stores (to_json of the typed value) cleans to the same value again, as a retry does."""
-    assume(not known_coerce_bug(spec["type"], value))
     try:
         result = coerce(spec, value)
     except ParameterError:
         return
-    assume(not (spec["type"] == "json" and isinstance(result, str)))  # BUG 4
     check_round_trip(spec, result)
 
 
-@pytest.mark.xfail(reason="BUG 4: a json parameter whose value is text does not survive to_json + coerce", strict=True)
-@prop_settings(10, phases=[Phase.explicit])
-@given(value=strict_json_values())
+# BUG 4 (fixed): a json parameter whose value is text did not survive to_json + coerce.
+@prop_settings(10)
+@given(value=strict_json_values(nul=False).filter(lambda v: v is not None and not container_text(v)))
 @example(value="hello")
 @example(value="123")
 @example(value="")
@@ -266,7 +281,8 @@ def check_clean_values(declared_specs: list[dict], raw: dict | None) -> None:
             if name not in by_name:
                 assert messages == ["unknown parameter"]
             else:
-                assert messages[0] in {"this parameter is required", rule_of(by_name[name])}, (name, messages)
+                nul = {NUL_RULE} if holds_nul((raw or {}).get(name)) else set()
+                assert messages[0] in {"this parameter is required", rule_of(by_name[name]), *nul}, (name, messages)
         return
     assert set(values) <= names
     assert not set(raw or {}) - names
@@ -277,20 +293,14 @@ def check_clean_values(declared_specs: list[dict], raw: dict | None) -> None:
             assert not spec["required"]
 
 
-def raw_hits_known_bug(declared_specs: list[dict], raw: dict | None) -> bool:
-    raw = raw or {}
-    return any(known_coerce_bug(spec["type"], raw.get(spec["name"])) for spec in declared_specs)
-
-
 @prop_settings(150)
 @given(declared_specs=declared(), raw=raw_values)
 def test_clean_values_raises_only_validation_errors_keyed_by_name(declared_specs, raw):
-    assume(not raw_hits_known_bug(declared_specs, raw))
     check_clean_values(declared_specs, raw)
 
 
-@pytest.mark.xfail(reason="BUG 1/2: clean_values lets OverflowError and RecursionError out of coerce", strict=True)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 1/2 (fixed): clean_values let OverflowError and RecursionError out of coerce.
+@prop_settings(10)
 @given(declared_specs=declared(), raw=raw_values)
 @example(declared_specs=[{"name": "ratio", "type": "float", "required": False}], raw={"ratio": 10**400})
 @example(declared_specs=[{"name": "payload", "type": "json", "required": False}], raw={"payload": "[{}" * 50_000})
@@ -331,8 +341,8 @@ def test_validate_param_specs_raises_only_validation_errors(raw):
     check_validate_param_specs(raw)
 
 
-@pytest.mark.xfail(reason="BUG 5: validate_param_specs raises TypeError for a key that is not text", strict=True)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 5 (fixed): validate_param_specs raised TypeError for a key that is not text.
+@prop_settings(10)
 @given(raw=declarations)
 @example(raw=[{"name": "days", 1: "x"}])
 @example(raw=[{"name": "days", None: "x", "colour": "red"}])
@@ -340,9 +350,8 @@ def test_bug_validate_param_specs_non_text_keys(raw):
     check_validate_param_specs(raw)
 
 
-@pytest.mark.xfail(reason="BUG 1: validate_param_specs lets coerce's OverflowError out for a float default",
-                   strict=True)
-@prop_settings(10, phases=[Phase.explicit])
+# BUG 1 (fixed): validate_param_specs let coerce's OverflowError out for a float default.
+@prop_settings(10)
 @given(raw=declarations)
 @example(raw=[{"name": "ratio", "type": "float", "default": 10**400}])
 def test_bug_validate_param_specs_float_default_overflow(raw):

@@ -121,6 +121,33 @@ def test_calendar_with_a_bad_time_names_times():
     assert list(errors_of(Schedule(job=job(), kind="calendar", weekdays=[1], times=["25:00"]))) == ["times"]
 
 
+@pytest.mark.parametrize("cron", ["0 0 30 2 *", "0 0 31 4 *"])
+def test_a_cron_on_a_date_that_never_comes_names_cron(cron):
+    errors = errors_of(Schedule(job=job(), kind="calendar", cron=cron))
+    assert list(errors) == ["cron"]
+    assert "no next run" in errors["cron"][0]
+
+
+def test_an_interval_beyond_the_calendar_names_every():
+    errors = errors_of(Schedule(job=job(), kind="interval", every=3_000_000, every_unit="days"))
+    assert list(errors) == ["every"]
+    assert "no next run" in errors["every"][0]
+
+
+@pytest.mark.parametrize(("field", "instant"), [
+    ("starts_at", dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5)))),
+    ("ends_at", dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.timezone(dt.timedelta(hours=-5)))),
+])
+def test_an_instant_at_the_edge_of_the_calendar_names_its_field(field, instant):
+    errors = errors_of(Schedule(job=job(), kind="interval", every=1, every_unit="hours", **{field: instant}))
+    assert errors == {field: ["must be between 0001-01-02 and 9999-12-30 (UTC)"]}
+
+
+def test_a_plan_with_no_next_run_any_more_never_fires_instead_of_crashing(clock):
+    schedule = Schedule(job=job(), kind="calendar", cron="0 0 30 2 *")  # as saved before validation refused it
+    assert schedule.compute_next() is None
+
+
 # --- next_run_at on save ------------------------------------------------------------------------------------------
 
 
