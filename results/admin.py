@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from jobs import access
@@ -34,6 +36,25 @@ def log_lines(result_id: int, page: int = 5000):
         last = rows[-1][0]
 
 
+class CappedCountPaginator(Paginator):
+    """Counts at most ``CAP`` results (then the list says "more than"): an exact COUNT over a million
+    results takes longer than the page itself, and nobody pages that far rather than filter."""
+
+    CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: self.CAP + 1].count()  # COUNT(*) over a LIMITed subquery
+
+    @property
+    def capped(self) -> bool:
+        return self.count > self.CAP
+
+    @property
+    def cap_text(self) -> str:
+        return f"{self.CAP:,}"
+
+
 @admin.register(JobResult)
 class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     change_form_template = "admin/results/jobresult/change_form.html"
@@ -44,6 +65,7 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     search_fields = ["job__identifier", "job__name", "message"]
     list_select_related = ["job", "requested_by", "domain"]
     list_per_page = 50
+    paginator = CappedCountPaginator
     show_full_result_count = False
 
     class Media:

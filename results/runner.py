@@ -259,7 +259,7 @@ def execute(result_id: int) -> None:
     monitor = Monitor.get()
     job = None
     try:
-        plan = plans.plan_for(claim.job_id, claim.job_revision)
+        plan = reconnecting(lambda: plans.plan_for(claim.job_id, claim.job_revision))
         job = plan.job
         run_watch = RunWatch(result_id, journal, control, job.effective_time_limit)
         monitor.watch(run_watch)

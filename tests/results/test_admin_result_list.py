@@ -101,3 +101,21 @@ def test_staff_user_without_membership_is_forbidden(client, django_user_model):
     JobResult.objects.create(job=make_job("any"))
     client.force_login(django_user_model.objects.create_user("nobody", password="pw", is_staff=True))
     assert client.get(reverse(CHANGELIST)).status_code == 403
+
+
+def test_beyond_the_cap_the_list_stops_counting_and_says_more_than(client, admin_user, monkeypatch):
+    from results.admin import CappedCountPaginator
+
+    monkeypatch.setattr(CappedCountPaginator, "CAP", 5)
+    job = make_job("chatty")
+    JobResult.objects.bulk_create([JobResult(job=job, status=Status.SUCCESS) for _ in range(7)])
+    html = result_list(client, admin_user)
+    assert "more than 5 job results (filter to narrow them)" in html
+    html = result_list(client, admin_user, status__exact="error")
+    assert "0 job results" in html and "more than" not in html
+
+
+def test_under_the_cap_the_count_is_exact(client, admin_user):
+    job = make_job("quiet")
+    JobResult.objects.bulk_create([JobResult(job=job, status=Status.SUCCESS) for _ in range(3)])
+    assert "3 job results" in result_list(client, admin_user)
