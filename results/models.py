@@ -40,7 +40,10 @@ class JobResultQuerySet(models.QuerySet):
 
 
 class JobResult(models.Model):
-    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="results")
+    # Few indexes on purpose: the claim and the end change the indexed status, so each rewrites every
+    # index of the row. ``job`` is served by result_job_created; the user links are never searched
+    # (a user's deletion scans for them, which is rare).
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="results", db_index=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     message = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -52,12 +55,12 @@ class JobResult(models.Model):
         help_text="The domain this run belongs to: its job's, or for a per-domain run of a global job, its own.",
     )
     run_as = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
         help_text="Whose permissions the run had: the job's service user, or who started it.",
     )
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
     )
     parameters = models.JSONField(default=dict, blank=True, help_text="Run-time parameters, typed.")
     variables = models.JSONField(default=dict, blank=True, help_text="Context variables, resolved at start.")
@@ -74,7 +77,7 @@ class JobResult(models.Model):
     attempt = models.PositiveSmallIntegerField(default=1)
     kill_requested_at = models.DateTimeField(null=True, blank=True)
     kill_requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
     )
 
     objects = JobResultQuerySet.as_manager()
