@@ -130,13 +130,15 @@ def publish(result: JobResult, countdown: float | None = None) -> None:
     run_result.apply_async(args=[result.id], **options)
 
 
-def publish_safely(result: JobResult, countdown: float | None = None) -> None:
-    """``publish``, but a broker that is down does not fail the request: the run is saved as pending,
-    and the reaper publishes it again once its message is overdue."""
+def publish_safely(result: JobResult, countdown: float | None = None) -> bool:
+    """``publish``, but a broker that is down fails neither the request nor beat: the run stays
+    pending, and the reaper publishes it again once its message is overdue. False if not sent."""
     try:
         publish(result, countdown=countdown)
     except Exception:
         logger.exception("could not publish result %s; the reaper will publish it again", result.id)
+        return False
+    return True
 
 
 def republish_lost_messages(older_than: dt.timedelta) -> list[int]:
@@ -153,8 +155,7 @@ def republish_lost_messages(older_than: dt.timedelta) -> list[int]:
         claimed = JobResult.objects.filter(
             id=result.id, status=Status.PENDING, published_at=result.published_at
         ).update(published_at=timezone.now())
-        if claimed:
-            publish(result)
+        if claimed and publish_safely(result):
             republished.append(result.id)
     return republished
 

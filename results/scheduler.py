@@ -114,6 +114,10 @@ class JobsScheduler(PersistentScheduler):
             beat_logger.info("Jobs scheduler ticking: schedules from the database, reaper sweep every %g s",
                              settings.JOBS_REAPER_INTERVAL_SECONDS)
         if now >= self.next_sweep:
-            reaper.sweep()
             self.next_sweep = now + settings.JOBS_REAPER_INTERVAL_SECONDS
+            try:
+                reaper.sweep()
+            except Exception:  # beat must outlive a database or broker outage; the next sweep tries again
+                logger.exception("the reaper's sweep failed")
+                close_old_connections()
         return self.next_sweep - now

@@ -125,3 +125,26 @@ def test_the_beat_scheduler_sweeps_at_its_interval_without_a_queue(settings, mon
     assert scheduler.sweep_if_due() == pytest.approx(30, abs=1)
     assert 0 < scheduler.sweep_if_due() <= 30
     assert sweeps == [1]
+
+
+def test_a_broker_outage_during_the_sweep_leaves_beat_running_and_the_run_pending(settings, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from results import tasks
+    from results.scheduler import JobsScheduler
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.run_result, "apply_async", broker_down)
+    stale = JobResult.objects.create(job=make_job("waiting"), published_at=timezone.now() - dt.timedelta(hours=1))
+    assert republish_lost_messages(dt.timedelta(seconds=60)) == []  # not sent, so not counted
+    assert JobResult.objects.get(id=stale.id).status == Status.PENDING
+    JobResult.objects.filter(id=stale.id).update(published_at=timezone.now() - dt.timedelta(hours=1))
+
+    def failing_sweep():
+        raise OperationalError("Redis is down")
+
+    monkeypatch.setattr(reaper, "sweep", failing_sweep)
+    scheduler = JobsScheduler.__new__(JobsScheduler)
+    assert scheduler.sweep_if_due() > 0  # logged, not raised: beat goes on
