@@ -11,13 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from jobs import context as context_vars
@@ -295,21 +293,21 @@ def execute(result_id: int) -> None:
 def _end_after_runner_failure(result_id: int, journal: RunJournal, exc: BaseException) -> bool:
     """The runner itself failed: end the run as ``error`` with the traceback.
 
-    The database may be what failed, so this tries a few times on fresh
-    connections; if it still cannot, the reaper ends the run once the
-    heartbeat stops.
+    The database may be what failed, so the ending is retried on fresh
+    connections (``reconnecting``); if it still cannot be written, the reaper
+    ends the run once the heartbeat stops.
     """
     text = "".join(traceback.format_exception(exc)).rstrip()
     logger.error("runner of result %s failed:\n%s", result_id, text)
-    for delay in (0, 0.5, 1.0, 2.0):
-        time.sleep(delay)
-        try:
-            close_old_connections()
-            journal.write(LogLevel.ERROR, f"The runner failed:\n{text}")
-            journal.flush()
-            return states.finish(result_id, Status.ERROR, f"The runner failed: {type(exc).__name__}: {exc}",
-                                 cut_short=True)
-        except Exception:
-            connection.close()
-            logger.exception("could not record the failure of result %s", result_id)
-    return False
+    journal.write(LogLevel.ERROR, f"The runner failed:\n{text}")  # kept by the journal until written
+
+    def record() -> bool:
+        journal.flush()
+        return states.finish(result_id, Status.ERROR, f"The runner failed: {type(exc).__name__}: {exc}",
+                             cut_short=True)
+
+    try:
+        return reconnecting(record)
+    except Exception:
+        logger.exception("could not record the failure of result %s; the reaper will end it", result_id)
+        return False
