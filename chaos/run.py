@@ -242,6 +242,20 @@ def started_twice(s: Scenario, ids) -> list[int]:
     return sorted(result_id for result_id in ids if len(by_result.get(result_id, [])) > 1)
 
 
+def check_none_twice(s: Scenario, ids) -> None:
+    twice = started_twice(s, ids)
+    s.fact(f"runs started twice: {len(twice)}")
+    s.check(not twice, f"runs started twice: {twice[:20]}")
+
+
+def check_none_stuck(s: Scenario, results, settled: float | None, since: str, within: int) -> None:
+    """Every run reached a final status (``settled``: seconds until they all had, None if not)."""
+    stuck = [row["id"] for row in results if row["status"] in ("pending", "running")]
+    s.fact(f"runs still pending or running: {len(stuck)}"
+           + (f" (all settled {settled:.1f} s after {since})" if settled is not None else ""))
+    s.check(not stuck, f"{len(stuck)} runs still pending or running {within} s after {since}: {stuck[:20]}")
+
+
 # --- Scenarios ----------------------------------------------------------------------
 
 
@@ -317,13 +331,8 @@ def worker_kill(s: Scenario) -> None:
            f"{summary(Counter(start.worker for row in others for start in by_result.get(row['id'], [])))}")
     for row in others:
         s.check(row["status"] == "success", f"run #{row['id']} (never on the killed worker) ended {row['status']}")
-    twice = started_twice(s, results)
-    s.fact(f"runs started twice: {len(twice)}")
-    s.check(not twice, f"runs started twice: {twice}")
-    stuck = [row["id"] for row in results.values() if row["status"] in ("pending", "running")]
-    s.fact(f"runs still pending or running: {len(stuck)}"
-           + (f" (all settled {settled:.1f} s after the kill)" if settled is not None else ""))
-    s.check(not stuck, f"runs still pending or running 90 s after the kill: {stuck}")
+    check_none_twice(s, results)
+    check_none_stuck(s, results.values(), settled, "the kill", within=90)
 
 
 def redis_restart(s: Scenario) -> None:
@@ -380,10 +389,7 @@ def redis_restart(s: Scenario) -> None:
     s.fact(f"results created: {len(originals)} of {total} (and {len(results) - len(originals)} retries)")
     s.check(len(originals) == total, f"{total - len(originals)} runs lost: no result for them")
     s.fact(f"final statuses: {summary(Counter(kind(row) for row in results))}")
-    stuck = [row["id"] for row in results if row["status"] in ("pending", "running")]
-    s.fact(f"runs still pending or running: {len(stuck)}"
-           + (f" (all settled {settled:.1f} s after the burst)" if settled is not None else ""))
-    s.check(not stuck, f"{len(stuck)} runs never reached a final status within 120 s: {stuck[:20]}")
+    check_none_stuck(s, results, settled, "the burst", within=120)
     republished = set()
     for log in (w1.log(), w2.log()):
         for found in re.findall(r"published again the lost messages of pending results \[([\d, ]+)\]", log):
@@ -466,13 +472,8 @@ def postgres_restart(s: Scenario) -> None:
     doubles = sorted(slot for slot, count in slots.items() if count > 1)
     s.fact(f"schedule fires in all: {len(ticks)}, slots fired twice: {len(doubles)}")
     s.check(not doubles, f"slots fired twice: {doubles[:5]}")
-    stuck = [row["id"] for row in results.values() if row["status"] in ("pending", "running")]
-    s.fact(f"runs still pending or running: {len(stuck)}"
-           + (f" (all settled {settled:.1f} s after the last run was started)" if settled is not None else ""))
-    s.check(not stuck, f"runs stuck 90 s after the restart: {stuck}")
-    twice = started_twice(s, results)
-    s.fact(f"runs started twice: {len(twice)}")
-    s.check(not twice, f"runs started twice: {twice}")
+    check_none_stuck(s, results.values(), settled, "the last run was started", within=90)
+    check_none_twice(s, results)
     for process in (w1, w2, beat):
         s.check(process.alive(), f"{process.name} exited after the PostgreSQL restart; see {process.log_path}")
     s.fact(f"processes alive after the restart: {', '.join(p.name for p in (w1, w2, beat) if p.alive())}; "
@@ -543,9 +544,7 @@ def beat_ha(s: Scenario, seconds: int) -> None:
     s.fact(f"runs of those fires: {summary(statuses)}"
            + (f" (all ended {settled:.1f} s after the last slot's check)" if settled is not None else ""))
     s.check(settled is not None, f"runs still pending or running 90 s after the last slot: {statuses}")
-    twice = started_twice(s, (row["id"] for row in results))
-    s.fact(f"runs started twice: {len(twice)}")
-    s.check(not twice, f"runs started twice: {twice[:20]}")
+    check_none_twice(s, (row["id"] for row in results))
 
 
 def queues(s: Scenario) -> None:
