@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from . import statements
 from .models import JobLineResult, JobLogEntry, JobResult, LogLevel, Status
 
 
@@ -111,13 +112,11 @@ class RunJournal:
                line_ends: dict[int, tuple[JobLineResult, dict]]) -> None:
         with transaction.atomic(savepoint=False):
             if run_fields:
-                JobResult.objects.filter(id=self.result_id).update(**run_fields)
-            if new_lines:
-                JobLineResult.objects.bulk_create(new_lines)
+                statements.update(JobResult, run_fields, id=self.result_id)
+            statements.insert(new_lines, set_ids=True)  # a later end of the line updates it by id
             for line, fields in line_ends.values():
-                JobLineResult.objects.filter(id=line.pk, status=Status.RUNNING).update(**fields)
-            if entries:
-                JobLogEntry.objects.bulk_create(entries, batch_size=self._batch)
+                statements.update(JobLineResult, fields, id=line.pk, status=Status.RUNNING)
+            statements.insert(entries)
 
     def _keep_for_next_try(self, entries, run_fields, new_lines, line_ends) -> None:
         for line in new_lines:  # rolled back: they were not written after all

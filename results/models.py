@@ -153,7 +153,8 @@ class JobResult(models.Model):
 class JobLineResult(models.Model):
     """The outcome of one line of a run (lines that never started have none)."""
 
-    result = models.ForeignKey(JobResult, on_delete=models.CASCADE, related_name="line_results")
+    # No index of its own: the unique constraint's index (result, line_no) serves lookups by result.
+    result = models.ForeignKey(JobResult, on_delete=models.CASCADE, related_name="line_results", db_index=False)
     line_no = models.PositiveIntegerField()
     action = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
@@ -185,7 +186,9 @@ class LogLevel(models.TextChoices):
 
 
 class JobLogEntry(models.Model):
-    result = models.ForeignKey(JobResult, on_delete=models.CASCADE, related_name="log_entries")
+    # No index of its own: the unique constraint's index (result, seq) serves lookups by result, and
+    # one index fewer to keep is faster log writes.
+    result = models.ForeignKey(JobResult, on_delete=models.CASCADE, related_name="log_entries", db_index=False)
     seq = models.PositiveBigIntegerField(help_text="Increasing within a result.")
     level = models.CharField(max_length=8, choices=LogLevel.choices, default=LogLevel.INFO)
     line_no = models.PositiveIntegerField(null=True, blank=True)

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from jobs.models import Job
 
+from . import statements
 from .models import TERMINAL, JobLineResult, JobResult, Status
 
 
@@ -59,7 +60,7 @@ def claim(result_id: int, worker: str) -> Claim | None:
     starts after a single round trip to the database.
     """
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
+    with statements.hot_cursor() as cursor:
         cursor.execute(CLAIM_SQL, [Status.RUNNING, now, now, worker, result_id, Status.PENDING])
         row = cursor.fetchone()
     if row is None:
@@ -83,11 +84,8 @@ def finish(result_id: int, status: str, message: str, *, cut_short: bool = False
     """
     if status not in TERMINAL:
         raise ValueError(f"{status!r} is not a terminal status")
-    ended = bool(
-        JobResult.objects.filter(id=result_id, status=Status.RUNNING).update(
-            status=status, message=message, finished_at=timezone.now(), **(also or {})
-        )
-    )
+    values = {"status": status, "message": message, "finished_at": timezone.now(), **(also or {})}
+    ended = bool(statements.update(JobResult, values, id=result_id, status=Status.RUNNING))
     if ended and cut_short:
         end_running_lines(result_id, status)
     return ended

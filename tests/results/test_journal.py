@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import pytest
 from django.db import OperationalError
-from django.db.models import QuerySet
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from jobs import plans
 from results import runner, states
+from results import statements as hot_statements
 from results.journal import RunJournal
 from results.models import JobLineResult, JobResult, Status
 from tests.helpers import make_job
@@ -42,8 +42,11 @@ def test_nothing_is_written_before_a_flush_and_everything_at_once_after(result):
 
 
 def statements(queries: CaptureQueriesContext) -> list[str]:
-    """The first word of each statement, without the transaction control SQLite's backend shows."""
-    words = [q["sql"].split()[0] for q in queries.captured_queries]
+    """The first word of each statement, without the transaction control SQLite's backend shows.
+
+    An ``executemany`` shows as "<n> times: <statement>": one statement, sent once."""
+    words = [q["sql"].split(": ", 1)[-1].split()[0] if " times: " in q["sql"] else q["sql"].split()[0]
+             for q in queries.captured_queries]
     return [word for word in words if word not in ("BEGIN", "COMMIT")]
 
 
@@ -86,17 +89,16 @@ def test_a_failed_write_keeps_everything_for_the_next_try(result, monkeypatch):
     line = new_line(result)
     journal.start_line(line)
     journal.write("INFO", "kept")
-    original = QuerySet.bulk_create
+    original = hot_statements.insert
     calls = []
 
-    def failing_once(self, objs, *args, **kwargs):
+    def failing_once(objs, **kwargs):
         calls.append(1)
-        created = original(self, objs, *args, **kwargs)
+        original(objs, **kwargs)
         if len(calls) == 1:  # written, then the transaction is rolled back
             raise OperationalError("connection lost")
-        return created
 
-    monkeypatch.setattr(QuerySet, "bulk_create", failing_once)
+    monkeypatch.setattr(hot_statements, "insert", failing_once)
     with pytest.raises(OperationalError):
         journal.flush()
     assert line.pk is None and not result.line_results.exists()

@@ -1,0 +1,114 @@
+"""The statements every run executes, built once per process and prepared by PostgreSQL.
+
+A one-line run costs the claim, one INSERT of its line, one of its log and the
+UPDATE that ends it. Through the ORM each of them is compiled again in Python
+and parsed and planned again by PostgreSQL: at hundreds of runs a second that
+was most of the worker's and the database's time. Here the SQL text of each
+statement is built once per process from the model's fields, and on
+PostgreSQL it runs as a prepared statement (``hot_cursor``): parsed and
+planned once per connection. Values go through each field's
+``get_db_prep_save``, as the ORM would send them, so every backend gets what
+it expects (JSON, datetimes on SQLite). Django's cursor wrapper is kept:
+errors are Django's, and the statements show in ``connection.queries``.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from django.db import connection
+from django.db.backends.utils import CursorWrapper
+from django.db.models import Model
+
+
+@contextlib.contextmanager
+def hot_cursor() -> Iterator[CursorWrapper]:
+    """A cursor whose statements PostgreSQL prepares on first use (server-side binding); a plain one elsewhere.
+
+    Preparing needs ``prepare_threshold`` in the database OPTIONS (settings.py sets it unless
+    DATABASE_PREPARED_STATEMENTS=0, e.g. behind a pooler that cannot keep them); without it
+    the statements run unprepared, still without the ORM's compiling.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    raw = _prepared_cursor_class()(connection.connection)
+    wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    with wrapped as cursor:
+        yield cursor
+
+
+@functools.cache
+def _prepared_cursor_class() -> type:
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    class PreparedCursor(ServerBindingCursor):
+        def execute(self, query, params=None, *, prepare=None, binary=None):
+            return super().execute(query, params, prepare=True, binary=binary)
+
+        def _convert_query(self, query, params=None):
+            converted = super()._convert_query(query, params)
+            self._query = converted  # kept, as psycopg's client-side cursors keep it, for connection.queries
+            return converted
+
+    return PreparedCursor
+
+
+@functools.cache
+def _insert_sql(model: type[Model], returning_id: bool) -> tuple[str, tuple]:
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    returning = f" RETURNING {qn(model._meta.pk.column)}" if returning_id else ""
+    # Only quoted names from the model's metadata go into the text; every value is a parameter.
+    return f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES ({placeholders}){returning}", fields  # noqa: S608
+
+
+def _row(obj: Model, fields: Sequence) -> list:
+    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+
+
+def insert(objs: Iterable[Model], *, set_ids: bool = False) -> None:
+    """INSERT each (unsaved) object, as ``bulk_create`` would; ``set_ids`` reads back each new id."""
+    objs = list(objs)
+    if not objs:
+        return
+    model = type(objs[0])
+    sql, fields = _insert_sql(model, set_ids)
+    with hot_cursor() as cursor:
+        if not set_ids:
+            cursor.executemany(sql, [_row(obj, fields) for obj in objs])
+            return
+        for obj in objs:
+            cursor.execute(sql, _row(obj, fields))
+            obj.pk = cursor.fetchone()[0]
+            obj._state.adding = False
+            obj._state.db = connection.alias
+
+
+@functools.cache
+def _update_sql(model: type[Model], names: tuple[str, ...], where: tuple[str, ...]) -> tuple[str, tuple, tuple]:
+    meta = model._meta
+    qn = connection.ops.quote_name
+    fields = tuple(meta.get_field(name) for name in names)
+    conditions = tuple(meta.get_field(name) for name in where)
+    assignments = ", ".join(f"{qn(f.column)} = %s" for f in fields)
+    predicate = " AND ".join(f"{qn(f.column)} = %s" for f in conditions)
+    # Field names come from code (never from a request), quoted; every value is a parameter.
+    return f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {predicate}", fields, conditions  # noqa: S608
+
+
+def update(model: type[Model], values: Mapping[str, Any], **where: Any) -> int:
+    """``model.objects.filter(**where).update(**values)`` with equality conditions only; the row count."""
+    sql, fields, conditions = _update_sql(model, tuple(values), tuple(where))
+    params = [f.get_db_prep_save(value, connection) for f, value in zip(fields, values.values(), strict=True)]
+    params += [f.get_db_prep_value(value, connection) for f, value in zip(conditions, where.values(), strict=True)]
+    with hot_cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount

@@ -1,0 +1,73 @@
+"""The statements every run executes: written as the ORM would write them, and prepared on PostgreSQL."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from results import statements
+from results.models import JobLineResult, JobLogEntry, JobResult, Status
+from tests.helpers import make_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def result():
+    return JobResult.objects.create(job=make_job("stated"))
+
+
+def test_an_insert_writes_every_field_as_the_orm_reads_it_back(result):
+    started = timezone.now().replace(microsecond=123456)
+    line = JobLineResult(result_id=result.id, line_no=10, action="testing.echo", status=Status.SUCCESS,
+                         started_at=started, parameters={"day": "2026-11-20", "n": [1, 2.5, None]},
+                         failures=[{"id": "7", "error": "bad"}], records_total=3, data_changed=True)
+    statements.insert([line], set_ids=True)
+    assert line.pk is not None and not line._state.adding
+    stored = JobLineResult.objects.get(pk=line.pk)
+    assert (stored.started_at, stored.parameters, stored.failures, stored.records_total, stored.data_changed,
+            stored.external_called, stored.records_processed) == (
+        started, {"day": "2026-11-20", "n": [1, 2.5, None]}, [{"id": "7", "error": "bad"}], 3, True, None, 0)
+
+
+def test_an_insert_of_many_rows_is_one_statement(result):
+    entries = [JobLogEntry(result_id=result.id, seq=seq, message=f"entry {seq}", at=timezone.now())
+               for seq in range(1, 6)]
+    with CaptureQueriesContext(connection) as queries:
+        statements.insert(entries)
+    assert len(queries.captured_queries) == 1
+    assert list(result.log_entries.order_by("seq").values_list("message", flat=True)) == [
+        f"entry {seq}" for seq in range(1, 6)]
+
+
+def test_a_failed_insert_raises_django_s_error_and_writes_nothing(result):
+    entry = JobLogEntry(result_id=result.id, seq=1, message="first", at=timezone.now())
+    statements.insert([entry])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        statements.insert([JobLogEntry(result_id=result.id, seq=2, message="second", at=timezone.now()),
+                           JobLogEntry(result_id=result.id, seq=1, message="again", at=timezone.now())])
+    assert list(result.log_entries.values_list("message", flat=True)) == ["first"]
+
+
+def test_an_update_changes_only_the_rows_that_match_every_condition(result):
+    ended = timezone.now() - dt.timedelta(minutes=1)
+    assert statements.update(JobResult, {"message": "no", "finished_at": ended}, id=result.id,
+                             status=Status.RUNNING) == 0
+    assert statements.update(JobResult, {"message": "yes", "variables": {"who": "me"}, "finished_at": ended},
+                             id=result.id, status=Status.PENDING) == 1
+    stored = JobResult.objects.get(pk=result.pk)
+    assert (stored.message, stored.variables, stored.finished_at) == ("yes", {"who": "me"}, ended)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_on_postgresql_the_statements_are_prepared_once_per_connection(result):
+    for message in ("one", "two", "three"):
+        statements.update(JobResult, {"message": message}, id=result.id, status=Status.PENDING)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s",
+                       ['UPDATE "results_jobresult" SET "message"%'])
+        assert len(cursor.fetchall()) == 1
+    assert JobResult.objects.get(pk=result.pk).message == "three"
