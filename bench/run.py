@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import secrets
 import signal
 import socket
 import statistics
@@ -45,6 +46,10 @@ def configure() -> str:
     os.environ["JOBS_DEFAULT_QUEUE"] = QUEUE
     os.environ["DJANGO_SETTINGS_MODULE"] = "jobs_project.settings"
     os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+    # Measured as deployed: DEBUG off (with DEBUG on, Django keeps and formats every query it runs).
+    os.environ.setdefault("DEBUG", "0")
+    os.environ.setdefault("SECRET_KEY", f"bench-{secrets.token_urlsafe(40)}")
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "0")  # the page measures use Django's test client over http
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith("postgres"):
         recreate_postgres_database(url)

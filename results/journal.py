@@ -110,10 +110,12 @@ class RunJournal:
 
     def _write(self, entries: list[JobLogEntry], run_fields: dict, new_lines: list[JobLineResult],
                line_ends: dict[int, tuple[JobLineResult, dict]]) -> None:
-        with transaction.atomic(savepoint=False):
+        with transaction.atomic(savepoint=False), statements.pipelined():
             if run_fields:
                 statements.update(JobResult, run_fields, id=self.result_id)
-            statements.insert(new_lines, set_ids=True)  # a later end of the line updates it by id
+            # A line still running gets its id back: its end updates it by id. An ended one needs none.
+            statements.insert([line for line in new_lines if line.status == Status.RUNNING], set_ids=True)
+            statements.insert([line for line in new_lines if line.status != Status.RUNNING])
             for line, fields in line_ends.values():
                 statements.update(JobLineResult, fields, id=line.pk, status=Status.RUNNING)
             statements.insert(entries)

@@ -25,7 +25,7 @@ from jobs.models import JobLine
 from jobs.plans import JobPlan
 from jobs.registry import Cancelled
 
-from . import aftermath, states
+from . import aftermath, statements, states
 from .db import in_one_commit, reconnecting
 from .journal import LineLogger, RunJournal
 from .models import JobLineResult, LogLevel, Status
@@ -268,8 +268,9 @@ def execute(result_id: int) -> None:
         def end_run() -> bool:  # the journal's last writes and the run's end: one commit
             run_fields = journal.pop_run_fields()  # with the end, not in an UPDATE of their own
             try:
-                journal.flush()
-                return states.finish(result_id, status, message, also=run_fields)
+                with statements.pipelined():  # the journal's statements and the end go out together
+                    journal.flush()
+                    return states.finish(result_id, status, message, also=run_fields)
             except BaseException:
                 journal.set_run_fields(**run_fields)  # for the next try
                 raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -41,6 +42,40 @@ def hot_cursor() -> Iterator[CursorWrapper]:
     wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
     with wrapped as cursor:
         yield cursor
+
+
+_pipeline = threading.local()
+
+
+@contextlib.contextmanager
+def pipelined() -> Iterator[None]:
+    """Send the statements inside together (PostgreSQL's pipeline mode); use it inside a transaction.
+
+    A statement whose result is needed (a row count, a new id) waits for what was sent before it;
+    the others do not wait at all, so ending a run (its line, its log, its end) costs one round
+    trip and the commit instead of one round trip per statement. Elsewhere statements go one by one.
+    """
+    if connection.vendor != "postgresql" or _in_pipeline():
+        yield
+        return
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.pipeline() as pipeline:
+        _pipeline.current = pipeline
+        try:
+            yield
+        finally:
+            _pipeline.current = None
+
+
+def _in_pipeline() -> bool:
+    return getattr(_pipeline, "current", None) is not None
+
+
+def _wait_for_results() -> None:
+    pipeline = getattr(_pipeline, "current", None)
+    if pipeline is not None:
+        with connection.wrap_database_errors:
+            pipeline.sync()
 
 
 @functools.cache
@@ -82,8 +117,12 @@ def insert(objs: Iterable[Model], *, set_ids: bool = False) -> None:
     model = type(objs[0])
     sql, fields = _insert_sql(model, set_ids)
     with hot_cursor() as cursor:
-        if not set_ids:
+        if not set_ids and not _in_pipeline():
             cursor.executemany(sql, [_row(obj, fields) for obj in objs])
+            return
+        if not set_ids:  # queued one by one: executemany would wait for them (a pipeline of its own)
+            for obj in objs:
+                cursor.execute(sql, _row(obj, fields))
             return
         for obj in objs:
             cursor.execute(sql, _row(obj, fields))
@@ -111,4 +150,5 @@ def update(model: type[Model], values: Mapping[str, Any], **where: Any) -> int:
     params += [f.get_db_prep_value(value, connection) for f, value in zip(conditions, where.values(), strict=True)]
     with hot_cursor() as cursor:
         cursor.execute(sql, params)
+        _wait_for_results()
         return cursor.rowcount

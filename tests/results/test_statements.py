@@ -71,3 +71,24 @@ def test_on_postgresql_the_statements_are_prepared_once_per_connection(result):
                        ['UPDATE "results_jobresult" SET "message"%'])
         assert len(cursor.fetchall()) == 1
     assert JobResult.objects.get(pk=result.pk).message == "three"
+
+
+def test_statements_sent_together_fail_together_with_django_s_error(result):
+    statements.insert([JobLogEntry(result_id=result.id, seq=1, message="first", at=timezone.now())])
+    with pytest.raises(IntegrityError), transaction.atomic(), statements.pipelined():
+        statements.insert([JobLogEntry(result_id=result.id, seq=2, message="second", at=timezone.now()),
+                           JobLogEntry(result_id=result.id, seq=1, message="again", at=timezone.now())])
+        statements.update(JobResult, {"message": "not written"}, id=result.id)
+    assert list(result.log_entries.values_list("message", flat=True)) == ["first"]
+    assert JobResult.objects.get(pk=result.pk).message == ""
+    assert statements.update(JobResult, {"message": "the connection still works"}, id=result.id) == 1
+
+
+def test_statements_sent_together_are_all_written_and_their_row_counts_known(result):
+    with transaction.atomic(), statements.pipelined():
+        statements.insert([JobLogEntry(result_id=result.id, seq=seq, message=f"entry {seq}", at=timezone.now())
+                           for seq in (1, 2, 3)])
+        missed = statements.update(JobResult, {"message": "no"}, id=result.id, status=Status.RUNNING)
+        hit = statements.update(JobResult, {"message": "yes"}, id=result.id, status=Status.PENDING)
+    assert (missed, hit) == (0, 1)
+    assert result.log_entries.count() == 3 and JobResult.objects.get(pk=result.pk).message == "yes"
