@@ -117,12 +117,8 @@ def insert(objs: Iterable[Model], *, set_ids: bool = False) -> None:
     model = type(objs[0])
     sql, fields = _insert_sql(model, set_ids)
     with hot_cursor() as cursor:
-        if not set_ids and not _in_pipeline():
+        if not set_ids:  # inside ``pipelined`` it rides the pipeline, without waiting
             cursor.executemany(sql, [_row(obj, fields) for obj in objs])
-            return
-        if not set_ids:  # queued one by one: executemany would wait for them (a pipeline of its own)
-            for obj in objs:
-                cursor.execute(sql, _row(obj, fields))
             return
         for obj in objs:
             cursor.execute(sql, _row(obj, fields))

@@ -46,8 +46,7 @@ def test_nothing_is_written_before_a_flush_and_everything_at_once_after(result):
 def statements(queries: CaptureQueriesContext) -> list[str]:
     """Each statement as "<verb> <table>", without transaction control, consecutive repeats once.
 
-    On PostgreSQL the end's log entries go one INSERT each, sent together in one round trip
-    (pipeline mode); elsewhere as one ``executemany`` (shown as "<n> times: <statement>").
+    The log entries go as one ``executemany`` (shown as "<n> times: <statement>").
     """
     shown = []
     for query in queries.captured_queries:
