@@ -181,12 +181,19 @@ def measure_throughput(n: int, tmp: Path, rounds: int) -> dict:
     """
     rates: dict[str, list[float]] = {"celery_per_s": [], "jobs_per_s": [], "celery_e2e_per_s": [],
                                       "jobs_e2e_per_s": []}
+    floor = os.environ["DATABASE_URL"].startswith("postgres")
+    if floor:
+        rates["floor_per_s"] = []
     for i in range(rounds):
         rates["celery_per_s"].append(_raw_rate(n, tmp / f"raw-drain-{i}.txt", drain=True))
         rates["jobs_per_s"].append(_jobs_rate(n, drain=True))
+        if floor:
+            rates["floor_per_s"].append(_floor_rate(n))
         rates["celery_e2e_per_s"].append(_raw_rate(n, tmp / f"raw-e2e-{i}.txt", drain=False))
         rates["jobs_e2e_per_s"].append(_jobs_rate(n, drain=False))
     medians = {name: statistics.median(values) for name, values in rates.items()}
+    if floor:
+        medians["ratio_to_floor"] = medians["jobs_per_s"] / medians["floor_per_s"]
     return medians | {
         "ratio": medians["jobs_per_s"] / medians["celery_per_s"],
         "ratio_e2e": medians["jobs_e2e_per_s"] / medians["celery_e2e_per_s"],
@@ -219,6 +226,23 @@ def _raw_rate(n: int, path: Path, *, drain: bool) -> float:
         wait(lambda: line_count(path) >= n, timeout=600, step=0.01)
     starts = [float(x) for x in path.read_text().split()]
     return n / (max(starts) - (min(starts) if drain else sent))
+
+
+def _floor_rate(n: int) -> float:
+    """Raw Celery plus hand-written durable writes (``bench.tasks.raw_durable``), drained like the others."""
+    from django.db.models import Max, Min
+
+    from bench.tasks import insert_pending, raw_durable
+    from results.models import JobResult
+
+    job = make_job("bench-floor", "bench.noop")
+    ids = []
+    for _ in range(n):
+        ids.append(insert_pending(job.id))
+        raw_durable.apply_async(args=[ids[-1]], queue=DRAIN_QUEUE)
+    _draining(DRAIN_QUEUE, lambda: JobResult.objects.filter(id__in=ids, status="success").count() == n)
+    span = JobResult.objects.filter(id__in=ids).aggregate(first=Min("started_at"), last=Max("finished_at"))
+    return n / (span["last"] - span["first"]).total_seconds()
 
 
 def _jobs_rate(n: int, *, drain: bool) -> float:
@@ -487,6 +511,8 @@ def print_table(r: dict) -> None:
          f"{d['ratio_p99']:.2f}x"),
         ("throughput through one worker", f"{t['jobs_per_s']:.0f}/s", f"{t['celery_per_s']:.0f}/s",
          f"{t['ratio']:.2f}x"),
+        *([("  floor: raw Celery + the same writes", f"{t['floor_per_s']:.0f}/s",
+            f"Jobs / floor {t['ratio_to_floor']:.2f}x", "")] if "floor_per_s" in t else []),
         ("throughput end to end (one sender)", f"{t['jobs_e2e_per_s']:.0f}/s", f"{t['celery_e2e_per_s']:.0f}/s",
          f"{t['ratio_e2e']:.2f}x"),
         ("kill cooperative p99", f"{k['cooperative_s_p99']:.3f} s", f"{k['celery_revoke_s_p99']:.3f} s (revoke)", ""),
