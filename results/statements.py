@@ -55,7 +55,7 @@ def pipelined() -> Iterator[None]:
     the others do not wait at all, so ending a run (its line, its log, its end) costs one round
     trip and the commit instead of one round trip per statement. Elsewhere statements go one by one.
     """
-    if connection.vendor != "postgresql" or _in_pipeline():
+    if connection.vendor != "postgresql" or _in_pipeline() or not _pipeline_supported():
         yield
         return
     connection.ensure_connection()
@@ -65,6 +65,14 @@ def pipelined() -> Iterator[None]:
             yield
         finally:
             _pipeline.current = None
+
+
+@functools.cache
+def _pipeline_supported() -> bool:
+    """Pipeline mode needs libpq 14 or later (psycopg-binary bundles one); with an older one, one by one."""
+    import psycopg
+
+    return psycopg.Pipeline.is_supported()
 
 
 def _in_pipeline() -> bool:

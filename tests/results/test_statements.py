@@ -92,3 +92,12 @@ def test_statements_sent_together_are_all_written_and_their_row_counts_known(res
         hit = statements.update(JobResult, {"message": "yes"}, id=result.id, status=Status.PENDING)
     assert (missed, hit) == (0, 1)
     assert result.log_entries.count() == 3 and JobResult.objects.get(pk=result.pk).message == "yes"
+
+
+def test_without_pipeline_mode_the_statements_go_one_by_one(result, monkeypatch):
+    monkeypatch.setattr(statements, "_pipeline_supported", lambda: False)  # libpq older than 14
+    with transaction.atomic(), statements.pipelined():
+        assert not statements._in_pipeline()
+        statements.insert([JobLogEntry(result_id=result.id, seq=1, message="one", at=timezone.now())])
+        assert statements.update(JobResult, {"message": "yes"}, id=result.id, status=Status.PENDING) == 1
+    assert result.log_entries.count() == 1 and JobResult.objects.get(pk=result.pk).message == "yes"
