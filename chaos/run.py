@@ -697,7 +697,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", action="append", default=[],
                         help=f"run only these scenarios (comma-separated, repeatable): {', '.join(SCENARIOS)}")
-    parser.add_argument("--beat-seconds", type=int, default=120, help="length of the beat-ha scenario (s)")
+    parser.add_argument("--beat-seconds", type=int, default=180, help="length of the beat-ha scenario (s)")
     parser.add_argument("--keep", action="store_true", help="keep the jobs_chaos database at the end")
     args = parser.parse_args(argv)
     chosen = [name for item in args.only for name in item.split(",") if name] or list(SCENARIOS)
