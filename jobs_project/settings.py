@@ -82,7 +82,7 @@ else:
     if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
         # Lets results.statements.hot_cursor prepare the few statements every run executes (the ORM's own
         # client-side cursors never prepare); set DATABASE_PREPARED_STATEMENTS=0 behind a pooler that
-        # cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
+        # cannot keep prepared statements (PgBouncer in transaction mode before 1.22).
         DATABASES["default"].setdefault("OPTIONS", {}).setdefault("prepare_threshold", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import InterfaceError, OperationalError, connection
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,22 +33,6 @@ def reconnecting(work: Callable[[], T]) -> T:
             connection.close()
             time.sleep(delay)
     raise AssertionError("unreachable")
-
-
-def in_one_commit(write: Callable[[], T]) -> T:
-    """``write()`` in one transaction, again on a fresh connection if the database went away meanwhile.
-
-    A database restart during a long line leaves the worker a dead connection;
-    without this, a run that did its work would end as "the runner failed".
-    ``write`` must be safe to repeat (conditional updates, a log that keeps
-    unwritten entries).
-    """
-
-    def atomically() -> T:
-        with transaction.atomic():
-            return write()
-
-    return reconnecting(atomically)
 
 
 def skip_health_checks() -> None:

@@ -10,6 +10,7 @@ result page shows is at most one flush interval behind.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -24,6 +25,20 @@ def cut(message: str, limit: int) -> str:
     if len(message) <= limit:
         return message
     return f"{message[:limit]} … [cut {len(message) - limit} characters]"
+
+
+@dataclass
+class Batch:
+    """What one write of the journal takes: kept whole until its transaction commits."""
+
+    entries: list[JobLogEntry]
+    run_fields: dict[str, Any]
+    new_lines: list[JobLineResult]  # started, not yet written
+    line_ends: dict[int, tuple[JobLineResult, dict]]  # ends of lines already written
+
+    @property
+    def empty(self) -> bool:
+        return not (self.entries or self.run_fields or self.new_lines or self.line_ends)
 
 
 class RunJournal:
@@ -64,12 +79,6 @@ class RunJournal:
         with self._lock:
             self._run_fields.update(fields)
 
-    def pop_run_fields(self) -> dict[str, Any]:
-        """The run fields not yet written, for a caller that writes them itself (the run's end)."""
-        with self._lock:
-            fields, self._run_fields = self._run_fields, {}
-        return fields
-
     def start_line(self, line: JobLineResult) -> None:
         """A line started: ``line`` (unsaved, status running) is written at the next flush."""
         with self._lock:
@@ -92,43 +101,56 @@ class RunJournal:
         If the write fails, everything is kept for the next try.
         """
         with self._write_lock:
-            with self._lock:
-                entries, self._entries = self._entries, []
-                run_fields, self._run_fields = self._run_fields, {}
-                new_lines, self._new_lines = self._new_lines, []
-                line_ends, self._line_ends = self._line_ends, {}
-                self._in_flight = {id(line) for line in new_lines}
+            batch = self.take()
+            if batch.empty:
+                self.written(batch)
+                return
             try:
-                if entries or run_fields or new_lines or line_ends:
-                    self._write(entries, run_fields, new_lines, line_ends)
+                with transaction.atomic(savepoint=False), statements.pipelined():
+                    self.write_batch(batch)
             except BaseException:
-                self._keep_for_next_try(entries, run_fields, new_lines, line_ends)
+                self.put_back(batch)
                 raise
-            finally:
-                with self._lock:
-                    self._in_flight = set()
+            self.written(batch)
 
-    def _write(self, entries: list[JobLogEntry], run_fields: dict, new_lines: list[JobLineResult],
-               line_ends: dict[int, tuple[JobLineResult, dict]]) -> None:
-        with transaction.atomic(savepoint=False), statements.pipelined():
-            if run_fields:
-                statements.update(JobResult, run_fields, id=self.result_id)
-            # A line still running gets its id back: its end updates it by id. An ended one needs none.
-            statements.insert([line for line in new_lines if line.status == Status.RUNNING], set_ids=True)
-            statements.insert([line for line in new_lines if line.status != Status.RUNNING])
-            for line, fields in line_ends.values():
-                statements.update(JobLineResult, fields, id=line.pk, status=Status.RUNNING)
-            statements.insert(entries)
+    def take(self) -> Batch:
+        """Everything buffered, for a caller that writes it in a transaction of its own.
 
-    def _keep_for_next_try(self, entries, run_fields, new_lines, line_ends) -> None:
-        for line in new_lines:  # rolled back: they were not written after all
+        Hold ``flushing()``; then ``put_back`` the batch if that transaction fails (even at its
+        commit, or at a later statement of a pipeline), else say it was ``written``.
+        """
+        with self._lock:
+            batch = Batch(self._entries, self._run_fields, self._new_lines, self._line_ends)
+            self._entries, self._run_fields, self._new_lines, self._line_ends = [], {}, [], {}
+            self._in_flight = {id(line) for line in batch.new_lines}
+        return batch
+
+    def write_batch(self, batch: Batch, *, run_fields: bool = True) -> None:
+        """The batch's statements (``run_fields=False``: the caller writes those with the run's end)."""
+        if run_fields and batch.run_fields:
+            statements.update(JobResult, batch.run_fields, id=self.result_id)
+        # A line still running gets its id back: its end updates it by id. An ended one needs none.
+        statements.insert([line for line in batch.new_lines if line.status == Status.RUNNING], set_ids=True)
+        statements.insert([line for line in batch.new_lines if line.status != Status.RUNNING])
+        for line, fields in batch.line_ends.values():
+            statements.update(JobLineResult, fields, id=line.pk, status=Status.RUNNING)
+        statements.insert(batch.entries)
+
+    def written(self, batch: Batch) -> None:
+        with self._lock:
+            self._in_flight = set()
+
+    def put_back(self, batch: Batch) -> None:
+        """The batch's transaction rolled back: keep all of it, ahead of what came meanwhile."""
+        for line in batch.new_lines:  # rolled back: they were not written after all
             line.pk = None
             line._state.adding = True
         with self._lock:
-            self._entries = entries + self._entries
-            self._run_fields = run_fields | self._run_fields
-            self._new_lines = new_lines + self._new_lines
-            self._line_ends = line_ends | self._line_ends  # ends recorded meanwhile are newer
+            self._entries = batch.entries + self._entries
+            self._run_fields = batch.run_fields | self._run_fields
+            self._new_lines = batch.new_lines + self._new_lines
+            self._line_ends = batch.line_ends | self._line_ends  # ends recorded meanwhile are newer
+            self._in_flight = set()
 
     def flushing(self) -> threading.RLock:
         """Hold it around a transaction that flushes this journal.

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
 from jobs import context as context_vars
@@ -26,7 +27,7 @@ from jobs.plans import JobPlan
 from jobs.registry import Cancelled
 
 from . import aftermath, statements, states
-from .db import in_one_commit, reconnecting
+from .db import reconnecting
 from .journal import LineLogger, RunJournal
 from .models import JobLineResult, LogLevel, Status
 from .watchdog import MAX_FAILURES_KEPT, LineTally, Monitor, RunControl, RunWatch
@@ -265,18 +266,25 @@ def execute(result_id: int) -> None:
         status, message = run.execute()
         control.finished.set()
 
-        def end_run() -> bool:  # the journal's last writes and the run's end: one commit
-            run_fields = journal.pop_run_fields()  # with the end, not in an UPDATE of their own
+        def end_run() -> bool:
+            """The journal's last writes and the run's end (with the run's fields): one commit.
+
+            Kept by the journal until that commit: an error from any statement of the pipeline
+            or from the commit rolls it all back, and the next try (a fresh connection) writes it again.
+            """
+            batch = journal.take()
             try:
-                with statements.pipelined():  # the journal's statements and the end go out together
-                    journal.flush()
-                    return states.finish(result_id, status, message, also=run_fields)
+                with transaction.atomic(), statements.pipelined():
+                    journal.write_batch(batch, run_fields=False)
+                    ended = states.finish(result_id, status, message, also=batch.run_fields)
             except BaseException:
-                journal.set_run_fields(**run_fields)  # for the next try
+                journal.put_back(batch)
                 raise
+            journal.written(batch)
+            return ended
 
         with journal.flushing():
-            ended = in_one_commit(end_run)
+            ended = reconnecting(end_run)
         if ended:
             aftermath.run_ended(result_id, status, job=job)
     except BaseException as exc:

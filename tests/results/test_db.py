@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
 
 from results import db
 from results.models import JobResult
@@ -47,8 +47,9 @@ def test_a_commit_after_the_server_dropped_the_connection_goes_through():
         admin.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
 
     def write():
-        return JobResult.objects.create(job=job).id
+        with transaction.atomic():
+            return JobResult.objects.create(job=job).id
 
-    result_id = db.in_one_commit(write)
+    result_id = db.reconnecting(write)
     assert JobResult.objects.filter(id=result_id).exists()
     assert connection.connection.info.backend_pid != backend_pid

@@ -136,3 +136,30 @@ def test_a_short_one_line_run_costs_the_claim_and_one_commit_of_three_statements
     done = JobResult.objects.get(id=pending.id)
     assert (done.status, done.lines_total, done.variables["job.identifier"]) == (Status.SUCCESS, 1, "short")
     assert list(done.line_results.values_list("status", flat=True)) == ["success"]
+
+
+def test_an_end_that_fails_after_the_journal_was_sent_writes_everything_on_the_next_try(monkeypatch):
+    """The line and log are sent (queued in a pipeline on PostgreSQL) before the end's UPDATE; if that
+    UPDATE (or the commit) fails, the rollback takes them too, and the retry must write them again."""
+    from results import db
+
+    monkeypatch.setattr(db, "RECONNECT_DELAYS", (0, 0, None))
+    job = make_job("unlucky-end", (10, "testing.echo", {"text": "hi"}))
+    pending = JobResult.objects.create(job=job)
+    original, calls = states.finish, []
+
+    def failing_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            hot_statements.update(JobResult, {"message": "rolled back"}, id=pending.id)  # waits for what was sent
+            raise OperationalError("server closed the connection unexpectedly")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(states, "finish", failing_once)
+    runner.execute(pending.id)
+    done = JobResult.objects.get(id=pending.id)
+    assert (done.status, done.lines_total, len(calls)) == (Status.SUCCESS, 1, 2)
+    assert list(done.line_results.values_list("line_no", "status")) == [(10, "success")]
+    messages = list(done.log_entries.order_by("seq").values_list("message", flat=True))
+    assert messages[0].startswith("Started on ") and messages[-1].startswith("Line 10: success")
+    assert len(messages) == len(set(messages))  # each once
