@@ -10,8 +10,9 @@ result page shows is at most one flush interval behind.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -19,6 +20,8 @@ from django.utils import timezone
 
 from . import statements
 from .models import JobLineResult, JobLogEntry, JobResult, LogLevel, Status
+
+T = TypeVar("T")
 
 
 def cut(message: str, limit: int) -> str:
@@ -28,8 +31,8 @@ def cut(message: str, limit: int) -> str:
 
 
 @dataclass
-class Batch:
-    """What one write of the journal takes: kept whole until its transaction commits."""
+class _Batch:
+    """What one flush takes: kept whole until its transaction commits."""
 
     entries: list[JobLogEntry]
     run_fields: dict[str, Any]
@@ -95,38 +98,37 @@ class RunJournal:
 
     # --- writing ---------------------------------------------------------------------------------
 
-    def flush(self) -> None:
+    def flush(self, then: Callable[[dict[str, Any]], T] | None = None) -> T | None:
         """Write what is buffered, in one transaction; safe to call from any thread.
 
-        If the write fails, everything is kept for the next try.
+        ``then(run_fields)``, if given, runs last in that transaction and writes the run's fields
+        itself (the run's end writes them with its UPDATE); its value is returned. If anything
+        fails, even a later statement of the pipeline or the commit, everything is kept for the
+        next try.
         """
         with self._write_lock:
-            batch = self.take()
-            if batch.empty:
-                self.written(batch)
-                return
+            batch = self._take()
             try:
+                if batch.empty and then is None:
+                    return None
                 with transaction.atomic(savepoint=False), statements.pipelined():
-                    self.write_batch(batch)
+                    self._write(batch, run_fields=then is None)
+                    return then(batch.run_fields) if then is not None else None
             except BaseException:
-                self.put_back(batch)
+                self._put_back(batch)
                 raise
-            self.written(batch)
+            finally:
+                with self._lock:
+                    self._in_flight = set()
 
-    def take(self) -> Batch:
-        """Everything buffered, for a caller that writes it in a transaction of its own.
-
-        Hold ``flushing()``; then ``put_back`` the batch if that transaction fails (even at its
-        commit, or at a later statement of a pipeline), else say it was ``written``.
-        """
+    def _take(self) -> _Batch:
         with self._lock:
-            batch = Batch(self._entries, self._run_fields, self._new_lines, self._line_ends)
+            batch = _Batch(self._entries, self._run_fields, self._new_lines, self._line_ends)
             self._entries, self._run_fields, self._new_lines, self._line_ends = [], {}, [], {}
             self._in_flight = {id(line) for line in batch.new_lines}
         return batch
 
-    def write_batch(self, batch: Batch, *, run_fields: bool = True) -> None:
-        """The batch's statements (``run_fields=False``: the caller writes those with the run's end)."""
+    def _write(self, batch: _Batch, *, run_fields: bool) -> None:
         if run_fields and batch.run_fields:
             statements.update(JobResult, batch.run_fields, id=self.result_id)
         # A line still running gets its id back: its end updates it by id. An ended one needs none.
@@ -136,11 +138,7 @@ class RunJournal:
             statements.update(JobLineResult, fields, id=line.pk, status=Status.RUNNING)
         statements.insert(batch.entries)
 
-    def written(self, batch: Batch) -> None:
-        with self._lock:
-            self._in_flight = set()
-
-    def put_back(self, batch: Batch) -> None:
+    def _put_back(self, batch: _Batch) -> None:
         """The batch's transaction rolled back: keep all of it, ahead of what came meanwhile."""
         for line in batch.new_lines:  # rolled back: they were not written after all
             line.pk = None
@@ -150,7 +148,6 @@ class RunJournal:
             self._run_fields = batch.run_fields | self._run_fields
             self._new_lines = batch.new_lines + self._new_lines
             self._line_ends = batch.line_ends | self._line_ends  # ends recorded meanwhile are newer
-            self._in_flight = set()
 
     def flushing(self) -> threading.RLock:
         """Hold it around a transaction that flushes this journal.

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 
 from jobs import context as context_vars
@@ -26,7 +25,7 @@ from jobs.models import JobLine
 from jobs.plans import JobPlan
 from jobs.registry import Cancelled
 
-from . import aftermath, statements, states
+from . import aftermath, states
 from .db import reconnecting
 from .journal import LineLogger, RunJournal
 from .models import JobLineResult, LogLevel, Status
@@ -266,22 +265,8 @@ def execute(result_id: int) -> None:
         status, message = run.execute()
         control.finished.set()
 
-        def end_run() -> bool:
-            """The journal's last writes and the run's end (with the run's fields): one commit.
-
-            Kept by the journal until that commit: an error from any statement of the pipeline
-            or from the commit rolls it all back, and the next try (a fresh connection) writes it again.
-            """
-            batch = journal.take()
-            try:
-                with transaction.atomic(), statements.pipelined():
-                    journal.write_batch(batch, run_fields=False)
-                    ended = states.finish(result_id, status, message, also=batch.run_fields)
-            except BaseException:
-                journal.put_back(batch)
-                raise
-            journal.written(batch)
-            return ended
+        def end_run() -> bool:  # the journal's last writes and the run's end, with the run's fields: one commit
+            return journal.flush(then=lambda run_fields: states.finish(result_id, status, message, also=run_fields))
 
         with journal.flushing():
             ended = reconnecting(end_run)
