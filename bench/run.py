@@ -176,8 +176,10 @@ def measure_throughput(n: int, tmp: Path, rounds: int) -> dict:
 
     *Through one worker*: ``n`` messages wait in a queue the worker does not consume yet; it is then
     told to consume it (``add_consumer``) and the rate is ``n`` over the time from the first start to
-    the last end. *End to end*: one driver sends ``n`` one by one while the worker runs them, so the
-    sender's cost (for Jobs, the pending result's INSERT) shares the machine with the worker.
+    the last end (for Jobs and the floor, from the first claim). *End to end*: one driver sends ``n``
+    one by one while the worker runs them, so the sender's cost (for Jobs, the pending result's
+    INSERT) shares the machine with the worker. *Floor* (PostgreSQL): raw Celery plus the durable
+    writes a run needs, hand-written (``bench.tasks.raw_durable``), drained like Jobs.
     """
     rates: dict[str, list[float]] = {"celery_per_s": [], "jobs_per_s": [], "celery_e2e_per_s": [],
                                       "jobs_e2e_per_s": []}
@@ -230,8 +232,6 @@ def _raw_rate(n: int, path: Path, *, drain: bool) -> float:
 
 def _floor_rate(n: int) -> float:
     """Raw Celery plus hand-written durable writes (``bench.tasks.raw_durable``), drained like the others."""
-    from django.db.models import Max, Min
-
     from bench.tasks import insert_pending, raw_durable
     from results.models import JobResult
 
@@ -241,15 +241,23 @@ def _floor_rate(n: int) -> float:
         ids.append(insert_pending(job.id))
         raw_durable.apply_async(args=[ids[-1]], queue=DRAIN_QUEUE)
     _draining(DRAIN_QUEUE, lambda: JobResult.objects.filter(id__in=ids, status="success").count() == n)
+    return _drained_rate(ids)
+
+
+def _drained_rate(ids: list[int], sent: float | None = None) -> float:
+    """Results per second from the first claim (or from ``sent``) to the last end."""
+    from django.db.models import Max, Min
+
+    from results.models import JobResult
+
     span = JobResult.objects.filter(id__in=ids).aggregate(first=Min("started_at"), last=Max("finished_at"))
-    return n / (span["last"] - span["first"]).total_seconds()
+    first = span["first"].timestamp() if sent is None else sent
+    return len(ids) / (span["last"].timestamp() - first)
 
 
 def _jobs_rate(n: int, *, drain: bool) -> float:
-    from django.db.models import Max, Min
-
     from results.dispatch import start_run
-    from results.models import TERMINAL, JobLineResult, JobResult
+    from results.models import TERMINAL, JobResult
 
     job = make_job("bench-drain" if drain else "bench-throughput", "bench.noop", queue=DRAIN_QUEUE if drain else "")
     sent = time.time()
@@ -262,9 +270,7 @@ def _jobs_rate(n: int, *, drain: bool) -> float:
         _draining(DRAIN_QUEUE, done)
     else:
         wait(done, timeout=600, step=0.05)
-    first = JobLineResult.objects.filter(result_id__in=ids).aggregate(first=Min("started_at"))["first"]
-    last = JobResult.objects.filter(id__in=ids).aggregate(last=Max("finished_at"))["last"]
-    return n / (last.timestamp() - (first.timestamp() if drain else sent))
+    return _drained_rate(ids, None if drain else sent)
 
 
 def measure_kills(n: int, tmp: Path) -> dict:
