@@ -1,34 +1,23 @@
-"""Built-in actions: ``core.shell``, ``core.sleep``, ``core.http`` and ``core.management_command``."""
+"""``core.http``: one HTTP request, its answer checked and logged (secret headers masked)."""
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import os
 import re
-import shlex
-import signal
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.client import HTTPException, HTTPMessage, RemoteDisconnected
 from typing import Literal, TypeVar
 
-from django.conf import settings
-from django.core.management import call_command, get_commands
-
-from .registry import Cancelled, action
+from ..registry import Cancelled, action
 
 T = TypeVar("T")
-
 
 
 def server_reachable(url: str, timeout: float = 5.0) -> str | None:
@@ -46,106 +35,6 @@ def server_reachable(url: str, timeout: float = 5.0) -> str | None:
         return f"{parts.hostname}:{port} did not answer within {timeout:g} s"
     except OSError as exc:
         return f"{parts.hostname}:{port} is unreachable ({exc.strerror or exc})"
-
-
-def folder_usable(cwd: str = "", **_) -> str | None:
-    """Pre-flight check of core.shell: the working directory exists."""
-    if cwd and not os.path.isdir(cwd):
-        return f"the working directory {cwd} does not exist"
-    return None
-
-
-@action(
-    "core.shell",
-    label="Shell command",
-    help={"command": "Run by /bin/sh in its own process group; each output line goes to the log.",
-          "cwd": "Working directory; empty for the worker's."},
-    idempotent=False,
-    dangerous=True,
-    supports_cancel=True,
-    check=folder_usable,
-)
-def shell(ctx, command: str, cwd: str = "") -> str:
-    """Run a shell command; a non-zero exit status fails the line."""
-    process = subprocess.Popen(
-        ["/bin/sh", "-c", command],
-        cwd=cwd or None,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,  # its own process group, so a kill reaches the whole tree
-    )
-    ctx.register_process_group(process.pid)
-    readers = [
-        threading.Thread(target=_pump, args=(process.stdout, ctx.log.info), daemon=True),
-        threading.Thread(target=_pump, args=(process.stderr, ctx.log.warning), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
-    try:
-        while process.poll() is None:
-            if ctx.wait_cancelled(0.05):
-                terminate_group(process.pid, settings.JOBS_KILL_GRACE_SECONDS, process)
-                raise Cancelled()
-    finally:
-        # Whatever the command left behind in its group ends with the line.
-        terminate_group(process.pid, settings.JOBS_KILL_GRACE_SECONDS, process)
-        for reader in readers:
-            reader.join(timeout=2)
-        ctx.unregister_process_group(process.pid)
-    if process.returncode != 0:
-        raise RuntimeError(f"command exited with status {process.returncode}")
-    return "command exited with status 0"
-
-
-def _pump(stream, write) -> None:
-    with stream:
-        for raw in iter(stream.readline, b""):
-            write(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-
-
-def terminate_group(pgid: int, grace: float, process: subprocess.Popen | None = None) -> None:
-    """SIGTERM to the process group, SIGKILL to what is left after ``grace`` seconds."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if process is not None:
-            process.poll()  # reap our own child, so that it does not count as alive
-        if not group_alive(pgid):
-            return
-        time.sleep(0.02)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-    if process is not None:
-        process.wait()
-
-
-def group_alive(pgid: int) -> bool:
-    """True while a process of the group still runs (zombies waiting to be reaped do not count)."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
-
-
-@action("core.sleep", label="Sleep", help={"seconds": "How long to wait."}, supports_cancel=True)
-def sleep(ctx, seconds: float = 1.0) -> str:
-    """Wait; a kill ends the wait at once."""
-    if seconds < 0:
-        raise ValueError("seconds must be zero or more")
-    if ctx.wait_cancelled(seconds):
-        raise Cancelled()
-    return f"slept {seconds:g} s"
 
 
 # core.http ------------------------------------------------------------------------------------------------------
@@ -419,103 +308,3 @@ def _failure(exc: BaseException, timeout: float) -> str:
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror[:1].lower() + reason.strerror[1:]
     return f"{type(reason).__name__}: {reason}"
-
-
-# core.management_command ----------------------------------------------------------------------------------------
-
-REFUSED_COMMANDS = {
-    "runserver": "it serves until stopped",
-    "testserver": "it serves until stopped",
-    "shell": "it waits for a person at a terminal",
-    "dbshell": "it waits for a person at a terminal",
-    "flush": "it deletes every row of the database",
-}
-
-
-@action(
-    "core.management_command",
-    label="Management command",
-    help={"command": "The name of a Django management command, e.g. clearsessions.",
-          "arguments": "Its arguments and options, split like a shell does, e.g. --database default."},
-    idempotent=False,
-    dangerous=True,
-)
-def management_command(ctx, command: str, arguments: str = "") -> str:
-    """Run a Django management command in the worker; its output goes to the log, an error fails the line."""
-    words = _split(command, "command")  # "check --deploy" in command is allowed too
-    if not words:
-        raise ValueError("command is empty: give the name of a management command, e.g. clearsessions")
-    name, args = words[0], words[1:] + _split(arguments, "arguments")
-    _check_command(name)
-    shown = shlex.join([name, *args])
-    ctx.log.info(f"manage.py {shown}")
-    stdout, stderr = LineWriter(ctx.log.info), LineWriter(ctx.log.warning)
-    try:
-        with _empty_stdin():
-            call_command(name, *args, stdout=stdout, stderr=stderr)
-    except SystemExit as exc:  # some commands sys.exit(); that must not end the worker
-        if exc.code not in (0, None):
-            raise RuntimeError(f"manage.py {name} exited with status {exc.code}") from None
-    except EOFError:
-        raise RuntimeError(f"manage.py {name} asked for input, which a job cannot give (try --noinput)") from None
-    finally:
-        stdout.finish()
-        stderr.finish()
-    return f"manage.py {shown} finished ({stdout.lines + stderr.lines} line(s) of output)"
-
-
-def _split(text: str, what: str) -> list[str]:
-    try:
-        return shlex.split(text or "")
-    except ValueError as exc:
-        raise ValueError(f"{what} cannot be split into words: {exc} in {text!r}") from None
-
-
-def _check_command(name: str) -> None:
-    if name in REFUSED_COMMANDS:
-        raise ValueError(f"the management command '{name}' cannot run in a job: {REFUSED_COMMANDS[name]}")
-    if name not in get_commands():
-        raise ValueError(f"unknown management command '{name}'")
-
-
-class LineWriter(io.TextIOBase):
-    """A text stream that hands each complete line to ``write_line`` as it comes."""
-
-    encoding = "utf-8"
-
-    def __init__(self, write_line: Callable[[str], None]) -> None:
-        super().__init__()
-        self._write_line = write_line
-        self._pending = ""
-        self._lock = threading.Lock()
-        self.lines = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        with self._lock:
-            *complete, self._pending = (self._pending + text).split("\n")
-            self.lines += len(complete)
-        for line in complete:
-            self._write_line(line.rstrip("\r"))
-        return len(text)
-
-    def finish(self) -> None:
-        """Hand over the last line if it did not end with a newline."""
-        with self._lock:
-            last, self._pending = self._pending, ""
-            self.lines += bool(last)
-        if last:
-            self._write_line(last.rstrip("\r"))
-
-
-@contextlib.contextmanager
-def _empty_stdin() -> Iterator[None]:
-    """A prompt meets the end of its input (EOFError) instead of waiting for a person who is not there."""
-    saved, sys.stdin = sys.stdin, io.StringIO()
-    try:
-        yield
-    finally:
-        sys.stdin = saved
-

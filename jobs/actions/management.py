@@ -1,0 +1,115 @@
+"""``core.management_command``: a Django management command run in the worker."""
+from __future__ import annotations
+
+import contextlib
+import io
+import shlex
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from django.core.management import call_command, get_commands
+
+from ..registry import action
+
+T = TypeVar("T")
+
+
+# core.management_command ----------------------------------------------------------------------------------------
+
+REFUSED_COMMANDS = {
+    "runserver": "it serves until stopped",
+    "testserver": "it serves until stopped",
+    "shell": "it waits for a person at a terminal",
+    "dbshell": "it waits for a person at a terminal",
+    "flush": "it deletes every row of the database",
+}
+
+
+@action(
+    "core.management_command",
+    label="Management command",
+    help={"command": "The name of a Django management command, e.g. clearsessions.",
+          "arguments": "Its arguments and options, split like a shell does, e.g. --database default."},
+    idempotent=False,
+    dangerous=True,
+)
+def management_command(ctx, command: str, arguments: str = "") -> str:
+    """Run a Django management command in the worker; its output goes to the log, an error fails the line."""
+    words = _split(command, "command")  # "check --deploy" in command is allowed too
+    if not words:
+        raise ValueError("command is empty: give the name of a management command, e.g. clearsessions")
+    name, args = words[0], words[1:] + _split(arguments, "arguments")
+    _check_command(name)
+    shown = shlex.join([name, *args])
+    ctx.log.info(f"manage.py {shown}")
+    stdout, stderr = LineWriter(ctx.log.info), LineWriter(ctx.log.warning)
+    try:
+        with _empty_stdin():
+            call_command(name, *args, stdout=stdout, stderr=stderr)
+    except SystemExit as exc:  # some commands sys.exit(); that must not end the worker
+        if exc.code not in (0, None):
+            raise RuntimeError(f"manage.py {name} exited with status {exc.code}") from None
+    except EOFError:
+        raise RuntimeError(f"manage.py {name} asked for input, which a job cannot give (try --noinput)") from None
+    finally:
+        stdout.finish()
+        stderr.finish()
+    return f"manage.py {shown} finished ({stdout.lines + stderr.lines} line(s) of output)"
+
+
+def _split(text: str, what: str) -> list[str]:
+    try:
+        return shlex.split(text or "")
+    except ValueError as exc:
+        raise ValueError(f"{what} cannot be split into words: {exc} in {text!r}") from None
+
+
+def _check_command(name: str) -> None:
+    if name in REFUSED_COMMANDS:
+        raise ValueError(f"the management command '{name}' cannot run in a job: {REFUSED_COMMANDS[name]}")
+    if name not in get_commands():
+        raise ValueError(f"unknown management command '{name}'")
+
+
+class LineWriter(io.TextIOBase):
+    """A text stream that hands each complete line to ``write_line`` as it comes."""
+
+    encoding = "utf-8"
+
+    def __init__(self, write_line: Callable[[str], None]) -> None:
+        super().__init__()
+        self._write_line = write_line
+        self._pending = ""
+        self._lock = threading.Lock()
+        self.lines = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            *complete, self._pending = (self._pending + text).split("\n")
+            self.lines += len(complete)
+        for line in complete:
+            self._write_line(line.rstrip("\r"))
+        return len(text)
+
+    def finish(self) -> None:
+        """Hand over the last line if it did not end with a newline."""
+        with self._lock:
+            last, self._pending = self._pending, ""
+            self.lines += bool(last)
+        if last:
+            self._write_line(last.rstrip("\r"))
+
+
+@contextlib.contextmanager
+def _empty_stdin() -> Iterator[None]:
+    """A prompt meets the end of its input (EOFError) instead of waiting for a person who is not there."""
+    saved, sys.stdin = sys.stdin, io.StringIO()
+    try:
+        yield
+    finally:
+        sys.stdin = saved

@@ -1,0 +1,106 @@
+"""``core.shell``: a command run by /bin/sh in its own process group, killed with its whole tree."""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from typing import TypeVar
+
+from django.conf import settings
+
+from ..registry import Cancelled, action
+
+T = TypeVar("T")
+
+
+def folder_usable(cwd: str = "", **_) -> str | None:
+    """Pre-flight check of core.shell: the working directory exists."""
+    if cwd and not os.path.isdir(cwd):
+        return f"the working directory {cwd} does not exist"
+    return None
+
+
+@action(
+    "core.shell",
+    label="Shell command",
+    help={"command": "Run by /bin/sh in its own process group; each output line goes to the log.",
+          "cwd": "Working directory; empty for the worker's."},
+    idempotent=False,
+    dangerous=True,
+    supports_cancel=True,
+    check=folder_usable,
+)
+def shell(ctx, command: str, cwd: str = "") -> str:
+    """Run a shell command; a non-zero exit status fails the line."""
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", command],
+        cwd=cwd or None,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, so a kill reaches the whole tree
+    )
+    ctx.register_process_group(process.pid)
+    readers = [
+        threading.Thread(target=_pump, args=(process.stdout, ctx.log.info), daemon=True),
+        threading.Thread(target=_pump, args=(process.stderr, ctx.log.warning), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        while process.poll() is None:
+            if ctx.wait_cancelled(0.05):
+                terminate_group(process.pid, settings.JOBS_KILL_GRACE_SECONDS, process)
+                raise Cancelled()
+    finally:
+        # Whatever the command left behind in its group ends with the line.
+        terminate_group(process.pid, settings.JOBS_KILL_GRACE_SECONDS, process)
+        for reader in readers:
+            reader.join(timeout=2)
+        ctx.unregister_process_group(process.pid)
+    if process.returncode != 0:
+        raise RuntimeError(f"command exited with status {process.returncode}")
+    return "command exited with status 0"
+
+
+def _pump(stream, write) -> None:
+    with stream:
+        for raw in iter(stream.readline, b""):
+            write(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+
+
+def terminate_group(pgid: int, grace: float, process: subprocess.Popen | None = None) -> None:
+    """SIGTERM to the process group, SIGKILL to what is left after ``grace`` seconds."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if process is not None:
+            process.poll()  # reap our own child, so that it does not count as alive
+        if not group_alive(pgid):
+            return
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    if process is not None:
+        process.wait()
+
+
+def group_alive(pgid: int) -> bool:
+    """True while a process of the group still runs (zombies waiting to be reaped do not count)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
