@@ -7,14 +7,10 @@ import shlex
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import TypeVar
 
 from django.core.management import call_command, get_commands
 
 from ..registry import action
-
-T = TypeVar("T")
-
 
 # core.management_command ----------------------------------------------------------------------------------------
 
