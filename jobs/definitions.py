@@ -16,8 +16,9 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from .models import Action, Domain, FilterTemplate, Job, JobLine, Schedule
-from .params import MAX_JSON_DEPTH, NUL_RULE, json_problem
+from .params import MAX_JSON_DEPTH, json_problem
 from .scheduling import DAY_NAMES, UNITS, WEEKDAYS, PlanError, zone
+from .text import storable, text_problem
 
 JOB_KEYS = {"identifier", "name", "description", "domain", "active", "stops_on_error", "module", "queue",
             "params", "schedule", "report", "lines"}
@@ -106,8 +107,9 @@ def structure_problem(document: Any) -> str | None:
         if leaving:
             on_path.discard(id(item))
             continue
-        if isinstance(item, str) and "\x00" in item:
-            return f"{path or 'the file'}: {NUL_RULE}"
+        problem = text_problem(item) if isinstance(item, str) else None
+        if problem:
+            return f"{path or 'the file'}: {problem}"
         if not isinstance(item, dict | list):
             continue
         nodes += 1
@@ -128,7 +130,7 @@ def _children(item: dict | list, path: str) -> list[tuple[Any, str]]:
         return [(child, f"{path}[{index}]") for index, child in enumerate(item)]
     children = []
     for key, child in item.items():
-        name = str(key).replace("\x00", "\\x00")  # the message says where NUL is without holding one
+        name = storable(str(key))  # the message says where NUL is without holding one
         where = f"{path}.{name}" if path else name
         children += [(key, where), (child, where)]
     return children

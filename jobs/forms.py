@@ -5,6 +5,8 @@ from django import forms
 from django.conf import settings
 from django.forms.fields import InvalidJSONInput
 
+from .text import storable, value_problem
+
 WIDGETS = {
     "date": lambda: forms.DateInput(attrs={"type": "date"}),
     "datetime": lambda: forms.DateTimeInput(attrs={"type": "datetime-local"}),
@@ -40,19 +42,29 @@ def field_for(spec: dict) -> forms.Field:
 
 
 class JSONTextField(forms.JSONField):
-    """JSON typed in a form; text nested too deeply for Python's parser is a field error, not a crash."""
+    """JSON typed in a form; text nested too deeply for Python's parser, or text no database stores
+    (``"\\u0000"``, ``"\\ud800"``), is a field error, not a crash."""
 
     def to_python(self, value):
         try:
-            return super().to_python(value)
+            converted = super().to_python(value)
         except RecursionError:
             raise forms.ValidationError("Enter valid JSON (it is nested too deeply).", code="invalid") from None
+        problem = value_problem(converted)
+        if problem is not None:
+            where, rule = problem
+            inside = "".join(f"[{step}]" if isinstance(step, int) else f".{storable(step)}" for step in where)
+            raise forms.ValidationError(f"{inside.lstrip('.') or 'The value'}: {rule}", code="invalid")
+        return converted
 
     def bound_data(self, data, initial):
         try:
-            return super().bound_data(data, initial)
+            bound = super().bound_data(data, initial)
         except RecursionError:  # the form is shown again with the text as typed
             return InvalidJSONInput(data)
+        if not isinstance(bound, InvalidJSONInput) and value_problem(bound) is not None:
+            return InvalidJSONInput(data)  # as typed (escapes), not the text no page can encode
+        return bound
 
 
 class RunParametersForm(forms.Form):

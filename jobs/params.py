@@ -23,12 +23,13 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
+from .text import NUL_RULE, SURROGATE_RULE, text_problem
+
 TYPES = ("str", "int", "float", "bool", "date", "datetime", "choice", "email", "json")
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
 # Deeper JSON is refused: Python's parser and encoder recurse, and no job needs it.
 MAX_JSON_DEPTH = 100
-NUL_RULE = "must not contain NUL characters"
 
 
 class ParameterError(ValueError):
@@ -95,8 +96,8 @@ def _refuse_unstorable(spec: dict, converted: Any) -> None:
     if spec.get("type", "str") not in ("str", "choice", "email", "json"):
         return
     problem = json_problem(converted)
-    if problem == NUL_RULE:
-        raise ParameterError(NUL_RULE)
+    if problem in (NUL_RULE, SURROGATE_RULE):
+        raise ParameterError(problem)
     if problem:
         raise ParameterError(_rule(spec))
 
@@ -112,8 +113,9 @@ def json_problem(value: Any) -> str | None:
         if depth > MAX_JSON_DEPTH:
             return f"must not be nested more than {MAX_JSON_DEPTH} levels deep"
         if isinstance(item, str):
-            if "\x00" in item:
-                return NUL_RULE
+            problem = text_problem(item)
+            if problem:
+                return problem
         elif isinstance(item, float):
             if not math.isfinite(item):
                 return "must not hold NaN or Infinity (JSON has no such numbers)"

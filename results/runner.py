@@ -266,12 +266,13 @@ def execute(result_id: int) -> None:
         control.finished.set()
 
         def end_run() -> bool:  # the journal's last writes and the run's end, with the run's fields: one commit
-            return journal.flush(then=lambda run_fields: states.finish(result_id, status, message, also=run_fields))
+            return journal.flush(then=lambda run_fields: states.finish(
+                result_id, *journal.honest_end(status, message), also=run_fields, cut_short=bool(journal.losses)))
 
         with journal.flushing():
             ended = reconnecting(end_run)
         if ended:
-            aftermath.run_ended(result_id, status, job=job)
+            aftermath.run_ended(result_id, journal.honest_end(status, message)[0], job=job)
     except BaseException as exc:
         control.finished.set()
         if _end_after_runner_failure(result_id, journal, exc):

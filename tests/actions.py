@@ -103,3 +103,23 @@ def deactivate_users(ctx, batch: int = 250, trace: str = "") -> str:
         with open(trace, "w") as handle:
             handle.write("\n".join(map(str, seen)))
     return f"{len(seen)} users deactivated"
+
+
+@action("testing.bad_output")
+def bad_output(ctx, failed_record: bool = False) -> str:
+    """Writes text a database may refuse: NUL and lone surrogates (what surrogateescape makes of a byte
+    that is not UTF-8) in the log, the returned message and, with ``failed_record``, a failed record."""
+    ctx.log.info("a\x00b")
+    ctx.log.warning("bad byte: \udcff, lone half: \ud800")
+    if failed_record:
+        ctx.failed("rec\x00-1", "error with \x00 and \udc80")
+    return "returned \x00 and \udcff"
+
+
+@action("testing.huge_progress")
+def huge_progress(ctx, total: int = 10**20) -> str:
+    """Reports a record count no integer column can hold: its line's counts cannot be stored."""
+    ctx.log.info("before the huge count")
+    ctx.progress(1, total)
+    ctx.log.info("after the huge count")
+    return "counted"
