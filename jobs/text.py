@@ -54,6 +54,19 @@ def value_problem(value: Any) -> tuple[Path, str] | None:
     return None
 
 
+def named_problem(named: dict[str, str | list[str] | None]) -> str | None:
+    """"NAME: rule" for the first text of ``named`` (values or lists of them) that breaks a rule, or None.
+
+    For command-line arguments: a byte that is not UTF-8 arrives as a lone surrogate (surrogateescape).
+    """
+    for name, values in named.items():
+        for value in values if isinstance(values, list) else [values]:
+            problem = text_problem(value) if isinstance(value, str) else None
+            if problem:
+                return f"{name}: {problem}"
+    return None
+
+
 def storable(text: str) -> str:
     """``text`` as any database stores it: NUL shown as ``\\x00``, lone surrogates as U+FFFD.
 
