@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from jobs.models import Action, DomainMembership, Job
@@ -124,3 +125,17 @@ def test_run_dialog_json_parameter_with_a_lone_surrogate_is_a_field_error(client
     assert f"k: {SURROGATE_RULE}" in response.content.decode()
     assert not JobResult.objects.exists()
 
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (b'jobs:\n  - identifier: x\n    description: "a\\ud800b"\n', f"jobs[0].description: {SURROGATE_RULE}"),
+    (b'jobs:\n  - identifier: x\n    name: "a\\0b"\n', f"jobs[0].name: {NUL_RULE}"),
+    (b"jobs:\n  - identifier: a\x00b\n", "not valid YAML: unacceptable character #x0000"),
+    (b"jobs:\n  - identifier: caf\xe9\n", "The file is not UTF-8 text."),
+])
+def test_the_admin_import_form_refuses_bad_text_naming_where(client, admin_user, content, reason):
+    client.force_login(admin_user)
+    response = client.post(reverse("admin:jobs_job_import"), {"file": SimpleUploadedFile("x.yaml", content)})
+    assert response.status_code == 200
+    assert reason in response.content.decode()
+    assert not Job.objects.exists()
