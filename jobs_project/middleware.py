@@ -34,8 +34,10 @@ def request_problem(request: HttpRequest) -> tuple[str, str] | None:
     if problem:
         return "path", problem
     sources = [request.GET]
-    if request.method == "POST":
-        sources.append(request.POST)  # empty for bodies that are not forms (JSON: the API's parser checks it)
+    # Forms (the admin's). The API takes JSON only, checked by its parser: reading a form body here would
+    # hide it from DRF, which must refuse it (415).
+    if request.method == "POST" and not _is_api(request):
+        sources.append(request.POST)
     for source in sources:
         for name, values in source.lists():
             problem = text_problem(name) or next(filter(None, map(text_problem, values)), None)
@@ -45,6 +47,10 @@ def request_problem(request: HttpRequest) -> tuple[str, str] | None:
 
 
 def bad_request(request: HttpRequest, name: str, rule: str) -> HttpResponse:
-    if request.path_info.startswith(API_PREFIX):
+    if _is_api(request):
         return JsonResponse({"errors": {name: [rule]}}, status=400)
     return HttpResponseBadRequest(format_html("<h1>Bad Request (400)</h1><p>{}: {}</p>", name, rule))
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path_info.startswith(API_PREFIX)
