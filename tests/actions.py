@@ -106,13 +106,16 @@ def deactivate_users(ctx, batch: int = 250, trace: str = "") -> str:
 
 
 @action("testing.bad_output")
-def bad_output(ctx, failed_record: bool = False) -> str:
+def bad_output(ctx, failed_record: bool = False, fail: bool = False) -> str:
     """Writes text a database may refuse: NUL and lone surrogates (what surrogateescape makes of a byte
-    that is not UTF-8) in the log, the returned message and, with ``failed_record``, a failed record."""
+    that is not UTF-8) in the log, the returned message and, with ``failed_record``, a failed record;
+    with ``fail``, in the exception that fails the line."""
     ctx.log.info("a\x00b")
     ctx.log.warning("bad byte: \udcff, lone half: \ud800")
     if failed_record:
         ctx.failed("rec\x00-1", "error with \x00 and \udc80")
+    if fail:
+        raise RuntimeError("broke at \x00 and \udcff")
     return "returned \x00 and \udcff"
 
 

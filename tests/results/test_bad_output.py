@@ -55,3 +55,13 @@ def test_a_run_whose_counts_cannot_be_stored_ends_error_with_its_whole_log_sayin
     lines = list(result.line_results.order_by("line_no").values_list("status", "records_total", "message"))
     assert lines[0][:2] == ("success", None) and "its details could not be stored" in lines[0][2]
     assert lines[1] == ("success", None, "echoed 1 time(s)")
+
+
+def test_an_exception_with_nul_fails_the_line_and_the_run_with_its_message_shown_visibly():
+    job = make_job("bad-exception", (10, "testing.bad_output", {"fail": True}))
+    result = wait_for_status(start_run(job).id, timeout=20)
+    assert result.status == Status.ERROR
+    assert result.message == "Line 10 failed: RuntimeError: broke at \\x00 and \ufffd"
+    assert result.line_results.get().message == "RuntimeError: broke at \\x00 and \ufffd"
+    assert any(message.startswith("Traceback") and message.endswith("RuntimeError: broke at \\x00 and \ufffd")
+               for message in log_of(result))
