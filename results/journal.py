@@ -16,13 +16,14 @@ an endless retry that stops the heartbeat nor a lost log.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from jobs.text import storable, storable_json
@@ -32,7 +33,9 @@ from .db import UNSTORABLE
 from .models import JobLineResult, JobLogEntry, JobResult, LogLevel, Status
 
 T = TypeVar("T")
-# What a line keeps when its counts and details cannot be stored: the column defaults.
+logger = logging.getLogger(__name__)
+# A line's own fields; and its details, with what it keeps when they cannot be stored (the column defaults).
+LINE_WRITTEN = ("status", "message", "action", "started_at", "finished_at")
 LINE_DETAILS = {"records_total": None, "records_processed": 0, "records_failed": 0, "failures": [],
                 "data_changed": None, "external_called": None, "parameters": {}}
 
@@ -136,7 +139,9 @@ class RunJournal:
                 except UNSTORABLE as exc:
                     if connection.in_atomic_block:  # inside the action's own transaction, which this spoilt
                         raise
-                    self._salvage(batch, exc)
+                    logger.warning("result %s: a flush failed for good (%s); writing it piece by piece",
+                                   self.result_id, _describe(exc))
+                    self._salvage(batch)
                 if then is None:
                     return None
                 with transaction.atomic(savepoint=False):
@@ -165,7 +170,7 @@ class RunJournal:
             statements.update(JobLineResult, fields, id=line.pk, status=Status.RUNNING)
         statements.insert(batch.entries)
 
-    def _salvage(self, batch: _Batch, error: Exception) -> None:
+    def _salvage(self, batch: _Batch) -> None:
         """Write the batch piece by piece, each in its own transaction; a piece that fails is replaced or left out.
 
         Each piece leaves the batch once written, so a lost connection meanwhile puts back only the rest.
@@ -191,7 +196,8 @@ class RunJournal:
                 lost += _salvage_entry(entry)
                 batch.entries = entries[index + 1:]
         batch.entries = []
-        self._note_losses(lost or [f"the batch ({_describe(error)})"])
+        if lost:  # else every piece went in alone (rows a lost answer had hidden were met again)
+            self._note_losses(lost)
 
     def _note_losses(self, lost: list[str]) -> None:
         """Say in the log, at once (the run may be ending), what could not be stored; remembered for the end."""
@@ -257,7 +263,7 @@ def _salvage_new_line(line: JobLineResult) -> list[str]:
     """Write a started line; without its counts and details if they cannot be stored. What was lost."""
     running = line.status == Status.RUNNING
     problem = _alone(statements.insert, [line], set_ids=running)
-    if problem is None:
+    if problem is None or _already_written(line, problem):
         return []
     for name, value in {**LINE_DETAILS, "message": _not_stored(line.message, problem)}.items():
         setattr(line, name, value)
@@ -277,11 +283,25 @@ def _salvage_line_end(line: JobLineResult, fields: dict) -> list[str]:
     return [f"the end of line {line.line_no} ({_describe(problem)})"]
 
 
+def _already_written(line: JobLineResult, problem: Exception) -> bool:
+    """The line is there already (a commit whose answer was lost wrote it): brought up to date, it is kept."""
+    if not isinstance(problem, IntegrityError):
+        return False
+    pk = JobLineResult.objects.filter(result_id=line.result_id, line_no=line.line_no).values_list("pk", flat=True)
+    line.pk = pk.first()
+    if line.pk is None:
+        return False
+    line._state.adding = False
+    values = {name: getattr(line, name) for name in (*LINE_WRITTEN, *LINE_DETAILS)}
+    return _alone(statements.update, JobLineResult, values, id=line.pk) is None
+
+
 def _salvage_entry(entry: JobLogEntry) -> list[str]:
     """Write a log entry; a note in its place if it cannot be stored. What was lost."""
     problem = _alone(statements.insert, [entry])
-    if problem is None:
-        return []
+    if problem is None or (isinstance(problem, IntegrityError) and JobLogEntry.objects.filter(
+            result_id=entry.result_id, seq=entry.seq, message=entry.message).exists()):
+        return []  # written by a commit whose answer was lost: the batch came back, and is here again
     entry.message = f"[log entry could not be stored: {_describe(problem)}]"
     _alone(statements.insert, [entry])
     return [f"log entry {entry.seq} ({_describe(problem)})"]

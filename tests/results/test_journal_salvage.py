@@ -96,3 +96,24 @@ def test_a_run_whose_log_the_database_refuses_ends_error_with_the_rest_of_its_lo
     assert messages[2:5] == ["Line 10: success: echoed 1 time(s)", "fine", "Line 20: success: echoed 1 time(s)"]
     assert messages[-1].startswith("Part of the run's record could not be stored: log entry 2 (")
     assert list(result.line_results.order_by("line_no").values_list("status", flat=True)) == ["success", "success"]
+
+
+def test_a_batch_written_by_a_commit_whose_answer_was_lost_is_not_counted_lost_when_it_comes_back(result):
+    """The commit went through but its answer did not: the batch was put back, and the retry meets its own rows."""
+    first = RunJournal(result.id)
+    line = JobLineResult(result_id=result.id, line_no=10, status=Status.RUNNING, started_at=timezone.now(),
+                         action="testing.echo", parameters={})
+    first.start_line(line)
+    first.write("INFO", "one", 10)
+    first.flush()
+    again = RunJournal(result.id)  # what the put-back batch holds: the same line (ended since) and entry, and more
+    line.pk = None
+    line._state.adding = True
+    again.start_line(line)
+    again.end_line(line, status=Status.SUCCESS, message="done", finished_at=timezone.now())
+    again.write("INFO", "one", 10)
+    again.write("INFO", "two", 10)
+    again.flush()
+    assert again.losses == []
+    assert [message for _, message in log_of(result)] == ["one", "two"]
+    assert list(result.line_results.values_list("line_no", "status", "message")) == [(10, "success", "done")]
