@@ -120,9 +120,12 @@ def bad_output(ctx, failed_record: bool = False, fail: bool = False) -> str:
 
 
 @action("testing.huge_progress")
-def huge_progress(ctx, total: int = 10**20) -> str:
-    """Reports a record count no integer column can hold: its line's counts cannot be stored."""
+def huge_progress(ctx, total: int = 10**20, pause: float = 0.0) -> str:
+    """Reports a record count no integer column can hold: its line's counts cannot be stored.
+
+    With ``pause``, waits that long after it, while the watchdog ticks."""
     ctx.log.info("before the huge count")
     ctx.progress(1, total)
+    ctx.sleep(pause)
     ctx.log.info("after the huge count")
     return "counted"

@@ -65,3 +65,12 @@ def test_an_exception_with_nul_fails_the_line_and_the_run_with_its_message_shown
     assert result.line_results.get().message == "RuntimeError: broke at \\x00 and \ufffd"
     assert any(message.startswith("Traceback") and message.endswith("RuntimeError: broke at \\x00 and \ufffd")
                for message in log_of(result))
+
+
+def test_a_running_line_whose_progress_cannot_be_stored_keeps_the_heartbeat_going():
+    """The watchdog writes the progress bar's counts each flush: one that fails must not stop the heartbeat."""
+    job = make_job("huge-count-slow", (10, "testing.huge_progress", {"pause": 2.5}))
+    result = wait_for_status(start_run(job).id, timeout=20)
+    assert result.status == Status.ERROR
+    assert (result.heartbeat_at - result.started_at).total_seconds() >= 1  # beaten while the line ran
+    assert "after the huge count" in log_of(result)
