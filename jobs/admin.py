@@ -26,7 +26,7 @@ from . import context as context_vars
 from .definitions import DefinitionError, export_jobs, import_jobs
 from .filters import model_for, relations_followed
 from .forms import ImportJobsForm, JSONTextField, RunParametersForm, ScheduleForm
-from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule
+from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule, Secret
 
 STATUS_ICONS = {
     "success": ("✔", "ok"), "warning": ("⚠", "warn"), "info": ("ℹ", "info"), "error": ("✖", "bad"),
@@ -168,6 +168,86 @@ class FilterTemplateAdmin(SystemAdminOnlyMixin, admin.ModelAdmin):
     formfield_overrides = WIDE_JSON
     list_display = ["name", "model", "module"]
     search_fields = ["name", "model"]
+
+
+class SecretForm(forms.ModelForm):
+    """The value is write-only: a password box never filled in again; left empty on a change, it is kept."""
+
+    value = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}), required=False,
+        strip=False, help_text="Stored encrypted and never shown again. Leave empty to keep the current value.",
+    )
+
+    class Meta:
+        model = Secret
+        fields = ["name", "domain", "description"]
+
+    def clean_value(self) -> str:
+        value = self.cleaned_data.get("value") or ""
+        if not value and self.instance.pk is None:
+            raise ValidationError("A new secret needs a value.")
+        if "\x00" in value:
+            raise ValidationError("The value must not contain NUL characters.")
+        return value
+
+    def save(self, commit: bool = True) -> Secret:
+        if self.cleaned_data.get("value"):
+            self.instance.set_value(self.cleaned_data["value"])
+        return super().save(commit)
+
+
+@admin.register(Secret)
+class SecretAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
+    """Members see the names of their domains' secrets; domain administrators set them; nobody reads a value."""
+
+    form = SecretForm
+    list_display = ["name", "domain_or_global", "description", "updated_at", "updated_by"]
+    list_filter = [("domain", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "description"]
+    readonly_fields = ["updated_at", "updated_by"]
+
+    @admin.display(description="Domain", ordering="domain__name")
+    def domain_or_global(self, secret: Secret) -> str:
+        return secret.domain.name if secret.domain_id else "Global"
+
+    def get_fields(self, request, obj=None):
+        fields = ["name", "domain", "description"]
+        if self.has_change_permission(request, obj) or (obj is None and self.has_add_permission(request)):
+            fields.append("value")  # never for a reader: only the form's empty password box has this name
+        return fields + (["updated_at", "updated_by"] if obj is not None else [])
+
+    def get_queryset(self, request):
+        secrets = super().get_queryset(request).select_related("domain", "updated_by")
+        if access.is_system_admin(request.user):
+            return secrets
+        return secrets.filter(domain__in=access.visible_domains(request.user))
+
+    def has_module_permission(self, request) -> bool:
+        return access.is_member(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.is_member(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return access.is_system_admin(request.user) or access.editable_domains(request.user).exists()
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return access.has_role_in(request.user, obj.domain_id, access.EDIT_ROLES)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "domain":
+            kwargs["queryset"] = access.editable_domains(request.user)
+            kwargs["required"] = not access.is_system_admin(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj: Secret, form, change) -> None:
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
 
 
 class ParentAwareFormSet(BaseInlineFormSet):
@@ -487,7 +567,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             **self.admin_site.each_context(request),
             "preflight": job.preflight(values) if confirming else [],
             "step": "confirm" if confirming else "parameters",
-            "values": values,
+            "values": form.shown_values() if values is not None else None,
             "title": f"Run {job.name}" if not confirming else f"Confirm: run {job.name}",
             "job": job,
             "form": form,

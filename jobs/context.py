@@ -19,8 +19,10 @@ NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 BUILTIN_VARIABLES = ("today", "yesterday", "now", "job.identifier", "domain")
 
 
-def known_variables(param_names: list[str]) -> set[str]:
-    return set(BUILTIN_VARIABLES) | {f"param.{name}" for name in param_names}
+def known_variables(param_names: list[str], secret_names: list[str] | set[str] = ()) -> set[str]:
+    """The variables a line may use; ``secret_names``: the stored secrets its job may use (``${secret.NAME}``)."""
+    return set(BUILTIN_VARIABLES) | {f"param.{name}" for name in param_names} | {
+        f"secret.{name}" for name in secret_names}
 
 
 def variables_in(value: Any) -> set[str]:

@@ -5,6 +5,8 @@ from django import forms
 from django.conf import settings
 from django.forms.fields import InvalidJSONInput
 
+from . import secrets
+
 WIDGETS = {
     "date": lambda: forms.DateInput(attrs={"type": "date"}),
     "datetime": lambda: forms.DateTimeInput(attrs={"type": "datetime-local"}),
@@ -36,7 +38,38 @@ def field_for(spec: dict) -> forms.Field:
         return forms.ChoiceField(choices=choices, **common)
     if kind == "json":
         return JSONTextField(**common)
+    if kind == "secret":
+        return SecretField(**{**common, "initial": None})
     return forms.CharField(**common)
+
+
+class SealedHiddenInput(forms.HiddenInput):
+    """Carries a typed secret to the next step of a form encrypted, never in clear."""
+
+    def format_value(self, value):
+        if value in (None, ""):
+            return ""
+        return SecretField.SEALED_PREFIX + secrets.encrypt(str(value))
+
+
+class SecretField(forms.CharField):
+    """Typed in a password box that is never filled in again; a hidden copy is sealed (SealedHiddenInput)."""
+
+    SEALED_PREFIX = "sealed:"
+    hidden_widget = SealedHiddenInput
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("widget", forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+        super().__init__(strip=False, **kwargs)
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if isinstance(value, str) and value.startswith(self.SEALED_PREFIX):
+            try:
+                return secrets.decrypt(value[len(self.SEALED_PREFIX):])
+            except secrets.SecretError:
+                raise forms.ValidationError("Type the secret again (it could not be read back).") from None
+        return value
 
 
 class JSONTextField(forms.JSONField):
@@ -72,6 +105,11 @@ class RunParametersForm(forms.Form):
     def values(self) -> dict:
         cleaned = getattr(self, "cleaned_data", {})
         return {name: cleaned[name] for name in self.param_names if cleaned.get(name) not in (None, "")}
+
+    def shown_values(self) -> dict:
+        """``values()`` as a page may show them: secrets masked."""
+        return {name: secrets.MASK if isinstance(self.fields[name], SecretField) else value
+                for name, value in self.values().items()}
 
 
 class TimesWidget(forms.MultiWidget):

@@ -15,7 +15,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models, transaction
 from django.utils import timezone
 
-from . import context, params, registry
+from . import context, params, registry, secrets
 
 
 class Domain(models.Model):
@@ -275,6 +275,9 @@ class Job(models.Model):
         values = {spec["name"]: spec.get("default") for spec in self.params or []} | (parameters or {})
         variables = build_variables(job_identifier=self.identifier, domain_slug=self.domain.slug if self.domain_id
                                     else None, params=values)
+        # Stored secrets are never opened in the web process: a check sees the mask in their place.
+        variables |= {secrets.variable_name(name): secrets.MASK for name in self.usable_secret_names()}
+        masker = secrets.Masker(values.get(name) for name in self.secret_param_names())
         answers = []
         for line in self.active_lines():
             spec = registry.get(line.action.name) if line.action_id else None
@@ -285,7 +288,8 @@ class Job(models.Model):
             except (ValidationError, LookupError, KeyError) as exc:
                 answers.append((line, f"not checked: its parameters do not resolve yet ({exc})"))
                 continue
-            answers.append((line, spec.preflight(arguments)))
+            answer = spec.preflight(arguments)
+            answers.append((line, masker.text(answer) if answer else answer))
         return answers
 
     def confirmation_reasons(self) -> list[str]:
@@ -308,13 +312,39 @@ class Job(models.Model):
     def param_names(self) -> list[str]:
         return [spec["name"] for spec in self.params or []]
 
+    def secret_param_names(self) -> set[str]:
+        return {spec["name"] for spec in self.params or [] if spec.get("type") == "secret"}
+
+    def usable_secret_names(self) -> list[str]:
+        """The stored secrets this job's lines may use: its domain's own (a global job: the global ones)."""
+        return list(Secret.objects.usable_by(self.domain_id).values_list("name", flat=True))
+
     def clean_run_parameters(self, raw: dict | None) -> dict:
-        """Typed run-time values from ``raw``; ValidationError names each bad parameter."""
+        """Typed run-time values from ``raw``; ValidationError names each bad parameter.
+
+        Secret parameters come back sealed (encrypted); a sealed value given again (a retry) is accepted.
+        """
         if raw is not None and not isinstance(raw, dict):
             raise ValidationError({"parameters": ["must be an object of name: value"]})
-        values = params.clean_values(self.params or [], raw)
+        values = params.clean_values(self.params or [], self._unsealed(raw))
         # Every declared parameter gets a value (None when left out), so ${param.NAME} always resolves.
-        return {name: params.to_json(values.get(name)) for name in self.param_names()}
+        hidden = self.secret_param_names()
+        return {name: secrets.seal(values[name]) if name in hidden and values.get(name) is not None
+                else params.to_json(values.get(name)) for name in self.param_names()}
+
+    def _unsealed(self, raw: dict | None) -> dict | None:
+        if not raw:
+            return raw
+        opened, errors = dict(raw), {}
+        for name in self.secret_param_names():
+            if secrets.is_sealed(raw.get(name)):
+                try:
+                    opened[name] = secrets.unseal(raw[name])
+                except secrets.SecretError as exc:
+                    errors[name] = [str(exc)]
+        if errors:
+            raise ValidationError(errors)
+        return opened
 
     def active_lines(self) -> models.QuerySet[JobLine]:
         return self.lines.filter(active=True).select_related("action", "filter_template").order_by("line_no")
@@ -361,6 +391,24 @@ class JobLine(models.Model):
             return {"action": ["Choose the action this line runs."]}
         return self._parameter_errors(known)
 
+    def _job_or_none(self) -> Job | None:
+        try:
+            return self.job
+        except Job.DoesNotExist:
+            return None
+
+    def _secret_errors(self, declared: list[dict], usable: set[str]) -> list[str]:
+        """Secrets it reads from the environment must be usable by its job; credentials must be references."""
+        messages = []
+        for name, value in sorted(self.parameters.items(), key=lambda item: str(item[0])):
+            for unknown in sorted(secrets.referenced_names(value) - usable):
+                messages.append(f"{name}: unknown secret {unknown} ({secrets.environment_name(unknown)}): "
+                                "not a secret of this job's domain")
+        job = self._job_or_none()
+        secret_params = {f"param.{name}" for name in job.secret_param_names()} if job is not None else set()
+        hidden = secret_params | {secrets.variable_name(name) for name in usable}
+        return messages + secrets.literal_secret_problems(declared, self.parameters, hidden)
+
     def _filter_errors(self, known: set[str]) -> dict[str, list[str]]:
         from .filters import definition_errors, model_for
 
@@ -379,7 +427,10 @@ class JobLine(models.Model):
             return {"action": [f"The action {self.action.name} is not available in this installation."]}
         if not isinstance(self.parameters, dict):
             return {"parameters": ["Must be a JSON object of parameter: value."]}
-        messages = []
+        job = self._job_or_none()
+        usable = set(job.usable_secret_names()) if job is not None else set()
+        known = known | {secrets.variable_name(name) for name in usable}
+        messages = self._secret_errors(spec.parameters, usable)
         for name in sorted(set(self.parameters) - {p["name"] for p in spec.parameters}, key=str):
             messages.append(f"{name}: unknown parameter of {spec.name}")
         for declared in spec.parameters:
@@ -570,3 +621,52 @@ class Schedule(models.Model):
         if {"kind", "every", "every_unit", "starts_at"} <= set(field_names):
             instance._saved_interval = instance._interval_key()
         return instance
+
+
+class SecretQuerySet(models.QuerySet):
+    def usable_by(self, domain_id: int | None) -> SecretQuerySet:
+        """The secrets a job of this domain may use: its domain's own; a global job: the global ones.
+
+        A domain's jobs never use global secrets: a domain administrator writes their lines, and could
+        send a system administrator's credential anywhere.
+        """
+        return self.filter(domain_id=domain_id) if domain_id is not None else self.filter(domain__isnull=True)
+
+
+class Secret(models.Model):
+    """A credential that line parameters reference as ``${secret.NAME}``; its value is encrypted (jobs.secrets)."""
+
+    name = models.CharField(
+        max_length=100, validators=[RegexValidator(secrets.NAME_RE, f"Use {secrets.NAME_RULE}.")],
+        help_text="Lines use it as ${secret.NAME}; a shell command reads $JOBS_SECRET_NAME (in capitals).",
+    )
+    domain = models.ForeignKey(
+        Domain, null=True, blank=True, on_delete=models.PROTECT, related_name="secrets",
+        help_text="Empty: a global secret, usable by global jobs only (system administrators).",
+    )
+    token = models.TextField(editable=False, help_text="The value, encrypted with JOBS_SECRET_KEYS.")
+    description = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+
+    objects = SecretQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["domain__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "domain"], name="unique_secret_name_per_domain"),
+            models.UniqueConstraint(fields=["name"], condition=models.Q(domain__isnull=True),
+                                    name="unique_global_secret_name",
+                                    violation_error_message="A global secret with this name already exists."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.domain.slug if self.domain_id else 'global'})"
+
+    def set_value(self, text: str) -> None:
+        self.token = secrets.encrypt(text)
+
+    def reveal(self) -> str:
+        """The value in clear: for the worker that runs a line using it, never for a page."""
+        return secrets.decrypt(self.token)

@@ -23,7 +23,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-TYPES = ("str", "int", "float", "bool", "date", "datetime", "choice", "email", "json")
+from .secrets import Secret
+
+TYPES = ("str", "int", "float", "bool", "date", "datetime", "choice", "email", "json", "secret")
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
 # Deeper JSON is refused: Python's parser and encoder recurse, and no job needs it.
@@ -51,6 +53,8 @@ def spec_from_annotation(name: str, annotation: Any, default: Any) -> dict:
     if typing.get_origin(annotation) is typing.Literal:
         spec["type"] = "choice"
         spec["choices"] = [str(c) for c in typing.get_args(annotation)]
+    elif annotation is Secret:
+        spec["type"] = "secret"
     else:
         spec["type"] = {
             str: "str", int: "int", float: "float", Decimal: "float", bool: "bool",
@@ -92,7 +96,7 @@ def coerce(spec: dict, value: Any) -> Any:
 
 def _refuse_unstorable(spec: dict, converted: Any) -> None:
     """Text and JSON a JSON column cannot store (NUL, NaN, ...) break the rule at once, not at save."""
-    if spec.get("type", "str") not in ("str", "choice", "email", "json"):
+    if spec.get("type", "str") not in ("str", "choice", "email", "json", "secret"):
         return
     problem = json_problem(converted)
     if problem == NUL_RULE:
@@ -216,7 +220,7 @@ def _refuse_constant(name: str) -> Any:
 _CONVERTERS = {
     "str": _to_str, "int": _to_int, "float": _to_float, "bool": _to_bool,
     "date": _to_date, "datetime": _to_datetime, "choice": _to_str,
-    "email": _to_email, "json": _to_json,
+    "email": _to_email, "json": _to_json, "secret": _to_str,
 }
 
 
@@ -259,6 +263,8 @@ def validate_param_specs(specs: Any) -> list[dict]:
         for key in ("help", "label"):
             if raw.get(key):
                 spec[key] = str(raw[key])
+        if spec["type"] == "secret" and raw.get("default") not in (None, ""):
+            raise ValidationError(f"{where}: a secret parameter has no default (it would be stored in clear)")
         if raw.get("default") is not None:
             try:
                 coerce(spec, raw["default"])

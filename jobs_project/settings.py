@@ -147,6 +147,8 @@ CRONJOBS = [("* * * * *", "django.core.management.call_command", ["fire_schedule
 
 # --- Jobs ---------------------------------------------------------------------
 JOBS_ACTION_MODULES = env.list("JOBS_ACTION_MODULES", default=[])
+# Fernet keys of stored secrets (jobs.secrets): the first encrypts, all decrypt. Empty: derived from SECRET_KEY.
+JOBS_SECRET_KEYS = env.list("JOBS_SECRET_KEYS", default=[])
 # How often a running result proves its worker is alive, and when it is lost.
 JOBS_HEARTBEAT_SECONDS = env.float("JOBS_HEARTBEAT_SECONDS", default=5.0)
 JOBS_WORKER_LOST_SECONDS = env.float("JOBS_WORKER_LOST_SECONDS", default=20.0)

@@ -18,6 +18,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from jobs.secrets import Masker
+
 from . import statements
 from .models import JobLineResult, JobLogEntry, JobResult, LogLevel, Status
 
@@ -57,12 +59,13 @@ class RunJournal:
         self._in_flight: set[int] = set()  # ids of the line objects a flush is writing right now
         self._line_ends: dict[int, tuple[JobLineResult, dict]] = {}  # ends of lines already written (or in flight)
         self._limit = settings.JOBS_LOG_LINE_MAX_CHARS
+        self.masker = Masker()  # the run's secret values, replaced by a mask in every entry (none: no cost)
         self._batch = settings.JOBS_LOG_BATCH_SIZE
 
     # --- what the run records ------------------------------------------------------------------
 
     def write(self, level: str, message: Any, line_no: int | None = None) -> None:
-        text = cut(str(message), self._limit)
+        text = cut(self.masker.text(str(message)), self._limit)
         with self._lock:
             self._seq += 1
             self._entries.append(

@@ -38,6 +38,7 @@ def shell(ctx, command: str, cwd: str = "") -> str:
     process = subprocess.Popen(
         ["/bin/sh", "-c", command],
         cwd=cwd or None,
+        env=_environment(ctx),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -64,6 +65,12 @@ def shell(ctx, command: str, cwd: str = "") -> str:
     if process.returncode != 0:
         raise RuntimeError(f"command exited with status {process.returncode}")
     return "command exited with status 0"
+
+
+def _environment(ctx) -> dict[str, str]:
+    """The worker's environment, plus $JOBS_SECRET_NAME for each stored secret the command names."""
+    secret_environment = getattr(ctx, "secret_environment", None)  # contexts of tests may have none
+    return {**os.environ, **(secret_environment() if secret_environment else {})}
 
 
 def _pump(stream, write) -> None:
