@@ -608,7 +608,8 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # What the typed line editor (line_params.js) needs: each action's parameters and the variables.
         job_params = obj.param_names() if obj is not None else []
-        variables = ["${" + name + "}" for name in sorted(context_vars.known_variables(job_params))]
+        secret_names = obj.usable_secret_names() if obj is not None else []  # names only, never values
+        variables = ["${" + name + "}" for name in sorted(context_vars.known_variables(job_params, secret_names))]
         context["action_specs"] = {
             str(action.pk): {"name": action.name, "parameters": action.parameters, "variables": variables}
             for action in Action.objects.available()
