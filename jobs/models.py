@@ -398,13 +398,12 @@ class JobLine(models.Model):
             return None
 
     def _secret_errors(self, declared: list[dict], usable: set[str]) -> list[str]:
-        """Secrets it reads from the environment must be usable by its job; credentials must be references."""
-        messages = []
-        for name, value in sorted(self.parameters.items(), key=lambda item: str(item[0])):
-            for unknown in sorted(secrets.referenced_names(value) - usable):
-                messages.append(f"{name}: unknown secret {unknown} ({secrets.environment_name(unknown)}): "
-                                "not a secret of this job's domain")
+        """Stored secrets it names must be usable by its job; credentials must be references."""
         job = self._job_or_none()
+        whose = "a secret of this job's domain" if job is not None and job.domain_id else "a global secret"
+        messages = [f"{name}: unknown secret {unknown} (not {whose})"
+                    for name, value in sorted(self.parameters.items(), key=lambda item: str(item[0]))
+                    for unknown in sorted(secrets.referenced_names(value) - usable)]
         secret_params = {f"param.{name}" for name in job.secret_param_names()} if job is not None else set()
         hidden = secret_params | {secrets.variable_name(name) for name in usable}
         return messages + secrets.literal_secret_problems(declared, self.parameters, hidden)
@@ -444,7 +443,8 @@ class JobLine(models.Model):
             if problem:
                 messages.append(f"{name}: {problem}")
                 continue
-            unknown = context.unknown_variables(value, known)
+            # Stored secrets it names are checked by _secret_errors, with a message of their own.
+            unknown = [u for u in context.unknown_variables(value, known) if not u.startswith(secrets.SECRET_PREFIX)]
             if unknown:
                 messages.append(f"{name}: unknown variable {', '.join('${' + u + '}' for u in unknown)}")
             elif not context.variables_in(value):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from jobs.registry import action
+from jobs.secrets import Secret
 
 
 @action("testing.echo", label="Echo")
@@ -103,3 +104,12 @@ def deactivate_users(ctx, batch: int = 250, trace: str = "") -> str:
         with open(trace, "w") as handle:
             handle.write("\n".join(map(str, seen)))
     return f"{len(seen)} users deactivated"
+
+
+@action("testing.login")
+def login(ctx, user: str, password: Secret, token: str = "") -> str:
+    """Logs and returns the secrets it gets (as careless code would): the run must mask them."""
+    ctx.log.info(f"logging in as {user} with password {password} and token {token}")
+    if token:
+        ctx.log.info(f"ctx.secret says {ctx.secret('api_token')}")
+    return f"logged in as {user}:{password}"
