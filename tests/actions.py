@@ -1,6 +1,7 @@
 """Actions used by the tests only (registered through JOBS_ACTION_MODULES)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -110,6 +111,7 @@ def deactivate_users(ctx, batch: int = 250, trace: str = "") -> str:
 def login(ctx, user: str, password: Secret, token: str = "") -> str:
     """Logs and returns the secrets it gets (as careless code would): the run must mask them."""
     ctx.log.info(f"logging in as {user} with password {password} and token {token}")
+    ctx.log.info(f"password sha256 {hashlib.sha256(password.encode()).hexdigest()}")  # proves it got the value
     if token:
         ctx.log.info(f"ctx.secret says {ctx.secret('api_token')}")
     return f"logged in as {user}:{password}"
