@@ -233,3 +233,27 @@ def test_import_needs_the_secret_to_exist_in_the_jobs_domain(acme):
         import_jobs(text)
     store("api_token", acme)
     assert import_jobs(text)["created"] == ["acme-job"]
+
+
+# --- the Run dialog --------------------------------------------------------------------------------------
+
+def test_the_run_dialog_never_writes_a_typed_secret_back_into_the_page(acme):
+    from results.models import JobResult
+
+    job = make_job("acme-job", (10, "testing.echo", {"text": "hi"}), domain=acme,
+                   params=[{"name": "pw", "type": "secret", "required": True}])
+    client = browser(make_member("ann", (acme, OPERATOR), staff=True))
+    url = reverse("admin:jobs_job_run", args=[job.pk])
+    assert 'type="password" name="pw"' in client.get(url).content.decode()
+    step = client.post(url, {"pw": VALUE})
+    html = step.content.decode()
+    assert step.status_code == 200 and VALUE not in html
+    assert f"<code>{secrets.MASK}</code>" in html  # "With these parameters"
+    sealed = html.split('type="hidden" name="pw" value="')[1].split('"')[0]
+    assert sealed.startswith("sealed:")  # carried to the next step encrypted
+    response = client.post(url, {"step": "confirm", "pw": sealed})
+    assert response.status_code == 302
+    result = JobResult.objects.get()
+    assert secrets.unseal(result.parameters["pw"]) == VALUE and VALUE not in str(result.parameters)
+    refused = client.post(url, {"step": "confirm", "pw": "sealed:not-a-token"})
+    assert refused.status_code == 200 and "Type the secret again" in refused.content.decode()
