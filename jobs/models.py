@@ -319,6 +319,11 @@ class Job(models.Model):
         """The stored secrets this job's lines may use: its domain's own (a global job: the global ones)."""
         return list(Secret.objects.usable_by(self.domain_id).values_list("name", flat=True))
 
+    def secret_variables(self, usable: set[str] | None = None) -> set[str]:
+        """The variables whose values are secrets: ``param.NAME`` of secret parameters, ``secret.NAME``."""
+        names = self.usable_secret_names() if usable is None else usable
+        return {f"param.{name}" for name in self.secret_param_names()} | {secrets.variable_name(n) for n in names}
+
     def clean_run_parameters(self, raw: dict | None) -> dict:
         """Typed run-time values from ``raw``; ValidationError names each bad parameter.
 
@@ -404,8 +409,7 @@ class JobLine(models.Model):
         messages = [f"{name}: unknown secret {unknown} (not {whose})"
                     for name, value in sorted(self.parameters.items(), key=lambda item: str(item[0]))
                     for unknown in sorted(secrets.referenced_names(value) - usable)]
-        secret_params = {f"param.{name}" for name in job.secret_param_names()} if job is not None else set()
-        hidden = secret_params | {secrets.variable_name(name) for name in usable}
+        hidden = job.secret_variables(usable) if job is not None else set()
         return messages + secrets.literal_secret_problems(declared, self.parameters, hidden)
 
     def _filter_errors(self, known: set[str]) -> dict[str, list[str]]:

@@ -158,22 +158,39 @@ def references_a_secret(value: Any, secret_variables: set[str]) -> bool:
     return bool(variables_in(value) & secret_variables)
 
 
-def literal_secret_problems(declared: list[dict], parameters: dict, secret_variables: set[str]) -> list[str]:
-    """Line parameters that hold a credential in clear instead of a reference; each message names it."""
-    problems = []
+def _literal_credentials(declared: list[dict], parameters: dict, secret_variables: set[str]):
+    """(parameter, key or None) of each credential held in clear instead of a reference."""
     for spec in declared:
         name, value = spec["name"], parameters.get(spec["name"])
         if value in (None, ""):
             continue
         if spec.get("type") == "secret" and not references_a_secret(value, secret_variables):
-            problems.append(f"{name}: a secret is never typed into a line: reference a stored secret, "
-                            "e.g. ${secret.api_token}, or a run-time parameter of type secret")
+            yield name, None
         if isinstance(value, dict):
             for key, item in value.items():
                 if SENSITIVE_NAME.search(str(key)) and item not in (None, "") \
                         and not references_a_secret(item, secret_variables):
-                    problems.append(f"{name}: {key} must reference a secret, e.g. ${{secret.api_token}} "
-                                    "(a credential is never stored in a line)")
+                    yield name, key
+
+
+def without_literal_credentials(declared: list[dict], parameters: dict, secret_variables: set[str]) -> dict:
+    """``parameters`` with credentials held in clear (lines saved before this rule) replaced by MASK: an export."""
+    hidden = dict(parameters)
+    for name, key in _literal_credentials(declared, parameters, secret_variables):
+        hidden[name] = MASK if key is None else {**hidden[name], key: MASK}
+    return hidden
+
+
+def literal_secret_problems(declared: list[dict], parameters: dict, secret_variables: set[str]) -> list[str]:
+    """Line parameters that hold a credential in clear instead of a reference; each message names it."""
+    problems = []
+    for name, key in _literal_credentials(declared, parameters, secret_variables):
+        if key is None:
+            problems.append(f"{name}: a secret is never typed into a line: reference a stored secret, "
+                            "e.g. ${secret.api_token}, or a run-time parameter of type secret")
+        else:
+            problems.append(f"{name}: {key} must reference a secret, e.g. ${{secret.api_token}} "
+                            "(a credential is never stored in a line)")
     return problems
 
 

@@ -257,3 +257,22 @@ def test_the_run_dialog_never_writes_a_typed_secret_back_into_the_page(acme):
     assert secrets.unseal(result.parameters["pw"]) == VALUE and VALUE not in str(result.parameters)
     refused = client.post(url, {"step": "confirm", "pw": "sealed:not-a-token"})
     assert refused.status_code == 200 and "Type the secret again" in refused.content.decode()
+
+
+def test_a_credential_saved_in_clear_before_the_rule_is_exported_masked(acme):
+    store("api_token", acme)
+    job = make_job("acme-job", domain=acme)
+    Action.objects.sync_with_registry()
+    JobLine.objects.create(job=job, line_no=10, action=Action.objects.get(name="core.http"), parameters={
+        "url": "http://h/", "headers": {"Authorization": "Bearer " + VALUE, "Cookie": "${secret.api_token}",
+                                        "Accept": "text/plain"}})
+    JobLine.objects.create(job=job, line_no=20, action=Action.objects.get(name="testing.login"),
+                           parameters={"user": "u", "password": VALUE})
+    exported = export_jobs(Job.objects.all())
+    assert VALUE not in exported
+    lines = yaml.safe_load(exported)["jobs"][0]["lines"]
+    assert lines[0]["parameters"]["headers"] == {"Authorization": secrets.MASK, "Cookie": "${secret.api_token}",
+                                                 "Accept": "text/plain"}
+    assert lines[1]["parameters"] == {"user": "u", "password": secrets.MASK}
+    with pytest.raises(DefinitionError, match="Authorization must reference a secret"):
+        import_jobs(exported)  # a masked credential is refused, never stored as the mask
