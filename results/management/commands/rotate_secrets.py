@@ -30,7 +30,7 @@ class Command(BaseCommand):
 
     def rotate_store(self, failures: list[str]) -> int:
         count = 0
-        for secret in Secret.objects.select_for_update().select_related("domain"):
+        for secret in Secret.objects.select_for_update(of=("self",)).select_related("domain").order_by("pk"):
             try:
                 Secret.objects.filter(pk=secret.pk).update(token=secrets.rotate(secret.token))
             except secrets.SecretError as exc:
