@@ -14,6 +14,8 @@ from jobs.definitions import DefinitionError, export_jobs, import_jobs
 from jobs.models import Action, DomainMembership, Job, JobLine, Secret
 from jobs.params import validate_param_specs
 from tests.helpers import make_job, make_member
+from tests.jobs.test_admin_job_form import line_errors as form_line_errors
+from tests.jobs.test_admin_job_form import post_add
 
 pytestmark = pytest.mark.django_db
 
@@ -276,3 +278,21 @@ def test_a_credential_saved_in_clear_before_the_rule_is_exported_masked(acme):
     assert lines[1]["parameters"] == {"user": "u", "password": secrets.MASK}
     with pytest.raises(DefinitionError, match="Authorization must reference a secret"):
         import_jobs(exported)  # a masked credential is refused, never stored as the mask
+
+
+# --- the job form (what a domain administrator posts) ------------------------------------------------------
+
+@pytest.mark.parametrize(("parameters", "message"), [
+    ({"text": "${secret.their_token}"}, "text: unknown secret their_token (not a secret of this job's domain)"),
+    ({"text": "${secret.root_token}"}, "text: unknown secret root_token (not a secret of this job's domain)"),
+], ids=["other-domain", "global"])
+def test_a_domain_admin_cannot_put_another_domains_or_a_global_secret_on_a_line(client, acme, globex, parameters,
+                                                                                message):
+    store("their_token", globex)
+    store("root_token", None)
+    Action.objects.sync_with_registry()
+    response = post_add(client, make_member("ann", (acme, ADMIN), staff=True),
+                        [{"line_no": 10, "action": "testing.echo", "parameters": parameters}], domain=acme.pk)
+    assert response.status_code == 200
+    assert form_line_errors(response) == [message]
+    assert not Job.objects.filter(identifier="nightly").exists()
