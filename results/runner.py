@@ -42,13 +42,13 @@ class RunContext:
 
     def __init__(self, *, result_id: int, job_identifier: str, line_no: int, params: dict,
                  variables: dict, log: LineLogger, records: RecordSet | None, control: RunControl,
-                 secrets: dict[str, str] | None = None) -> None:
+                 named_secrets: dict[str, str] | None = None) -> None:
         self.result_id = result_id
         self.job_identifier = job_identifier
         self.line_no = line_no
         self.params = params  # secret parameters in clear: what the action needs (the log masks them)
         self.variables = variables  # as stored on the result: secrets masked
-        self.secrets = dict(secrets or {})  # the stored secrets this line names: {"secret.NAME": value}
+        self.secrets = dict(named_secrets or {})  # the stored secrets this line names: {"secret.NAME": value}
         self.log = log
         self.records = records
         self._control = control
@@ -240,7 +240,7 @@ class Run:
             ctx = RunContext(
                 result_id=self.result_id, job_identifier=self.job.identifier, line_no=line.line_no,
                 params=self.params, variables=self.variables, log=log, records=records,
-                control=self.control, secrets=self._named_by(line),
+                control=self.control, named_secrets=self._named_by(line),
             )
             returned = spec.func(ctx, **arguments)
         except Cancelled:
