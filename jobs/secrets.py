@@ -212,6 +212,8 @@ class Masker:
 
     def __init__(self, values: Iterable[Any] = ()) -> None:
         texts = {str(value) for value in values if value not in (None, "")}
+        # A shell logs output line by line: each line of a multi-line secret (a key file) is masked too.
+        texts |= {line for text in texts if "\n" in text for line in text.splitlines() if line.strip()}
         # Longest first, so a secret that contains another is masked whole.
         self._pattern = re.compile("|".join(map(re.escape, sorted(texts, key=len, reverse=True)))) if texts else None
 

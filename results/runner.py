@@ -227,7 +227,13 @@ class Run:
         except ValidationError as exc:
             problems = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.message_dict.items())
             return None, LineOutcome(Status.ERROR, f"Invalid parameters: {problems}")
-        except (LookupError, KeyError) as exc:
+        except KeyError as exc:
+            name = str(exc.args[0]) if exc.args else ""
+            if name.startswith(secrets.SECRET_PREFIX):  # deleted (or moved to another domain) since the line was saved
+                return None, LineOutcome(Status.ERROR, f"The secret {name[len(secrets.SECRET_PREFIX):]} is not in "
+                                                       "the secrets of this job's domain any more")
+            return None, LineOutcome(Status.ERROR, f"Cannot resolve parameters: {exc}")
+        except LookupError as exc:
             return None, LineOutcome(Status.ERROR, f"Cannot resolve parameters: {exc}")
 
     def _call(self, line: JobLine, arguments: dict, records: RecordSet | None) -> LineOutcome:

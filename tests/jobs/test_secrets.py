@@ -87,6 +87,8 @@ def test_the_masker_masks_every_occurrence_longest_first():
     assert masker.text("x abcdef y abc") == f"x {secrets.MASK} y {secrets.MASK}"
     assert masker.value({"k": ["abc", 3]}) == {"k": [secrets.MASK, 3]}
     assert not secrets.Masker() and secrets.Masker().text("abc") == "abc"
+    key = "-----BEGIN KEY-----\nMIIEvQIBADANBg\n-----END KEY-----"
+    assert secrets.Masker([key]).text("line MIIEvQIBADANBg") == f"line {secrets.MASK}"  # logged line by line
 
 
 # --- the store's admin pages -------------------------------------------------------------------------------

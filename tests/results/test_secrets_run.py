@@ -120,4 +120,4 @@ def test_a_retry_runs_with_the_same_secret_and_a_deleted_secret_fails_the_line(f
     JobLine.objects.filter(line_no__in=[20, 30, 40]).delete()
     last = retry(browser, again.id)
     assert last.status == Status.ERROR
-    assert last.message == "Line 10 failed: Cannot resolve parameters: 'secret.api_token'"
+    assert last.message == "Line 10 failed: The secret api_token is not in the secrets of this job's domain any more"
