@@ -223,6 +223,10 @@ class ScheduleInline(admin.StackedInline):
 
 
 
+TEMPLATE_RULE = ("Not a filter template you may use: a domain administrator uses the templates of their domains "
+                 "that have a domain path (a run then sees its domain's records only).")
+
+
 class JobLineForm(forms.ModelForm):
     """Refuses to anybody but a system administrator a line that runs a dangerous action or reads every domain."""
 
@@ -283,6 +287,7 @@ class JobLineInline(admin.TabularInline):
             templates = FilterTemplate.objects.all()
             if not access.is_system_admin(request.user):  # their domains' templates that keep a run to its domain
                 templates = templates.filter(domain__in=access.editable_domains(request.user)).exclude(domain_path="")
+                kwargs["error_messages"] = {"invalid_choice": TEMPLATE_RULE}
             kwargs["queryset"] = templates
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
