@@ -162,6 +162,8 @@ class Run:
         self.journal = journal
         self.control = control
         self.run_as = RunAs(claim.run_as_id)
+        # The run's domain: its own (a per-domain run of a global job), else its job's.
+        self.domain_id = claim.domain_id if claim.domain_id is not None else self.job.domain_id
         self.variables = context_vars.build_variables(
             job_identifier=self.job.identifier, domain_slug=claim.domain_slug, params=claim.parameters)
         journal.set_run_fields(variables=self.variables, lines_total=len(self.lines))
@@ -291,14 +293,14 @@ class Run:
         A template without a domain path is for system administrators' lines only (the admin refuses it
         to everybody else): its line sees every record, and the log says so.
         """
-        limited = self.claim.domain_id is not None or not self.run_as.sees_every_domain
+        limited = self.domain_id is not None or not self.run_as.sees_every_domain
         if not domain_path:
             if limited:
                 self.journal.write(LogLevel.INFO, "The filter template has no domain path: its records are not "
                                    "limited to a domain (a system administrator's line).", line_no)
             return queryset
-        if self.claim.domain_id is not None:
-            queryset = within_domains(queryset, domain_path, [self.claim.domain_id])
+        if self.domain_id is not None:
+            queryset = within_domains(queryset, domain_path, [self.domain_id])
         if not self.run_as.sees_every_domain:
             queryset = within_domains(queryset, domain_path, self.run_as.domain_ids())
         return queryset

@@ -100,3 +100,13 @@ def test_an_action_needing_a_permission_runs_only_for_a_user_who_has_it(acme, op
     operator.user_permissions.add(Permission.objects.get(content_type__app_label="jobs", codename="view_job"))
     assert line_message(wait_for_status(start_run(job, user=operator).id)) == "the guarded action ran"
     assert line_message(wait_for_status(start_run(job, user=admin_user).id)) == "the guarded action ran"
+
+
+def test_a_result_without_its_own_domain_is_kept_to_its_jobs_domain(jobs_template, acme, globex):
+    from results import runner
+
+    make_job("globex-payroll", domain=globex)
+    acme_reader = reader("acme-reader", jobs_template, domain=acme)
+    bare = JobResult.objects.create(job=acme_reader)  # written by other code than start_run: no domain on it
+    runner.execute(bare.id)
+    assert selected(JobResult.objects.get(id=bare.id)) == {acme_reader.pk}
