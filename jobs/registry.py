@@ -21,12 +21,15 @@ import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils.module_loading import autodiscover_modules
 
 from .params import spec_from_annotation
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 PERMISSION_RE = re.compile(r"^[\w-]+\.[\w-]+$")  # app_label.codename, as user.has_perm takes it
@@ -58,7 +61,7 @@ class ActionSpec:
         except Exception as exc:
             return f"the check itself failed: {type(exc).__name__}: {exc}"
 
-    def permission_refusal(self, user: Any) -> str | None:
+    def permission_refusal(self, user: AbstractBaseUser | None) -> str | None:
         """Why a line running this action as ``user`` (None: nobody) may not start, or None when it may."""
         if not self.permissions:
             return None

@@ -285,7 +285,6 @@ class Run:
             return LineOutcome(Status.INFO, "The filter matched no records.", records)
         return LineOutcome(Status.SUCCESS, f"{count} record(s) selected.", records)
 
-
     def _visible(self, queryset: QuerySet, domain_path: str, line_no: int) -> QuerySet:
         """Only the records this run may see: of the run's domain, and of the run's user's domains.
 
