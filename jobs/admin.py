@@ -119,8 +119,12 @@ class ActionAdmin(MembershipAdminMixin, admin.ModelAdmin):
     list_filter = ["available", "module", "dangerous", "external", "destructive"]
     search_fields = ["name", "label", "description"]
     readonly_fields = ["name", "label", "description", "module", "available", "idempotent", "destructive",
-                       "external", "dangerous", "supports_cancel", "parameter_table"]
+                       "external", "dangerous", "supports_cancel", "required_permissions", "parameter_table"]
     fields = readonly_fields
+
+    @admin.display(description="Required permissions")
+    def required_permissions(self, action: Action) -> str:
+        return ", ".join(action.permissions or []) or "None"
 
     @admin.display(description="Parameters")
     def parameter_table(self, action: Action):
@@ -166,7 +170,7 @@ WIDE_JSON = json_textareas(3, 60)
 @admin.register(FilterTemplate)
 class FilterTemplateAdmin(SystemAdminOnlyMixin, admin.ModelAdmin):
     formfield_overrides = WIDE_JSON
-    list_display = ["name", "model", "module"]
+    list_display = ["name", "model", "domain_path", "domain", "module"]
     search_fields = ["name", "model"]
 
 
@@ -219,16 +223,33 @@ class ScheduleInline(admin.StackedInline):
 
 
 
+TEMPLATE_RULE = ("Not a filter template you may use: a domain administrator uses the templates of their domains "
+                 "that have a domain path (a run then sees its domain's records only).")
+
+
 class JobLineForm(forms.ModelForm):
-    """Refuses to anybody but a system administrator a line that runs a dangerous action."""
+    """Refuses to anybody but a system administrator a line that runs a dangerous action or reads every domain."""
 
     user = None  # set per request by JobLineInline.get_formset
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("filter_template")
+        if field is not None and self.instance.filter_template_id is not None:
+            # The line's own template stays a valid choice (an unchanged line must not block the page);
+            # clean() still refuses a change to a line on a template its editor may not use.
+            field.queryset = field.queryset | FilterTemplate.objects.filter(pk=self.instance.filter_template_id)
 
     def clean(self):
         cleaned = super().clean()
         if self.user is None or access.is_system_admin(self.user) or not self.has_changed():
             return cleaned
         template = cleaned.get("filter_template")
+        old_template = self.instance.filter_template if self.instance.pk and self.instance.filter_template_id else None
+        for used in {t for t in (template, old_template) if t is not None and t.for_system_admins_only}:
+            raise ValidationError({"filter_template": [
+                f"Only a system administrator may add or change a filter line on {used.name}: the template has "
+                "no domain path, so its line would read every domain's records."]})
         if cleaned.get("is_filter") and template is not None:
             followed = relations_followed(model_for(template.model), cleaned.get("filter_definition"))
             if followed:
@@ -264,8 +285,9 @@ class JobLineInline(admin.TabularInline):
             kwargs["queryset"] = Action.objects.available()
         if db_field.name == "filter_template":
             templates = FilterTemplate.objects.all()
-            if not access.is_system_admin(request.user):
-                templates = templates.filter(domain__in=access.editable_domains(request.user))
+            if not access.is_system_admin(request.user):  # their domains' templates that keep a run to its domain
+                templates = templates.filter(domain__in=access.editable_domains(request.user)).exclude(domain_path="")
+                kwargs["error_messages"] = {"invalid_choice": TEMPLATE_RULE}
             kwargs["queryset"] = templates
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 

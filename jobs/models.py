@@ -61,7 +61,7 @@ class ActionQuerySet(models.QuerySet):
                     "parameters": spec.parameters, "idempotent": spec.idempotent,
                     "destructive": spec.destructive, "external": spec.external,
                     "dangerous": spec.dangerous, "supports_cancel": spec.supports_cancel,
-                    "available": True,
+                    "permissions": list(spec.permissions), "available": True,
                 }
                 row = existing.get(spec.name)
                 if row is None:
@@ -85,6 +85,9 @@ class Action(models.Model):
     external = models.BooleanField(default=False, help_text="Calls an external system.")
     dangerous = models.BooleanField(default=False)
     supports_cancel = models.BooleanField(default=False)
+    permissions = models.JSONField(
+        default=list, blank=True, help_text="app_label.codename permissions the run's user needs for a line to run it.",
+    )
     available = models.BooleanField(default=True, help_text="False once the code no longer registers it.")
 
     objects = ActionQuerySet.as_manager()
@@ -102,9 +105,14 @@ class FilterTemplate(models.Model):
     name = models.CharField(max_length=200, unique=True)
     domain = models.ForeignKey(
         Domain, null=True, blank=True, on_delete=models.PROTECT, related_name="filter_templates",
-        help_text="Empty: usable by system administrators' jobs only.",
+        help_text="The domain whose administrators may use it in their lines (they also need a domain path).",
     )
     model = models.CharField(max_length=200, help_text="app_label.ModelName, e.g. auth.User")
+    domain_path = models.CharField(
+        max_length=200, blank=True,
+        help_text="The lookup from the model to its domain, e.g. customer__domain: a run of a domain's job "
+                  "only sees that domain's records. Empty: only system administrators' lines may use it.",
+    )
     definition = models.JSONField(default=dict, blank=True, help_text="Field lookups, e.g. {\"is_active\": true}")
     module = models.CharField(max_length=100, blank=True)
 
@@ -115,15 +123,26 @@ class FilterTemplate(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from .filters import definition_errors, model_for
+        from .filters import definition_errors, domain_path_problem, model_for
 
         try:
             model = model_for(self.model)
         except LookupError as exc:
             raise ValidationError({"model": str(exc)}) from exc
-        errors = definition_errors(model, self.definition, context.known_variables([]))
+        errors = {}
+        definition = definition_errors(model, self.definition, context.known_variables([]))
+        if definition:
+            errors["definition"] = definition
+        path = domain_path_problem(model, self.domain_path) if self.domain_path else None
+        if path:
+            errors["domain_path"] = [path]
         if errors:
-            raise ValidationError({"definition": errors})
+            raise ValidationError(errors)
+
+    @property
+    def for_system_admins_only(self) -> bool:
+        """Without a domain path a run cannot be kept to its domain's records: only system administrators use it."""
+        return not self.domain_path
 
 
 identifier_validator = RegexValidator(

@@ -21,14 +21,18 @@ import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils.module_loading import autodiscover_modules
 
 from .params import spec_from_annotation
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+PERMISSION_RE = re.compile(r"^[\w-]+\.[\w-]+$")  # app_label.codename, as user.has_perm takes it
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class ActionSpec:
     supports_cancel: bool = False
     schedule: dict | None = None
     check: Callable[..., str | None] | None = None
+    permissions: tuple[str, ...] = ()
 
     def preflight(self, arguments: dict[str, Any]) -> str | None:
         """The action's own pre-flight check: None when ready, else what is wrong (never raises)."""
@@ -55,6 +60,18 @@ class ActionSpec:
             return self.check(**arguments)
         except Exception as exc:
             return f"the check itself failed: {type(exc).__name__}: {exc}"
+
+    def permission_refusal(self, user: AbstractBaseUser | None) -> str | None:
+        """Why a line running this action as ``user`` (None: nobody) may not start, or None when it may."""
+        if not self.permissions:
+            return None
+        if user is None:
+            return f"{self.name} needs the permission {', '.join(self.permissions)} and the run has no user"
+        missing = [permission for permission in self.permissions if not user.has_perm(permission)]
+        if not missing:
+            return None
+        inactive = " (an inactive user has no permissions)" if not user.is_active else ""
+        return f"{self.name} needs the permission {', '.join(missing)}, which {user.get_username()} lacks{inactive}"
 
     def parameter(self, name: str) -> dict | None:
         return next((spec for spec in self.parameters if spec["name"] == name), None)
@@ -77,6 +94,7 @@ def action(
     supports_cancel: bool = False,
     schedule: dict | None = None,
     check: Callable[..., str | None] | None = None,
+    permissions: list[str] | tuple[str, ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function as the action ``name`` (dotted, e.g. ``core.shell``).
 
@@ -84,9 +102,13 @@ def action(
     "automatic", e.g. ``{"type": "interval", "every": 3600}``. ``check`` is a
     pre-flight check called with the line's arguments before a person confirms
     a run: it returns None when ready, or what is wrong ("server unreachable").
+    ``permissions`` (``app_label.codename``) are checked against the run's user
+    (``ctx.user``) before a line runs the action; a line whose user lacks one fails.
     """
     if not NAME_RE.match(name):
         raise ValueError(f"action name {name!r} must be dotted lowercase words, e.g. 'billing.close_orders'")
+    if isinstance(permissions, str) or not all(isinstance(p, str) and PERMISSION_RE.match(p) for p in permissions):
+        raise ValueError(f"permissions of {name!r} must be a list of app_label.codename, e.g. ['billing.post_invoice']")
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         spec = ActionSpec(
@@ -103,6 +125,7 @@ def action(
             supports_cancel=supports_cancel,
             schedule=schedule,
             check=check,
+            permissions=tuple(permissions),
         )
         existing = _registry.get(name)
         if existing and existing.func.__qualname__ != func.__qualname__:

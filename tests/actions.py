@@ -103,3 +103,19 @@ def deactivate_users(ctx, batch: int = 250, trace: str = "") -> str:
         with open(trace, "w") as handle:
             handle.write("\n".join(map(str, seen)))
     return f"{len(seen)} users deactivated"
+
+
+@action("testing.list_records")
+def list_records(ctx) -> str:
+    """Names the records the filter line before selected (primary keys, in order)."""
+    return "records: " + " ".join(str(record.pk) for record in ctx.records)
+
+
+@action("testing.whoami")
+def whoami(ctx) -> str:
+    return f"runs as {ctx.user.get_username() if ctx.user is not None else 'nobody'}"
+
+
+@action("testing.guarded", permissions=["jobs.view_job"])
+def guarded(ctx) -> str:
+    return "the guarded action ran"

@@ -90,6 +90,7 @@ class FakeContext:
 
     def __init__(self) -> None:
         self.log = FakeLog()
+        self.user = None  # a run without a user (a schedule's)
         self.warnings: list[str] = []
         self._stop = threading.Event()
 

@@ -173,7 +173,8 @@ def build_world() -> World:
         done[scope] = JobResult.objects.create(job=jobs[scope], status=Status.ERROR, message="it failed",
                                                started_at=timezone.now(), finished_at=timezone.now())
         templates[scope] = FilterTemplate.objects.create(name=f"{slug[scope]}-template", domain=domains[scope],
-                                                         model="auth.User", definition={})
+                                                         model="auth.User", definition={},
+                                                         domain_path="memberships__domain")
     users = {"anonymous": None,
              "superuser": User.objects.create_superuser("superuser", "root@example.com", "pw")}
     for role in ROLES[1:-1]:
