@@ -83,6 +83,8 @@ class AllowedHost:
 def parse_entry(text: str) -> AllowedHost:
     """``text`` as an entry; ValueError says what is wrong with it."""
     raw = text.strip()
+    if "://" in raw or raw.count("/") > 1:
+        raise ValueError(f"{raw!r} is not a host name, *.wildcard, IP address or CIDR network (no scheme or path)")
     host, port = _split_port(raw)
     try:
         network = ipaddress.ip_network(host, strict=False)
@@ -160,6 +162,8 @@ def non_public_kind(address: IPAddress) -> str | None:
         return "unspecified address"
     if address.is_loopback:
         return "loopback"
+    if address.version == 6 and (address.ipv4_mapped or address in _NAT64 or address in _IPV4_COMPATIBLE):
+        return non_public_kind(_embedded_ipv4(address))  # the IPv4 address is where it goes
     embedded = _embedded_ipv4(address)
     if embedded is not None and (kind := non_public_kind(embedded)):
         return kind

@@ -103,3 +103,9 @@ def deactivate_users(ctx, batch: int = 250, trace: str = "") -> str:
         with open(trace, "w") as handle:
             handle.write("\n".join(map(str, seen)))
     return f"{len(seen)} users deactivated"
+
+
+@action("testing.slow_check", check=lambda seconds=10.0, **_: time.sleep(seconds))
+def slow_check(ctx, seconds: float = 10.0) -> str:
+    """Its pre-flight check takes ``seconds``: the Run page must not wait for it."""
+    return "checked slowly"

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -45,9 +45,9 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(200, json.dumps(echoed), "application/json")
         elif path == "/big":
             self.answer(200, "x" * 5000, "text/plain")
-        elif path == "/moved":
+        elif path in ("/moved", "/redirect"):
             self.send_response(302)
-            self.send_header("Location", "/json")
+            self.send_header("Location", parse_qs(urlsplit(self.path).query).get("to", ["/json"])[0])
             self.send_header("Content-Length", "0")
             self.end_headers()
         else:
