@@ -28,18 +28,17 @@ def server_reachable(url: str, timeout: float = 2.0, policy: OutboundPolicy | No
     Never connects to a destination the outbound policy refuses (by default the policy in force, see
     ``jobs.outbound.applying``).
     """
-    parts = urllib.parse.urlsplit(str(url).strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{url!r} is not an http:// or https:// address"
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        parts = urllib.parse.urlsplit(_http_url(url)[0])  # the host as core.http sends it (IDNA, no brackets)
+    except ValueError as exc:
+        return str(exc)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
         addresses = (policy or outbound.policy_in_force()).vetted_addresses(parts.hostname, port)
     except DestinationNotAllowed as exc:
         return f"url: {exc}"
     except socket.gaierror:
         return f"the host name {parts.hostname} could not be resolved"
-    except (ValueError, UnicodeError) as exc:
-        return f"url has an invalid host or port: {exc}"
     try:
         with outbound.connect(addresses, timeout):
             return None

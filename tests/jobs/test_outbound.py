@@ -16,9 +16,9 @@ from django.urls import reverse
 
 from jobs import outbound
 from jobs.actions import RequestFailed, http_request
-from jobs.models import Domain, DomainMembership
+from jobs.models import Domain, DomainMembership, Job
 from jobs.outbound import OutboundPolicy, non_public_kind, parse_entries, parse_entry
-from results.dispatch import start_run
+from results.dispatch import start_run, start_runs
 from results.models import Status
 from tests.helpers import FakeContext, Listener, make_job, wait_for_status
 from tests.jobs.test_action_http import Handler, QuietServer
@@ -43,8 +43,12 @@ def server() -> Iterator[tuple[str, int]]:
     httpd.server_close()
 
 
+def refusal(host: str, reason: str) -> str:
+    return f"url: {host} is not an allowed destination ({reason}); {HOW}"
+
+
 def refused(host: str, reason: str) -> str:
-    return re.escape(f"url: {host} is not an allowed destination ({reason}); {HOW}")
+    return re.escape(refusal(host, reason))
 
 
 # Attacks on core.http ----------------------------------------------------------------------------------------------
@@ -142,6 +146,19 @@ def test_the_worker_refuses_a_global_job_calling_loopback(listener):
     assert result.line_results.get().message == f"RequestFailed: url: 127.0.0.1 is not an allowed destination " \
                                                 f"(loopback); {HOW}"
     assert not listener.connected()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.worker
+@pytest.mark.usefixtures("celery_worker")
+def test_each_run_of_a_per_domain_job_has_its_own_domains_allowed_hosts(server, acme, globex, admin_user):
+    url, port = server
+    Domain.objects.filter(pk=acme.pk).update(http_allowed_hosts=f"127.0.0.1:{port}")
+    job = make_job("http-per-domain", (10, "core.http", {"url": f"{url}/json"}), execution=Job.PER_DOMAIN)
+    ended = {run.domain.slug: wait_for_status(run.id) for run in start_runs(job, user=admin_user)}
+    assert ended["acme"].status == Status.SUCCESS, ended["acme"].message
+    assert ended["globex"].status == Status.ERROR
+    assert ended["globex"].line_results.get().message == f"RequestFailed: {refusal('127.0.0.1', 'loopback')}"
 
 
 # The policy itself -------------------------------------------------------------------------------------------------
