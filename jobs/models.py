@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -291,7 +292,15 @@ class Job(models.Model):
         values = {spec["name"]: spec.get("default") for spec in self.params or []} | (parameters or {})
         domain_slug = self.domain.slug if self.domain_id else None
         variables = build_variables(job_identifier=self.identifier, domain_slug=domain_slug, params=values)
+        answered, checked = self._preflight_arguments(variables)
         policy = outbound.policy_for(domain_slug)
+        problems = registry.run_checks([outbound.under(policy, partial(spec.preflight, arguments))
+                                        for _, spec, arguments in checked], budget)
+        answered += [(line, problem) for (line, _, _), problem in zip(checked, problems, strict=True)]
+        return sorted(answered, key=lambda pair: pair[0].line_no)
+
+    def _preflight_arguments(self, variables: dict[str, Any]) -> tuple[list, list]:
+        """(lines answered already, (line, action, arguments) to check) of the active lines with a check."""
         answered: list[tuple[JobLine, str | None]] = []
         checked: list[tuple[JobLine, registry.ActionSpec, dict]] = []
         for line in self.active_lines():
@@ -302,16 +311,7 @@ class Job(models.Model):
                 checked.append((line, spec, line.run_parameters(variables)))
             except (ValidationError, LookupError, KeyError) as exc:
                 answered.append((line, f"not checked: its parameters do not resolve yet ({exc})"))
-
-        def check(spec: registry.ActionSpec, arguments: dict):
-            def run() -> str | None:
-                with outbound.applying(policy):
-                    return spec.preflight(arguments)
-            return run
-
-        problems = registry.run_checks([check(spec, arguments) for _, spec, arguments in checked], budget)
-        answered += [(line, problem) for (line, _, _), problem in zip(checked, problems, strict=True)]
-        return sorted(answered, key=lambda pair: pair[0].line_no)
+        return answered, checked
 
     def confirmation_reasons(self) -> list[str]:
         """Why Run must be confirmed by typing the identifier (empty: no confirmation needed)."""

@@ -27,10 +27,11 @@ import re
 import socket
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -38,6 +39,7 @@ from django.core.exceptions import ValidationError
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 AddressInfo = tuple  # one row of socket.getaddrinfo
+T = TypeVar("T")
 
 HOW_TO_ALLOW = "a system administrator can allow it in JOBS_HTTP_ALLOWED_HOSTS or the domain's allowed hosts"
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
@@ -260,6 +262,14 @@ def applying(policy: OutboundPolicy) -> Iterator[None]:
         yield
     finally:
         _in_force.reset(token)
+
+
+def under(policy: OutboundPolicy, func: Callable[[], T]) -> Callable[[], T]:
+    """``func`` to call with ``policy`` in force, e.g. in a thread of its own (which starts with no policy)."""
+    def run() -> T:
+        with applying(policy):
+            return func()
+    return run
 
 
 def policy_in_force() -> OutboundPolicy:
