@@ -505,9 +505,13 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
                 self.message_user(request, f"{job.identifier} queued as result #{result.id}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:results_jobresult_change", args=[result.id]))
         values = form.values() if form.is_bound and hasattr(form, "cleaned_data") else None
+        # Checks connect to hosts: only system administrators point them with typed values and read why one
+        # failed; others get the job's own values and "not ready" (no port scans through the Run page).
+        trusted = access.is_system_admin(request.user)
         context = {
             **self.admin_site.each_context(request),
-            "preflight": job.preflight(values) if confirming else [],
+            "preflight": job.preflight(values if trusted else None) if confirming else [],
+            "preflight_details": trusted,
             "step": "confirm" if confirming else "parameters",
             "values": values,
             "title": f"Run {job.name}" if not confirming else f"Confirm: run {job.name}",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -15,7 +16,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models, transaction
 from django.utils import timezone
 
-from . import context, params, registry
+from . import context, outbound, params, registry
 
 
 class Domain(models.Model):
@@ -23,6 +24,13 @@ class Domain(models.Model):
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
+    http_allowed_hosts = models.TextField(
+        blank=True, validators=[outbound.validate_allowed_hosts_text],
+        help_text="Where core.http may connect for this domain's jobs, besides JOBS_HTTP_ALLOWED_HOSTS: one a line, "
+                  "a host name, *.example.com, an IP address or a CIDR network, with an optional :port. Loopback and "
+                  "private addresses must be listed here (by IP, network or exact host name) to be called. "
+                  "Only system administrators change it.",
+    )
 
     class Meta:
         ordering = ["name"]
@@ -164,6 +172,9 @@ class JobQuerySet(models.QuerySet):
         return self.update(revision=uuid.uuid4())
 
 
+PREFLIGHT_BUDGET_SECONDS = 2.0  # all the pre-flight checks of one Run page together
+
+
 class Job(models.Model):
     identifier = models.CharField(
         max_length=100, unique=True, validators=[identifier_validator],
@@ -287,25 +298,39 @@ class Job(models.Model):
         """Seconds, or None for no limit (site default 0)."""
         return self.time_limit or settings.JOBS_DEFAULT_TIME_LIMIT_SECONDS or None
 
-    def preflight(self, parameters: dict | None = None) -> list[tuple[JobLine, str | None]]:
-        """Each active line's pre-flight check with the run's values: (line, None) when ready."""
+    def preflight(self, parameters: dict | None = None, *,
+                  budget: float = PREFLIGHT_BUDGET_SECONDS) -> list[tuple[JobLine, str | None]]:
+        """Each active line's pre-flight check, all at once within ``budget`` seconds: (line, None) when ready.
+
+        With the job's own default values, and ``parameters`` over them: pass typed values only for people
+        trusted to point the checks anywhere (the Run page: system administrators). The checks apply the
+        outbound policy of the job's domain.
+        """
         from .context import build_variables
 
         values = {spec["name"]: spec.get("default") for spec in self.params or []} | (parameters or {})
-        variables = build_variables(job_identifier=self.identifier, domain_slug=self.domain.slug if self.domain_id
-                                    else None, params=values)
-        answers = []
+        domain_slug = self.domain.slug if self.domain_id else None
+        variables = build_variables(job_identifier=self.identifier, domain_slug=domain_slug, params=values)
+        answered, checked = self._preflight_arguments(variables)
+        policy = outbound.policy_for(domain_slug)
+        problems = registry.run_checks([outbound.under(policy, partial(spec.preflight, arguments))
+                                        for _, spec, arguments in checked], budget)
+        answered += [(line, problem) for (line, _, _), problem in zip(checked, problems, strict=True)]
+        return sorted(answered, key=lambda pair: pair[0].line_no)
+
+    def _preflight_arguments(self, variables: dict[str, Any]) -> tuple[list, list]:
+        """(lines answered already, (line, action, arguments) to check) of the active lines with a check."""
+        answered: list[tuple[JobLine, str | None]] = []
+        checked: list[tuple[JobLine, registry.ActionSpec, dict]] = []
         for line in self.active_lines():
             spec = registry.get(line.action.name) if line.action_id else None
             if spec is None or spec.check is None:
                 continue
             try:
-                arguments = line.run_parameters(variables)
+                checked.append((line, spec, line.run_parameters(variables)))
             except (ValidationError, LookupError, KeyError) as exc:
-                answers.append((line, f"not checked: its parameters do not resolve yet ({exc})"))
-                continue
-            answers.append((line, spec.preflight(arguments)))
-        return answers
+                answered.append((line, f"not checked: its parameters do not resolve yet ({exc})"))
+        return answered, checked
 
     def confirmation_reasons(self) -> list[str]:
         """Why Run must be confirmed by typing the identifier (empty: no confirmation needed)."""

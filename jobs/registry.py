@@ -18,6 +18,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import threading
+import time
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -166,6 +168,30 @@ def autodiscover() -> None:
     autodiscover_modules("actions")
     for dotted in settings.JOBS_ACTION_MODULES:
         importlib.import_module(dotted)
+
+
+NOT_CHECKED_IN_TIME = "not checked in time"
+
+
+def run_checks(checks: list[Callable[[], str | None]], budget: float) -> list[str | None]:
+    """Every check at once, each in a daemon thread, all within ``budget`` seconds together.
+
+    A check not done by then answers NOT_CHECKED_IN_TIME; its thread is left to end by itself.
+    """
+    answers: list[str | None] = [NOT_CHECKED_IN_TIME] * len(checks)
+
+    def run(index: int, check: Callable[[], str | None]) -> None:
+        answers[index] = check()
+
+    threads = [threading.Thread(target=run, args=(index, check), name="preflight", daemon=True)
+               for index, check in enumerate(checks)]
+    deadline = time.monotonic() + budget
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [answers[index] if not thread.is_alive() else NOT_CHECKED_IN_TIME
+            for index, thread in enumerate(threads)]
 
 
 class Cancelled(Exception):

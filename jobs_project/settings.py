@@ -165,6 +165,11 @@ JOBS_SCHEDULE_MISSED_AFTER_SECONDS = env.float("JOBS_SCHEDULE_MISSED_AFTER_SECON
 JOBS_LOG_BATCH_SIZE = env.int("JOBS_LOG_BATCH_SIZE", default=500)
 JOBS_LOG_FLUSH_SECONDS = env.float("JOBS_LOG_FLUSH_SECONDS", default=0.25)
 JOBS_LOG_LINE_MAX_CHARS = env.int("JOBS_LOG_LINE_MAX_CHARS", default=10_000)
+# Where core.http may connect (jobs/outbound.py), comma-separated: host names, *.example.com, IPs, CIDR
+# networks, each with an optional :port ([::1]:8080). Empty: any public address. Not empty: only these
+# (plus each domain's own list, edited by system administrators). Loopback, private and link-local
+# addresses are refused unless listed by IP, network or exact host name. Environment proxies are not used.
+JOBS_HTTP_ALLOWED_HOSTS = env.list("JOBS_HTTP_ALLOWED_HOSTS", default=[])
 
 # --- API ----------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -119,3 +119,9 @@ def whoami(ctx) -> str:
 @action("testing.guarded", permissions=["jobs.view_job"])
 def guarded(ctx) -> str:
     return "the guarded action ran"
+
+
+@action("testing.slow_check", check=lambda seconds=10.0, **_: time.sleep(seconds))
+def slow_check(ctx, seconds: float = 10.0) -> str:
+    """Its pre-flight check takes ``seconds``: the Run page must not wait for it."""
+    return "checked slowly"

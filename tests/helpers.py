@@ -1,6 +1,7 @@
 """Helpers for tests: building jobs, users and clients, waiting for results, stand-ins for a run's context."""
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -111,3 +112,25 @@ class FakeContext:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
         self.log.warning(message)
+
+
+class Listener:
+    """A listening TCP socket on 127.0.0.1 that nobody answers: ``connected()`` tells whether anybody came."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+
+    def connected(self, wait: float = 0.3) -> bool:
+        self.sock.settimeout(wait)
+        try:
+            peer, _ = self.sock.accept()
+        except TimeoutError:
+            return False
+        peer.close()
+        return True
+
+    def close(self) -> None:
+        self.sock.close()

@@ -11,9 +11,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_parameters_then_confirmation_with_warnings_then_the_run(
-    browser_page, live_server, admin_user,  # noqa: F811
+    browser_page, live_server, admin_user, settings,  # noqa: F811
 ):
     from playwright.sync_api import expect
+
+    settings.JOBS_HTTP_ALLOWED_HOSTS = ["127.0.0.1"]  # the pre-flight check may try the (closed) local port
 
     job = make_job("close-month", (10, "testing.echo", {"text": "${param.region} ${param.day}"}),
                    (20, "core.http", {"url": "http://127.0.0.1:9/ledger"}), destructive=True, queue="nobody-dialog",
