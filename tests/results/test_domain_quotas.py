@@ -23,6 +23,7 @@ from tests.helpers import client_for, make_job
 from tests.jobs.test_admin_job_form import page_data
 
 pytestmark = pytest.mark.django_db
+FULL = "domain acme allows at most 2 parallel runs (2 pending or running)."
 
 
 def parallel_job(identifier: str, domain: Domain) -> Job:
@@ -59,7 +60,7 @@ def test_the_api_answers_409_with_the_reason(limited, operator):
     start_run(job)
     response = client_for(operator).post(f"/api/jobs/{job.identifier}/run/", {}, format="json")
     assert response.status_code == 409
-    assert response.json() == {"errors": {"job": ["domain acme allows at most 2 parallel runs (2 pending or running)."]}}
+    assert response.json() == {"errors": {"job": [FULL]}}
 
 
 def test_a_scheduled_run_beyond_the_quota_is_recorded_as_skipped(limited):
@@ -71,7 +72,7 @@ def test_a_scheduled_run_beyond_the_quota_is_recorded_as_skipped(limited):
     now = schedule.next_run_at + dt.timedelta(seconds=1)
     skipped = scheduler.fire(Schedule.objects.select_related("job", "job__domain").get(pk=schedule.pk), now)
     assert (skipped.status, skipped.trigger) == (Status.INFO, "schedule")
-    assert skipped.message == "Scheduled run skipped: domain acme allows at most 2 parallel runs (2 pending or running)."
+    assert skipped.message == f"Scheduled run skipped: {FULL}"
 
 
 @pytest.mark.django_db(transaction=True)
