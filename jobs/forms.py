@@ -33,6 +33,7 @@ def field_for(spec: dict) -> forms.Field:
         return forms.DateTimeField(widget=WIDGETS["datetime"](), **common)
     if spec.get("pattern") and kind in params.PATTERN_TYPES:
         common["validators"] = [pattern_validator(spec["pattern"])]
+        common["help_text"] = " ".join(filter(None, [common["help_text"], f"Must match: {spec['pattern']}"]))
     if kind == "email":
         return forms.EmailField(**common)
     if kind == "choice":
