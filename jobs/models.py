@@ -5,9 +5,9 @@ the other way round.
 """
 from __future__ import annotations
 
-import copy
 import datetime
 import uuid
+from copy import deepcopy
 from typing import Any
 
 from django.conf import settings
@@ -356,7 +356,7 @@ class Job(models.Model):
 
         if user is not None and not access.can_edit(user, self):
             raise PermissionDenied(f"Only who may edit {self.identifier} may copy it.")
-        fields = {f.attname: copy.deepcopy(getattr(self, f.attname)) for f in self._meta.concrete_fields
+        fields = {f.attname: deepcopy(getattr(self, f.attname)) for f in self._meta.concrete_fields
                   if f.name not in self.NOT_COPIED}
         duplicate = Job(identifier=identifier, name=name or self.name, active=False, **fields)
         duplicate.full_clean()
@@ -523,7 +523,7 @@ class Schedule(models.Model):
 
     def copy_to(self, job: Job) -> Schedule:
         """The same plan for ``job`` (its own grid and next run, computed from now)."""
-        fields = {f.attname: copy.deepcopy(getattr(self, f.attname)) for f in self._meta.concrete_fields
+        fields = {f.attname: deepcopy(getattr(self, f.attname)) for f in self._meta.concrete_fields
                   if f.name not in self.NOT_COPIED}
         return Schedule.objects.create(job=job, **fields)
 
