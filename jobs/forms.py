@@ -5,6 +5,8 @@ from django import forms
 from django.conf import settings
 from django.forms.fields import InvalidJSONInput
 
+from . import params
+
 WIDGETS = {
     "date": lambda: forms.DateInput(attrs={"type": "date"}),
     "datetime": lambda: forms.DateTimeInput(attrs={"type": "datetime-local"}),
@@ -29,6 +31,9 @@ def field_for(spec: dict) -> forms.Field:
         return forms.DateField(widget=WIDGETS["date"](), **common)
     if kind == "datetime":
         return forms.DateTimeField(widget=WIDGETS["datetime"](), **common)
+    if spec.get("pattern") and kind in params.PATTERN_TYPES:
+        common["validators"] = [pattern_validator(spec["pattern"])]
+        common["help_text"] = " ".join(filter(None, [common["help_text"], f"Must match: {spec['pattern']}"]))
     if kind == "email":
         return forms.EmailField(**common)
     if kind == "choice":
@@ -37,6 +42,18 @@ def field_for(spec: dict) -> forms.Field:
     if kind == "json":
         return JSONTextField(**common)
     return forms.CharField(**common)
+
+
+def pattern_validator(pattern: str):
+    """The Run form checks a declared pattern as the run will (``jobs.params.check_pattern``)."""
+
+    def validate(value) -> None:
+        try:
+            params.check_pattern(pattern, value)
+        except params.ParameterError as exc:
+            raise forms.ValidationError(str(exc), code="pattern") from None
+
+    return validate
 
 
 class JSONTextField(forms.JSONField):

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from copy import deepcopy
 from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
 from django.utils import timezone
@@ -31,12 +32,33 @@ class Domain(models.Model):
                   "private addresses must be listed here (by IP, network or exact host name) to be called. "
                   "Only system administrators change it.",
     )
+    # Quotas, set by system administrators (the Domain window is theirs): empty = no limit.
+    max_parallel_runs = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="At most this many runs of the domain's jobs pending or running at once; empty: no limit.",
+    )
+    min_schedule_interval_seconds = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Schedules of the domain's jobs may not fire more often than this; empty: no limit.",
+    )
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def schedule_gap_refusal(self, plan: dict[str, Any] | None, anchor: datetime.datetime | None = None) -> str | None:
+        """Why a schedule with ``plan`` fires too often for this domain's quota (None: it does not)."""
+        from .scheduling import shortest_gap
+
+        if not self.min_schedule_interval_seconds or plan is None:
+            return None
+        gap = shortest_gap(plan, timezone.now(), anchor=anchor)
+        if gap is None or gap >= self.min_schedule_interval_seconds:
+            return None
+        return (f"domain {self.slug} allows schedules at most every {self.min_schedule_interval_seconds} seconds; "
+                f"this one fires {gap:g} seconds apart.")
 
 
 class DomainMembership(models.Model):
@@ -363,6 +385,36 @@ class Job(models.Model):
     def active_lines(self) -> models.QuerySet[JobLine]:
         return self.lines.filter(active=True).select_related("action", "filter_template").order_by("line_no")
 
+    # Not copied: what names the copy, when it was made, and ``active`` (a copy starts inactive: see ``copy``).
+    NOT_COPIED = ("id", "identifier", "name", "active", "created_at", "updated_at", "revision")
+
+    def copy(self, identifier: str, name: str | None = None, user: Any = None) -> Job:
+        """A new job ``identifier`` with every field, line and schedule setting of this one.
+
+        The copy starts inactive, so its schedule never fires (and nobody runs it) until someone
+        activates it. ``user`` (None: application code) must be allowed to edit this job; the copy
+        stays in its domain, and its system administrators' lines stay theirs (``jobs.authorship``).
+        Raises ValidationError naming the field (identifier taken or malformed) or PermissionDenied.
+        """
+        from . import access
+
+        if user is not None and not access.can_edit(user, self):
+            raise PermissionDenied(f"Only who may edit {self.identifier} may copy it.")
+        fields = {f.attname: deepcopy(getattr(self, f.attname)) for f in self._meta.concrete_fields
+                  if f.name not in self.NOT_COPIED}
+        duplicate = Job(identifier=identifier, name=name or self.name, active=False, **fields)
+        duplicate.full_clean()
+        with transaction.atomic():
+            duplicate.save()
+            for line in self.lines.order_by("line_no"):
+                line.pk = None
+                line.job = duplicate
+                line.save()
+            schedule = Schedule.objects.filter(job=self).first()
+            if schedule is not None:
+                schedule.copy_to(duplicate)
+        return duplicate
+
 
 class JobLine(models.Model):
     job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="lines")
@@ -511,6 +563,14 @@ class Schedule(models.Model):
         super().save(*args, **kwargs)
         self._saved_interval = self._interval_key()
 
+    NOT_COPIED = ("id", "job", "anchor_at", "next_run_at", "last_run_at")
+
+    def copy_to(self, job: Job) -> Schedule:
+        """The same plan for ``job`` (its own grid and next run, computed from now)."""
+        fields = {f.attname: deepcopy(getattr(self, f.attname)) for f in self._meta.concrete_fields
+                  if f.name not in self.NOT_COPIED}
+        return Schedule.objects.create(job=job, **fields)
+
     def _interval_key(self) -> tuple:
         return (self.kind, self.every, self.every_unit, self.starts_at)
 
@@ -579,6 +639,13 @@ class Schedule(models.Model):
                 next_fire(self.plan(), timezone.now(), anchor=self.anchor_at)
             except PlanError as exc:
                 raise self._plan_error(exc) from exc
+            self._check_domain_quota()
+
+    def _check_domain_quota(self) -> None:
+        domain = self.job.domain if self.job.domain_id else None
+        refusal = domain.schedule_gap_refusal(self.plan(), self.anchor_at) if domain is not None else None
+        if refusal:
+            raise ValidationError({"every" if self.kind == self.INTERVAL else "kind": refusal})
 
     def _plan_error(self, exc: Exception) -> ValidationError:
         """A PlanError ("field: rule") as a ValidationError on the model field it names."""
