@@ -332,8 +332,8 @@ class JobForm(forms.ModelForm):
         saved = Job.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
         if saved is None:
             return cleaned
-        edited = Job(stops_on_error=cleaned.get("stops_on_error", saved.stops_on_error),
-                     params=cleaned.get("params", saved.params))
+        guarded = [*authorship.GUARDED_JOB_FIELDS, "params"]
+        edited = Job(**{name: cleaned.get(name, getattr(saved, name)) for name in guarded})
         for field, problems in authorship.job_change_refusals(self.user, saved, edited).items():
             self.add_error(field, problems)
         return cleaned

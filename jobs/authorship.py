@@ -3,7 +3,7 @@
 A line that runs a dangerous action (``Action.dangerous``, e.g. ``core.shell``)
 can only have been written by a system administrator. Everyone else (domain
 admins included) may neither add, change, deactivate, reorder nor delete such a
-line, nor change what decides how it runs: the job's ``stops_on_error``, and
+line, nor change what decides how it runs: the job's ``stops_on_error`` and ``queue``, and
 the declaration (type, choices, pattern, being required, existence) of every
 run-time parameter the line uses as ``${param.NAME}``. Help, label and default
 of those parameters stay editable (a default must still pass the rules).
@@ -24,6 +24,9 @@ from .models import Job, JobLine
 User = AbstractBaseUser | AnonymousUser
 # The fields of a parameter declaration that decide which values reach an author's line.
 GUARDED_SPEC_KEYS = ("type", "choices", "pattern")
+# The job's fields that decide how an author's line runs: whether the job goes on after it fails, and
+# which workers (hosts) run it.
+GUARDED_JOB_FIELDS = {"stops_on_error": "whether it stops on error", "queue": "the queue (the workers) it runs on"}
 GUARDED_LINE_FIELDS = ("line_no", "active", "is_filter", "filter_template", "filter_definition", "action",
                        "parameters", "module")
 
@@ -86,9 +89,9 @@ def job_change_refusals(user: User | None, saved: Job, edited: Job) -> dict[str,
         return {}
     errors: dict[str, list[str]] = {}
     lines = protected_lines(saved)
-    if lines and saved.stops_on_error != edited.stops_on_error:
-        errors["stops_on_error"] = [f"the job has {describe(lines[0])}: only a system administrator may change "
-                                    "whether it stops on error."]
+    for name, what in GUARDED_JOB_FIELDS.items() if lines else ():
+        if getattr(saved, name) != getattr(edited, name):
+            errors[name] = [f"the job has {describe(lines[0])}: only a system administrator may change {what}."]
     problems = param_refusals(protected_param_names(saved), saved.params or [], edited.params or [])
     if problems:
         errors["params"] = problems

@@ -151,6 +151,14 @@ def test_domain_admin_cannot_flip_stops_on_error_of_a_job_with_an_authors_line(c
     assert shell_job.stops_on_error is True
 
 
+def test_domain_admin_cannot_move_a_job_with_an_authors_line_to_another_queue(client, shell_job, domain_admin):
+    """The queue picks the workers, so the hosts, that run the system administrator's shell command."""
+    response, _ = post_change(client, domain_admin, shell_job, lambda data: data.update(queue="elsewhere"))
+    assert "only a system administrator may change the queue (the workers) it runs on" in page_errors(response)
+    shell_job.refresh_from_db()
+    assert shell_job.queue == ""
+
+
 def test_domain_admin_may_still_edit_the_rest(client, shell_job, domain_admin):
     """Name, help/label/default of a guarded param, other params, the other lines: the domain's to edit."""
     def edit(data):
