@@ -86,9 +86,12 @@ class FakeLog:
 
 
 class FakeContext:
-    """What an action needs of the runner's context: a log and the kill flag (``cancel()`` raises it)."""
+    """What an action needs of the runner's context: a log, the kill flag (``cancel()`` raises it), the run's
+    variables and result id."""
 
-    def __init__(self) -> None:
+    def __init__(self, variables: dict | None = None, result_id: int | None = None) -> None:
+        self.variables = variables or {}
+        self.result_id = result_id
         self.log = FakeLog()
         self.warnings: list[str] = []
         self._stop = threading.Event()

@@ -148,7 +148,10 @@ def test_registered_with_its_metadata():
 @pytest.mark.django_db
 @pytest.mark.parametrize(("parameters", "errors"), [
     ({"command": "check", "arguments": "--deploy"}, {}),
-    ({"command": "nope"}, {}),  # types only: the command is looked up when the line runs
+    ({"command": "nope"}, {"parameters": [
+        "command: the management command 'nope' is not allowed in jobs; the system administrators allow check, "
+        "clearsessions, createcachetable, fire_schedules, showmigrations, sync_actions "
+        "(setting JOBS_MANAGEMENT_COMMANDS)"]}),
     ({}, {"parameters": ["command: this parameter is required"]}),
     ({"command": "check", "arguments": ["--deploy"]}, {"parameters": ["arguments: must be text"]}),
     ({"command": "check", "options": "x"}, {"parameters": ["options: unknown parameter of core.management_command"]}),

@@ -42,7 +42,7 @@ FULL = textwrap.dedent("""\
           - line_no: 10
             action: core.shell
             active: true
-            parameters: {command: "echo ${param.days} ${today}"}
+            parameters: {command: 'echo "$JOBS_PARAM_DAYS $JOBS_TODAY"'}
           - line_no: 20
             action: testing.typed
             active: false
@@ -100,7 +100,7 @@ def test_import_creates_jobs_with_every_field_and_line():
     assert (job.schedule.kind, job.schedule.cron, job.schedule.timezone) == ("calendar", "0 18 * * 5", "Europe/Madrid")
     assert job.report == {"recipients": ["ops@example.com"], "when": "failure"}
     lines = list(job.lines.order_by("line_no").values_list("line_no", "action__name", "active", "parameters"))
-    assert lines == [(10, "core.shell", True, {"command": "echo ${param.days} ${today}"}),
+    assert lines == [(10, "core.shell", True, {"command": 'echo "$JOBS_PARAM_DAYS $JOBS_TODAY"'}),
                      (20, "testing.typed", False, {"count": 3, "mode": "slow"})]
     cleanup = Job.objects.get(identifier="cleanup")
     assert (cleanup.domain, cleanup.active, cleanup.stops_on_error, cleanup.params) == (None, False, False, [])
@@ -376,7 +376,7 @@ def test_export_writes_the_contract_shape():
         "report": {"recipients": ["ops@example.com"], "when": "failure"},
         "lines": [
             {"line_no": 10, "action": "core.shell", "active": True,
-             "parameters": {"command": "echo ${param.days} ${today}"}},
+             "parameters": {"command": 'echo "$JOBS_PARAM_DAYS $JOBS_TODAY"'}},
             {"line_no": 20, "action": "testing.typed", "active": False, "parameters": {"count": 3, "mode": "slow"}},
         ],
     }
