@@ -92,6 +92,7 @@ class FakeContext:
     def __init__(self, variables: dict | None = None, result_id: int | None = None) -> None:
         self.variables = variables or {}
         self.result_id = result_id
+        self.process_groups: set[int] = set()
         self.log = FakeLog()
         self.warnings: list[str] = []
         self._stop = threading.Event()
@@ -113,3 +114,9 @@ class FakeContext:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
         self.log.warning(message)
+
+    def register_process_group(self, pgid: int) -> None:
+        self.process_groups.add(pgid)
+
+    def unregister_process_group(self, pgid: int) -> None:
+        self.process_groups.discard(pgid)
