@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from django.conf import settings
 from django.core.management import call_command, get_commands
 
-from ..code_params import ARGV, FIXED
+from ..code_params import ARGV, FIXED, split_words
 from ..registry import action
 
 # core.management_command ----------------------------------------------------------------------------------------
@@ -31,7 +31,7 @@ def command_problems(parameters: dict) -> list[str]:
     if not isinstance(command, str):
         return []
     try:
-        words = _split(command, "command")
+        words = split_words(command)
     except ValueError as exc:
         return [f"command: {exc}"]
     if not words:
