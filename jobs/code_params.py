@@ -28,7 +28,7 @@ KINDS = (SHELL, ARGV, FIXED)
 
 QuoteState = Literal["none", "single", "double"]
 _NAME_CHAR = re.compile(r"[A-Za-z0-9_]")
-_SHOWN_VALUE_CHARS = 60
+_SHOWN_VALUE_CHARS = 200
 
 
 def written_problems(kind: str | None, value: Any) -> list[str]:
