@@ -43,8 +43,8 @@ def hello_world(acme) -> Job:
 
 def assert_greeted_literally(result: JobResult, value: str, markers: list[Path]) -> None:
     result = wait_for_status(result.id)
+    assert [marker.name for marker in markers if marker.exists()] == []
     assert result.status == Status.SUCCESS, result.message
-    assert [marker for marker in markers if marker.exists()] == []
     logged = list(JobLogEntry.objects.filter(result_id=result.id, line_no=10).order_by("seq")
                   .values_list("message", flat=True))
     greeting = f"Hello {value}, today is {result.variables['today']}"
@@ -83,7 +83,7 @@ def test_a_line_stored_with_a_variable_in_its_shell_command_fails_instead_of_run
     job = make_job("old-hello", (10, "core.shell", {"command": "echo Hello ${param.who}"}),
                    params=[{"name": "who", "type": "str"}])  # saved before the rule: never validated
     result = wait_for_status(start_run(job, parameters={"who": value}).id)
-    assert result.status == Status.ERROR
+    assert [marker.name for marker in markers if marker.exists()] == []
     assert result.line_results.get().message == (
         'Invalid parameters: command: ${param.who} would be read by the shell as code; write "$JOBS_PARAM_WHO" '
         "instead (variables reach the command as environment variables)")
@@ -114,20 +114,20 @@ def line_log(result: JobResult) -> list[str]:
 def test_a_value_cannot_add_models_to_a_management_command(dump_job, admin_user):
     token = Token.objects.create(user=admin_user)
     result = wait_for_status(start_run(dump_job, parameters={"model": "auth.user authtoken.token"}).id)
-    assert result.status == Status.ERROR
     log = line_log(result)
-    assert "manage.py dumpdata 'auth.user authtoken.token' --indent 2" in log  # one argument, as typed
     assert not any(token.key in message or "root@example.com" in message for message in log)
+    assert "manage.py dumpdata 'auth.user authtoken.token' --indent 2" in log  # one argument, as typed
+    assert result.status == Status.ERROR
 
 
 def test_a_value_cannot_add_an_option_to_a_management_command(dump_job, tmp_path):
     output = tmp_path / "stolen.json"
     result = wait_for_status(start_run(dump_job, parameters={"model": f"--output={output}"}).id)
+    assert not output.exists()
     assert result.status == Status.ERROR
     assert result.line_results.get().message == (
         f"Invalid parameters: arguments: the value of ${{param.model}} would start a new option "
         f"(--output={output}); write the option yourself, e.g. --output=${{param.model}}")
-    assert not output.exists()
 
 
 def test_the_author_still_decides_which_command_runs(dump_job):
