@@ -16,6 +16,9 @@ from results.models import JobLogEntry, LogLevel, Status
 from tests.helpers import FakeContext, make_job, wait_for_status
 
 CHECK_TAG = "jobs_action_test"
+NOT_ALLOWED = ("the management command 'dumpdata' is not allowed in jobs; the system administrators allow check, "
+               "clearsessions, createcachetable, fire_schedules, showmigrations, sync_actions "
+               "(setting JOBS_MANAGEMENT_COMMANDS)")
 
 
 @pytest.fixture
@@ -190,6 +193,7 @@ def test_failing_commands_on_the_worker_say_what_happened():
     job = make_job("command-fail", (10, "core.management_command", {"command": "nope"}),
                    (20, "core.management_command", {"command": "check", "arguments": "--bogus"}),
                    (30, "core.management_command", {"command": "flush", "arguments": "--noinput"}),
+                   (35, "core.management_command", {"command": "dumpdata", "arguments": "auth.user"}),
                    (40, "core.sleep", {"seconds": 0}),
                    stops_on_error=False)
     result = wait_for_status(start_run(job).id)
@@ -199,16 +203,13 @@ def test_failing_commands_on_the_worker_say_what_happened():
         (Status.ERROR, "CommandError: Error: unrecognized arguments: --bogus"),
         (Status.ERROR, "ValueError: the management command 'flush' cannot run in a job: "
                        "it deletes every row of the database"),
+        (Status.ERROR, f"ValueError: {NOT_ALLOWED}"),  # a stored line is refused when it runs too
         (Status.SUCCESS, "slept 0 s"),
     ]
     assert Job.objects.filter(identifier="command-fail").exists()  # flush did not run
 
 
 # Allowed commands and values that stay data ------------------------------------------------------------------------
-
-NOT_ALLOWED = ("the management command 'dumpdata' is not allowed in jobs; the system administrators allow check, "
-               "clearsessions, createcachetable, fire_schedules, showmigrations, sync_actions "
-               "(setting JOBS_MANAGEMENT_COMMANDS)")
 
 
 def test_a_command_off_the_allow_list_does_not_run():

@@ -48,6 +48,12 @@ def test_a_shell_command_reads_the_values_as_data(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_the_demo_countdown_counts_from_the_parameter(tmp_path):
+    ctx = FakeContext(variables={"param.seconds": 2})
+    shell(ctx, 'for i in $(seq "$JOBS_PARAM_SECONDS" -1 1); do echo $i; sleep 0.1; done', cwd=str(tmp_path))
+    assert ctx.log.messages("INFO") == ["2", "1"]
+
+
 # Save-time refusal --------------------------------------------------------------------------------------------
 
 def test_a_variable_in_shell_code_is_refused_with_the_safe_form():

@@ -249,6 +249,11 @@ def test_a_job_twice_in_one_file():
      "job job-a, line 10: parameters: txt: unknown parameter of testing.echo"),
     ({"line_no": 10, "action": "testing.echo", "parameters": {"text": "${param.who}"}},
      "job job-a, line 10: parameters: text: unknown variable ${param.who}"),
+    ({"line_no": 10, "action": "core.shell", "parameters": {"command": "echo ${job.identifier}"}},
+     'job job-a, line 10: parameters: command: ${job.identifier} would be read by the shell as code; write '
+     '"$JOBS_JOB_IDENTIFIER" instead (variables reach the command as environment variables)'),
+    ({"line_no": 10, "action": "core.management_command", "parameters": {"command": "dumpdata"}},
+     "job job-a, line 10: parameters: command: the management command 'dumpdata' is not allowed in jobs"),
     ({"line_no": 10, "is_filter": True, "filter_template": "Missing"},
      "job job-a, line 10: unknown filter template 'Missing'"),
     ({"line_no": -1, "action": "core.sleep"}, "job job-a, line -1: line_no must be a whole number, 0 or more"),
@@ -494,3 +499,10 @@ def test_import_command_reads_standard_input():
     done = manage("import_jobs", "-", stdin=dump(job_doc("from-stdin")))
     assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "created: from-stdin", "")
     assert Job.objects.filter(identifier="from-stdin").exists()
+
+
+def test_the_demo_jobs_import_and_their_shell_commands_use_environment_variables():
+    report = import_jobs((REPO / "demo" / "jobs.yaml").read_text())
+    assert "hello-world" in report["created"] and not report["skipped"]
+    assert JobLine.objects.get(job__identifier="hello-world", line_no=10).parameters == {
+        "command": 'echo "Hello $JOBS_PARAM_WHO, today is $JOBS_TODAY"'}
