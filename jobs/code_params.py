@@ -79,6 +79,21 @@ def _variable_refused(kind: str, name: str) -> str:
     return f"${{{name}}} cannot be used here: this parameter runs exactly as its author wrote it"
 
 
+def variables_hint(code_params: dict[str, str], variables: list[str]) -> str:
+    """What the line editor says about variables for an action with these code parameters."""
+    shown = ", ".join("${" + name + "}" for name in variables)
+    notes = []
+    for name, kind in code_params.items():
+        if kind == SHELL:
+            envs = ", ".join(f'"${context.env_name(variable)}"' for variable in variables)
+            notes.append(f"{name} gets them as environment variables: {envs}")
+        elif kind == FIXED:
+            notes.append(f"{name} takes none")
+        else:
+            notes.append(f"in {name} each fills its own word and never starts an option")
+    return f"Values may use {shown}" + "".join(f"; {note}" for note in notes) + "."
+
+
 # Command lines (ARGV) ---------------------------------------------------------------------------------------------
 
 def split_words(text: str) -> list[str]:

@@ -7,7 +7,7 @@ import pytest
 from django.apps import apps
 from django.core.exceptions import ValidationError
 
-from jobs import context, registry
+from jobs import code_params, context, registry
 from jobs.actions.shell import command_environment, shell
 from jobs.code_params import ARGV, FIXED, SHELL, argv, quote_states, shell_env_form, written_problems
 from jobs.models import Action, Job, JobLine
@@ -215,3 +215,14 @@ def test_the_migration_converts_stored_shell_lines_and_bumps_their_jobs():
     job.refresh_from_db()
     untouched.refresh_from_db()
     assert job.revision != revisions[0] and untouched.revision == revisions[1]
+
+
+def test_the_line_editor_hint_says_how_each_code_parameter_gets_the_variables():
+    names = ["param.who", "today"]
+    assert code_params.variables_hint({}, names) == "Values may use ${param.who}, ${today}."
+    assert code_params.variables_hint(registry.get("core.shell").code_params, names) == (
+        'Values may use ${param.who}, ${today}; command gets them as environment variables: "$JOBS_PARAM_WHO", '
+        '"$JOBS_TODAY".')
+    assert code_params.variables_hint(registry.get("core.management_command").code_params, names) == (
+        "Values may use ${param.who}, ${today}; command takes none; in arguments each fills its own word and "
+        "never starts an option.")
