@@ -30,8 +30,8 @@ def command_environment(variables: dict[str, Any], result_id: int | None) -> dic
 
     Values reach the command only this way, so the shell expands them as data and never reads them as code.
     """
-    return {**os.environ, **context.environment(variables), "JOBS_RESULT_ID": "" if result_id is None
-            else str(result_id)}
+    result = {"JOBS_RESULT_ID": "" if result_id is None else str(result_id)}
+    return {**os.environ, **context.environment(variables), **result}
 
 
 @action(
