@@ -21,8 +21,9 @@ from django.utils.html import format_html, format_html_join
 from results.dispatch import RunRefused, start_run
 from results.models import JobLogEntry, JobResult, LogRead, Trigger
 
-from . import access, authorship
+from . import access, authorship, registry
 from . import context as context_vars
+from .code_params import variables_hint
 from .definitions import DefinitionError, export_jobs, import_jobs
 from .filters import model_for, relations_followed
 from .forms import ImportJobsForm, JSONTextField, RunParametersForm, ScheduleForm
@@ -622,9 +623,11 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # What the typed line editor (line_params.js) needs: each action's parameters and the variables.
         job_params = obj.param_names() if obj is not None else []
-        variables = ["${" + name + "}" for name in sorted(context_vars.known_variables(job_params))]
+        names = sorted(context_vars.known_variables(job_params))
+        variables = ["${" + name + "}" for name in names]
         context["action_specs"] = {
-            str(action.pk): {"name": action.name, "parameters": action.parameters, "variables": variables}
+            str(action.pk): {"name": action.name, "parameters": action.parameters, "variables": variables,
+                             "hint": variables_hint(getattr(registry.get(action.name), "code_params", {}), names)}
             for action in Action.objects.available()
         }
         return super().render_change_form(request, context, add, change, form_url, obj)

@@ -17,7 +17,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models, transaction
 from django.utils import timezone
 
-from . import context, outbound, params, registry
+from . import code_params, context, outbound, params, registry
 
 
 class Domain(models.Model):
@@ -490,13 +490,18 @@ class JobLine(models.Model):
                 messages.append(f"{name}: {problem}")
                 continue
             unknown = context.unknown_variables(value, known)
+            code_problems = code_params.written_problems(spec.code_params.get(name), value)
             if unknown:
                 messages.append(f"{name}: unknown variable {', '.join('${' + u + '}' for u in unknown)}")
+            elif code_problems:
+                messages.extend(f"{name}: {problem}" for problem in code_problems)
             elif not context.variables_in(value):
                 try:
                     params.coerce(declared, value)
                 except params.ParameterError as exc:
                     messages.append(f"{name}: {exc}")
+        if not messages:
+            messages = spec.written_problems(self.parameters)
         return {"parameters": messages} if messages else {}
 
     def run_parameters(self, variables: dict[str, Any]) -> dict[str, Any]:
@@ -504,7 +509,8 @@ class JobLine(models.Model):
         spec = registry.get(self.action.name)
         if spec is None:
             raise LookupError(f"the action {self.action.name} is not available in this installation")
-        resolved = context.resolve(self.parameters or {}, variables)
+        # Code parameters (a shell command, a command line) follow their own rule: values stay data.
+        resolved = code_params.resolve_parameters(spec.code_params, self.parameters or {}, variables)
         arguments = params.clean_values(spec.parameters, resolved)
         return arguments
 

@@ -259,6 +259,18 @@ _CONVERTERS = {
 }
 
 
+def _check_environment_name(name: str, seen: set[str], where: str) -> None:
+    """A parameter reaches shell commands as $JOBS_PARAM_<NAME>: that name must be a shell name, and its own."""
+    env = f"JOBS_PARAM_{name.upper()}"
+    if not name.isascii():
+        raise ValidationError(f"{where}: the name must be ASCII letters, digits and _ (shell commands read it as "
+                              f"${env})")
+    twin = next((other for other in seen if other.upper() == name.upper()), None)
+    if twin is not None:
+        raise ValidationError(f"{where}: differs from '{twin}' only in case; both would reach shell commands "
+                              f"as ${env}")
+
+
 def validate_param_specs(specs: Any) -> list[dict]:
     """Check a job's ``params`` declaration; raise ValidationError naming the entry."""
     if specs in (None, ""):
@@ -277,6 +289,7 @@ def validate_param_specs(specs: Any) -> list[dict]:
             raise ValidationError(f"{where}: the name must be letters, digits and _")
         if name in seen:
             raise ValidationError(f"{where}: declared twice")
+        _check_environment_name(name, seen, where)
         seen.add(name)
         unknown = set(raw) - {"name", "type", "default", "required", "choices", "help", "label", "pattern"}
         if unknown:

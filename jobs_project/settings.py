@@ -147,6 +147,9 @@ CRONJOBS = [("* * * * *", "django.core.management.call_command", ["fire_schedule
 
 # --- Jobs ---------------------------------------------------------------------
 JOBS_ACTION_MODULES = env.list("JOBS_ACTION_MODULES", default=[])
+# The only management commands core.management_command may run (set by system administrators).
+JOBS_MANAGEMENT_COMMANDS = env.list("JOBS_MANAGEMENT_COMMANDS", default=[
+    "check", "clearsessions", "createcachetable", "fire_schedules", "showmigrations", "sync_actions"])
 # How often a running result proves its worker is alive, and when it is lost.
 JOBS_HEARTBEAT_SECONDS = env.float("JOBS_HEARTBEAT_SECONDS", default=5.0)
 JOBS_WORKER_LOST_SECONDS = env.float("JOBS_WORKER_LOST_SECONDS", default=20.0)
