@@ -223,4 +223,4 @@ def test_stops_on_error_is_free_on_a_job_without_an_authors_line(client, acme, d
 
 def test_the_rule_in_one_place(shell_job):
     assert [line.line_no for line in authorship.protected_lines(shell_job)] == [10]
-    assert sorted(authorship.protected_param_names(shell_job)) == ["mode", "who"]
+    assert sorted(authorship.protected_param_names(shell_job)) == ["mode", "note", "who"]  # a shell line gets them all
