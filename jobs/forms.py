@@ -5,7 +5,7 @@ from django import forms
 from django.conf import settings
 from django.forms.fields import InvalidJSONInput
 
-from . import secrets
+from . import params, secrets
 
 WIDGETS = {
     "date": lambda: forms.DateInput(attrs={"type": "date"}),
@@ -31,6 +31,9 @@ def field_for(spec: dict) -> forms.Field:
         return forms.DateField(widget=WIDGETS["date"](), **common)
     if kind == "datetime":
         return forms.DateTimeField(widget=WIDGETS["datetime"](), **common)
+    if spec.get("pattern") and kind in params.PATTERN_TYPES:
+        common["validators"] = [pattern_validator(spec["pattern"])]
+        common["help_text"] = " ".join(filter(None, [common["help_text"], f"Must match: {spec['pattern']}"]))
     if kind == "email":
         return forms.EmailField(**common)
     if kind == "choice":
@@ -70,6 +73,18 @@ class SecretField(forms.CharField):
             except secrets.SecretError:
                 raise forms.ValidationError("Type the secret again (it could not be read back).") from None
         return value
+
+
+def pattern_validator(pattern: str):
+    """The Run form checks a declared pattern as the run will (``jobs.params.check_pattern``)."""
+
+    def validate(value) -> None:
+        try:
+            params.check_pattern(pattern, value)
+        except params.ParameterError as exc:
+            raise forms.ValidationError(str(exc), code="pattern") from None
+
+    return validate
 
 
 class JSONTextField(forms.JSONField):

@@ -13,14 +13,18 @@ import os
 import socket
 import traceback
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from jobs import access, plans, registry, secrets
 from jobs import context as context_vars
-from jobs import plans, registry, secrets
-from jobs.filters import RecordSet, queryset_for
+from jobs.filters import RecordSet, queryset_for, within_domains
 from jobs.models import JobLine
 from jobs.plans import JobPlan
 from jobs.registry import Cancelled
@@ -37,12 +41,35 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class RunAs:
+    """The user a run runs as (``JobResult.run_as``), read from the database on first use: most runs never ask."""
+
+    def __init__(self, user_id: int | None) -> None:
+        self.user_id = user_id
+
+    @cached_property
+    def user(self) -> AbstractBaseUser | None:
+        if self.user_id is None:
+            return None
+        return get_user_model()._default_manager.filter(pk=self.user_id).first()
+
+    @property
+    def sees_every_domain(self) -> bool:
+        """Nobody (a schedule's run) or a system administrator: the run's user limits nothing."""
+        return self.user_id is None or access.is_system_admin(self.user)
+
+    def domain_ids(self) -> QuerySet | list:
+        """The domains whose records the user may see (none once deleted or deactivated)."""
+        user = self.user
+        return access.domain_ids(user) if user is not None and user.is_active else []
+
+
 class RunContext:
     """The ``ctx`` an action receives as its first argument."""
 
     def __init__(self, *, result_id: int, job_identifier: str, line_no: int, params: dict,
                  variables: dict, log: LineLogger, records: RecordSet | None, control: RunControl,
-                 named_secrets: dict[str, str] | None = None) -> None:
+                 run_as: RunAs | None = None, named_secrets: dict[str, str] | None = None) -> None:
         self.result_id = result_id
         self.job_identifier = job_identifier
         self.line_no = line_no
@@ -54,6 +81,13 @@ class RunContext:
         self._control = control
         self.warnings: list[str] = []
         self.tally = control.tally or LineTally()
+        self._run_as = run_as or RunAs(None)
+
+    @property
+    def user(self) -> AbstractBaseUser | None:
+        """Who the run runs as: the job's service user, else who started it; None for a schedule's run of a
+        job without a service user (nobody: check for None before asking for permissions)."""
+        return self._run_as.user
 
     @property
     def cancelled(self) -> bool:
@@ -143,6 +177,9 @@ class Run:
         self.control = control
         # Secrets are opened here, used to resolve the lines, and masked in everything the run stores.
         self.params = secrets.revealed_values(claim.parameters)
+        self.run_as = RunAs(claim.run_as_id)
+        # The run's domain: its own (a per-domain run of a global job), else its job's.
+        self.domain_id = claim.domain_id if claim.domain_id is not None else self.job.domain_id
         self.variables = context_vars.build_variables(
             job_identifier=self.job.identifier, domain_slug=claim.domain_slug,
             params=secrets.masked_values(claim.parameters))
@@ -207,7 +244,7 @@ class Run:
                 parameters=self.journal.masker.value(_jsonable(arguments or {})),
             )
             self.journal.start_line(line_result)
-            outcome = error or self._call(line, arguments, records)
+            outcome = error or self._refusal(line) or self._call(line, arguments, records)
         finally:
             self.control.current_line = None
         outcome.message = self.journal.masker.text(outcome.message)
@@ -236,6 +273,14 @@ class Run:
         except LookupError as exc:
             return None, LineOutcome(Status.ERROR, f"Cannot resolve parameters: {exc}")
 
+    def _refusal(self, line: JobLine) -> LineOutcome | None:
+        """A line whose action needs a permission the run's user lacks fails before the action is called."""
+        spec = None if line.is_filter else registry.get(line.action.name)
+        if spec is None or not spec.permissions:  # the user is read only when something needs it
+            return None
+        problem = spec.permission_refusal(self.run_as.user)
+        return LineOutcome(Status.ERROR, f"Not allowed: {problem}.") if problem else None
+
     def _call(self, line: JobLine, arguments: dict, records: RecordSet | None) -> LineOutcome:
         log = self.journal.for_line(line.line_no)
         try:
@@ -246,7 +291,7 @@ class Run:
             ctx = RunContext(
                 result_id=self.result_id, job_identifier=self.job.identifier, line_no=line.line_no,
                 params=self.params, variables=self.variables, log=log, records=records,
-                control=self.control, named_secrets=self._named_by(line),
+                control=self.control, run_as=self.run_as, named_secrets=self._named_by(line),
             )
             returned = spec.func(ctx, **arguments)
         except Cancelled:
@@ -270,11 +315,31 @@ class Run:
 
     def _select(self, line: JobLine) -> LineOutcome:
         template = line.filter_template
-        records = RecordSet(queryset_for(template.model, template.definition, line.filter_definition, self.variables))
+        queryset = queryset_for(template.model, template.definition, line.filter_definition, self.variables)
+        records = RecordSet(self._visible(queryset, template.domain_path, line.line_no))
         count = records.count()
         if count == 0:
             return LineOutcome(Status.INFO, "The filter matched no records.", records)
         return LineOutcome(Status.SUCCESS, f"{count} record(s) selected.", records)
+
+    def _visible(self, queryset: QuerySet, domain_path: str, line_no: int) -> QuerySet:
+        """Only the records this run may see: of the run's domain, and of the run's user's domains.
+
+        Added to whatever the line's definition says, so no definition reaches another domain's records.
+        A template without a domain path is for system administrators' lines only (the admin refuses it
+        to everybody else): its line sees every record, and the log says so.
+        """
+        limited = self.domain_id is not None or not self.run_as.sees_every_domain
+        if not domain_path:
+            if limited:
+                self.journal.write(LogLevel.INFO, "The filter template has no domain path: its records are not "
+                                   "limited to a domain (a system administrator's line).", line_no)
+            return queryset
+        if self.domain_id is not None:
+            queryset = within_domains(queryset, domain_path, [self.domain_id])
+        if not self.run_as.sees_every_domain:
+            queryset = within_domains(queryset, domain_path, self.run_as.domain_ids())
+        return queryset
 
 
 def _jsonable(arguments: dict) -> dict:

@@ -174,7 +174,8 @@ def build_world() -> World:
         done[scope] = JobResult.objects.create(job=jobs[scope], status=Status.ERROR, message="it failed",
                                                started_at=timezone.now(), finished_at=timezone.now())
         templates[scope] = FilterTemplate.objects.create(name=f"{slug[scope]}-template", domain=domains[scope],
-                                                         model="auth.User", definition={})
+                                                         model="auth.User", definition={},
+                                                         domain_path="memberships__domain")
     users = {"anonymous": None,
              "superuser": User.objects.create_superuser("superuser", "root@example.com", "pw")}
     for role in ROLES[1:-1]:
@@ -645,6 +646,14 @@ PROBES: list[Probe] = [
     Probe("job-delete-post", "admin:jobs_job_delete", "POST", job_url("jobs_job_delete", spare=True),
           on_object(302, edits), SCOPES, body=lambda w, s: {"post": "yes"}, touches="spare", success=302),
     Probe("job-history", "admin:jobs_job_history", "GET", job_url("jobs_job_history"), on_object(200), SCOPES),
+    Probe("job-save-as-new", "admin:jobs_job_change", "POST", job_url("jobs_job_change"), on_object(400), SCOPES,
+          body=lambda w, s: {"_saveasnew": "Save as new", "identifier": f"saved-as-new-{s}", "name": "Copy"}),
+    Probe("job-copy", "admin:jobs_job_copy", "GET", job_url("jobs_job_copy"), on_object(200, edits), SCOPES),
+    Probe("job-copy-post", "admin:jobs_job_copy", "POST", job_url("jobs_job_copy"), on_object(302, edits), SCOPES,
+          body=lambda w, s: {"identifier": f"copied-{s}", "name": "Copied"},
+          changes=lambda role, scope, answer: {("jobs", NONE)} if answer == 302 else set()),
+    Probe("job-bulk-copy", "admin:jobs_job_changelist", "POST", admin_url("jobs_job_changelist"), for_members(302),
+          SCOPES, body=lambda w, s: {"action": "copy_job", "index": 0, "_selected_action": [w.jobs[s].pk]}),
     Probe("job-run", "admin:jobs_job_run", "GET", job_url("jobs_job_run"), on_object(200, runs), SCOPES),
     Probe("job-run-post", "admin:jobs_job_run", "POST", job_url("jobs_job_run"), on_object(302, runs), SCOPES,
           body=lambda w, s: {}, touches="results", success=302),

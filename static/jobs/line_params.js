@@ -112,7 +112,7 @@
     }
     const hint = document.createElement("div");
     hint.className = "help";
-    hint.textContent = "Values may use " + spec.variables.join(", ") + ".";
+    hint.textContent = spec.hint || "Values may use " + spec.variables.join(", ") + ".";
     const raw = document.createElement("a");
     raw.href = "#";
     raw.textContent = " Edit as JSON";

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0006_job_revision'),
+        ('jobs', '0010_inject_shell_env'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
