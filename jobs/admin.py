@@ -21,7 +21,7 @@ from django.utils.html import format_html, format_html_join
 from results.dispatch import RunRefused, start_run
 from results.models import JobLogEntry, JobResult, LogRead, Trigger
 
-from . import access, authorship, registry
+from . import access, authorship, registry, secrets
 from . import context as context_vars
 from .code_params import variables_hint
 from .definitions import DefinitionError, export_jobs, import_jobs
@@ -730,6 +730,13 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
+def shown_values(form: forms.Form, values: dict | None, retry_of=None) -> dict | None:
+    """The run's values as the confirmation shows them: secrets masked (a retry's are stored sealed)."""
+    if values is None:
+        return None
+    return secrets.masked_values(values) if retry_of is not None else form.shown_values()
+
+
 def run_page(request, admin_site, job: Job, form: forms.Form, *, values: dict | None, confirming: bool,
              retry_of=None) -> TemplateResponse:
     """The Run dialog of ``job`` (parameters, or the confirmation with the lines, values and pre-flight checks).
@@ -745,7 +752,7 @@ def run_page(request, admin_site, job: Job, form: forms.Form, *, values: dict | 
         "preflight": job.preflight(values if trusted else None) if confirming else [],
         "preflight_details": trusted,
         "step": "confirm" if confirming else "parameters",
-        "values": form.shown_values() if values is not None else None,  # secrets masked
+        "values": shown_values(form, values, retry_of),
         "title": f"Run {job.name}" if not confirming else f"Confirm: {verb} {job.name}",
         "job": job,
         "form": form,
