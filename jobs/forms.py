@@ -5,6 +5,7 @@ from django import forms
 from django.conf import settings
 from django.forms.fields import InvalidJSONInput
 
+from . import params, secrets
 from .text import storable, value_problem
 
 WIDGETS = {
@@ -31,6 +32,9 @@ def field_for(spec: dict) -> forms.Field:
         return forms.DateField(widget=WIDGETS["date"](), **common)
     if kind == "datetime":
         return forms.DateTimeField(widget=WIDGETS["datetime"](), **common)
+    if spec.get("pattern") and kind in params.PATTERN_TYPES:
+        common["validators"] = [pattern_validator(spec["pattern"])]
+        common["help_text"] = " ".join(filter(None, [common["help_text"], f"Must match: {spec['pattern']}"]))
     if kind == "email":
         return forms.EmailField(**common)
     if kind == "choice":
@@ -38,7 +42,50 @@ def field_for(spec: dict) -> forms.Field:
         return forms.ChoiceField(choices=choices, **common)
     if kind == "json":
         return JSONTextField(**common)
+    if kind == "secret":
+        return SecretField(**{**common, "initial": None})
     return forms.CharField(**common)
+
+
+class SealedHiddenInput(forms.HiddenInput):
+    """Carries a typed secret to the next step of a form encrypted, never in clear."""
+
+    def format_value(self, value):
+        if value in (None, ""):
+            return ""
+        return SecretField.SEALED_PREFIX + secrets.encrypt(str(value))
+
+
+class SecretField(forms.CharField):
+    """Typed in a password box that is never filled in again; a hidden copy is sealed (SealedHiddenInput)."""
+
+    SEALED_PREFIX = "sealed:"
+    hidden_widget = SealedHiddenInput
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("widget", forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+        super().__init__(strip=False, **kwargs)
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if isinstance(value, str) and value.startswith(self.SEALED_PREFIX):
+            try:
+                return secrets.decrypt(value[len(self.SEALED_PREFIX):])
+            except secrets.SecretError:
+                raise forms.ValidationError("Type the secret again (it could not be read back).") from None
+        return value
+
+
+def pattern_validator(pattern: str):
+    """The Run form checks a declared pattern as the run will (``jobs.params.check_pattern``)."""
+
+    def validate(value) -> None:
+        try:
+            params.check_pattern(pattern, value)
+        except params.ParameterError as exc:
+            raise forms.ValidationError(str(exc), code="pattern") from None
+
+    return validate
 
 
 class JSONTextField(forms.JSONField):
@@ -84,6 +131,11 @@ class RunParametersForm(forms.Form):
     def values(self) -> dict:
         cleaned = getattr(self, "cleaned_data", {})
         return {name: cleaned[name] for name in self.param_names if cleaned.get(name) not in (None, "")}
+
+    def shown_values(self) -> dict:
+        """``values()`` as a page may show them: secrets masked."""
+        return {name: secrets.MASK if isinstance(self.fields[name], SecretField) else value
+                for name, value in self.values().items()}
 
 
 class TimesWidget(forms.MultiWidget):

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from jobs.secrets import Masker
 from jobs.text import storable, storable_json
 
 from . import statements
@@ -73,13 +74,14 @@ class RunJournal:
         self._in_flight: set[int] = set()  # ids of the line objects a flush is writing right now
         self._line_ends: dict[int, tuple[JobLineResult, dict]] = {}  # ends of lines already written (or in flight)
         self._limit = settings.JOBS_LOG_LINE_MAX_CHARS
+        self.masker = Masker()  # the run's secret values, replaced by a mask in every entry (none: no cost)
         self._batch = settings.JOBS_LOG_BATCH_SIZE
         self.losses: list[str] = []  # what could not be stored, said in the run's end
 
     # --- what the run records ------------------------------------------------------------------
 
     def write(self, level: str, message: Any, line_no: int | None = None) -> None:
-        text = storable(cut(str(message), self._limit))
+        text = storable(cut(self.masker.text(str(message)), self._limit))
         with self._lock:
             self._seq += 1
             self._entries.append(

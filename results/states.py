@@ -40,6 +40,8 @@ class Claim:
     domain_slug: str | None
     parameters: dict
     message: str
+    domain_id: int | None
+    run_as_id: int | None  # whose permissions the run has (``JobResult.run_as``); None: nobody's
 
 
 CLAIM_SQL = """
@@ -48,7 +50,7 @@ CLAIM_SQL = """
     RETURNING job_id,
               (SELECT revision FROM jobs_job WHERE jobs_job.id = results_jobresult.job_id),
               (SELECT slug FROM jobs_domain WHERE jobs_domain.id = results_jobresult.domain_id),
-              parameters, message
+              parameters, message, domain_id, run_as_id
 """
 
 
@@ -66,11 +68,11 @@ def claim(result_id: int, worker: str) -> Claim | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    job_id, revision, domain_slug, parameters, message = row
+    job_id, revision, domain_slug, parameters, message, domain_id, run_as_id = row
     parameters_field = JobResult._meta.get_field("parameters")
     revision_field = Job._meta.get_field("revision")
     return Claim(result_id=result_id, job_id=job_id, job_revision=revision_field.to_python(revision),
-                 domain_slug=domain_slug,
+                 domain_slug=domain_slug, domain_id=domain_id, run_as_id=run_as_id,
                  parameters=parameters_field.from_db_value(parameters, None, connection) or {}, message=message)
 
 
