@@ -160,7 +160,18 @@ def quote_states(text: str) -> list[QuoteState]:
     return states
 
 
-def shell_env_form(command: str) -> str:
+def made_safe(code_params: dict[str, str], parameters: dict[str, Any], known: set[str]) -> dict[str, Any]:
+    """``parameters`` with each known ``${variable}`` of a shell parameter rewritten as its environment variable.
+
+    What a line's author writes as ``echo ${param.who}`` (the contract's definition files do) runs as
+    ``echo "$JOBS_PARAM_WHO"``: the value is one word of data. A use that cannot be made safe (inside
+    single quotes) or an unknown variable stays as written, and validation refuses it, naming it.
+    """
+    return {name: shell_env_form(value, only=known) if code_params.get(name) == SHELL and isinstance(value, str)
+            else value for name, value in parameters.items()}
+
+
+def shell_env_form(command: str, only: set[str] | None = None) -> str:
     """``command`` with each ``${variable}`` rewritten as its environment variable.
 
     Outside quotes ``"$JOBS_X"`` (one word, whatever the value); inside double quotes ``$JOBS_X``
@@ -170,7 +181,7 @@ def shell_env_form(command: str) -> str:
     states = quote_states(command)
     pieces, last = [], 0
     for match in context.VARIABLE_RE.finditer(command):
-        if match.group(1) or states[match.start()] == "single":
+        if match.group(1) or states[match.start()] == "single" or (only is not None and match.group(2) not in only):
             continue
         env = context.env_name(match.group(2))
         if states[match.start()] == "none":

@@ -479,9 +479,18 @@ class JobLine(models.Model):
             job_params = self.job.param_names()
         except Job.DoesNotExist:
             job_params = []
+        self._make_code_safe(job_params)
         errors = self.validation_errors(job_params)
         if errors:
             raise ValidationError(errors)
+
+    def _make_code_safe(self, job_param_names: list[str]) -> None:
+        """Variables written in a shell parameter become environment variables (``jobs.code_params.made_safe``)."""
+        spec = registry.get(self.action.name) if self.action_id and not self.is_filter else None
+        if spec is not None and spec.code_params and isinstance(self.parameters, dict):
+            job = self._job_or_none()
+            known = context.known_variables(job_param_names, job.usable_secret_names() if job is not None else [])
+            self.parameters = code_params.made_safe(spec.code_params, self.parameters, known)
 
     def validation_errors(self, job_param_names: list[str]) -> dict[str, list[str]]:
         """Field errors of this line, each naming the parameter and the rule."""

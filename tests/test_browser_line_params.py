@@ -76,7 +76,7 @@ def test_a_shell_command_line_says_how_variables_reach_it_and_refuses_them_in_th
     row = page.locator("#lines-0")
     expect(row.locator(".typed-params")).to_contain_text('command gets them as environment variables: '
                                                           '"$JOBS_DOMAIN"')
-    row.locator('.typed-param[data-param="command"]').fill("echo ${today}")
+    row.locator('.typed-param[data-param="command"]').fill("echo '${today}'")
     page.click('input[name="_continue"]')
     expect(page.locator("#lines-group .errorlist")).to_contain_text(
         'command: ${today} would be read by the shell as code; write "$JOBS_TODAY" instead')

@@ -226,3 +226,39 @@ def test_the_line_editor_hint_says_how_each_code_parameter_gets_the_variables():
     assert code_params.variables_hint(registry.get("core.management_command").code_params, names) == (
         "Values may use ${param.who}, ${today}; command takes none; in arguments each fills its own word and "
         "never starts an option.")
+
+
+# Made safe when saved or imported ------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_saving_a_line_rewrites_shell_variables_as_environment_variables():
+    """What can be made safe is: the author's ${…} becomes one word of data; single quotes and typos stay refused."""
+    job = Job.objects.create(identifier="greet2", name="Greet", params=[{"name": "who", "type": "str"}])
+    Action.objects.sync_with_registry()
+    shell_action = Action.objects.get(name="core.shell")
+    line = JobLine(job=job, line_no=10, action=shell_action,
+                   parameters={"command": 'echo ${param.who} "at ${now}" $${HOME}', "cwd": "/tmp/${param.who}"})
+    line.full_clean()
+    assert line.parameters == {"command": 'echo "$JOBS_PARAM_WHO" "at $JOBS_NOW" $${HOME}', "cwd": "/tmp/${param.who}"}
+    for command, variable in (("echo '${param.who}'", "${param.who}"), ("echo ${param.typo}", "${param.typo}")):
+        line = JobLine(job=job, line_no=20, action=shell_action, parameters={"command": command})
+        with pytest.raises(ValidationError) as info:
+            line.full_clean()
+        assert variable in str(info.value)
+
+
+@pytest.mark.django_db
+def test_the_contract_example_imports_and_its_values_stay_data(tmp_path):
+    """The definition file of the public contract writes `echo ${param.days} ${today}`: it imports, made safe."""
+    from jobs.definitions import import_jobs
+
+    import_jobs("jobs:\n  - identifier: weekly-report\n    name: Weekly report\n"
+                "    params:\n      - {name: days, type: int, default: 7}\n"
+                "    lines:\n      - line_no: 10\n        action: core.shell\n"
+                '        parameters: {command: "echo ${param.days} ${today}"}\n')
+    line = Job.objects.get(identifier="weekly-report").lines.get()
+    assert line.parameters == {"command": 'echo "$JOBS_PARAM_DAYS" "$JOBS_TODAY"'}
+    ctx = FakeContext(variables={"param.days": "7; touch pwned", "today": "2026-12-03"})
+    shell(ctx, line.parameters["command"], cwd=str(tmp_path))
+    assert ctx.log.messages("INFO") == ["7; touch pwned 2026-12-03"]
+    assert not (tmp_path / "pwned").exists()

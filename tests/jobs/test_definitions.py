@@ -249,7 +249,7 @@ def test_a_job_twice_in_one_file():
      "job job-a, line 10: parameters: txt: unknown parameter of testing.echo"),
     ({"line_no": 10, "action": "testing.echo", "parameters": {"text": "${param.who}"}},
      "job job-a, line 10: parameters: text: unknown variable ${param.who}"),
-    ({"line_no": 10, "action": "core.shell", "parameters": {"command": "echo ${job.identifier}"}},
+    ({"line_no": 10, "action": "core.shell", "parameters": {"command": "echo '${job.identifier}'"}},
      'job job-a, line 10: parameters: command: ${job.identifier} would be read by the shell as code; write '
      '"$JOBS_JOB_IDENTIFIER" instead (variables reach the command as environment variables)'),
     ({"line_no": 10, "action": "core.management_command", "parameters": {"command": "dumpdata"}},
