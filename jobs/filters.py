@@ -223,11 +223,20 @@ def relations_followed(model: type[models.Model], definition: Any) -> list[str]:
 
 
 def queryset_for(template_model: str, base: dict, definition: dict, variables: dict) -> models.QuerySet:
+    """The records of the template's definition (``base``) that also match the line's ``definition``.
+
+    Two filters, never one merged dict: a line narrows its template, it cannot replace one of its keys
+    (``{"active": false}`` over the template's ``{"active": true}``).
+    """
     model = model_for(template_model)
-    lookups = {**context.resolve(base or {}, variables), **context.resolve(definition or {}, variables)}
-    lookups = {key: _lookup_value(_final_lookup(model, key), value) for key, value in lookups.items()}
-    queryset = model._default_manager.filter(**lookups)
-    if _follows_to_many(model, lookups):
+    queryset = model._default_manager.all()
+    keys: list[str] = []
+    for part in (base, definition):
+        lookups = context.resolve(part or {}, variables)
+        queryset = queryset.filter(**{key: _lookup_value(_final_lookup(model, key), value)
+                                      for key, value in lookups.items()})
+        keys += lookups
+    if _follows_to_many(model, dict.fromkeys(keys)):
         # A join across a to-many relation repeats a record once per match: select each record once.
         queryset = model._default_manager.filter(pk__in=queryset.values("pk"))
     return queryset
