@@ -15,7 +15,9 @@ optional ``:port`` (``[::1]:8080`` for IPv6).
   at 127.0.0.1).
 - Every address a name resolves to is checked, and the connection goes to a checked
   address (``pinned_opener``), so DNS rebinding cannot swap it; every redirect hop is
-  checked again. Proxies from the environment are not used: the proxy would resolve and
+  checked again; a redirect to another scheme, host or port loses the headers that carry credentials
+  (the names ``jobs.secrets.SENSITIVE_NAME`` masks: Authorization, Cookie, *token*, ...). Proxies from
+  the environment are not used: the proxy would resolve and
   connect to the destination itself, out of this policy's sight.
 """
 from __future__ import annotations
@@ -36,6 +38,8 @@ from typing import TypeVar
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from .secrets import SENSITIVE_NAME
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 AddressInfo = tuple  # one row of socket.getaddrinfo
@@ -45,6 +49,14 @@ HOW_TO_ALLOW = "a system administrator can allow it in JOBS_HTTP_ALLOWED_HOSTS o
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+# Not globally reachable (IANA special-purpose registries), though ``is_global`` says so on some Python
+# versions: checked first. 192.0.0.9 and 192.0.0.10 (PCP and TURN anycast) are globally reachable.
+_NOT_GLOBAL_NETWORKS: tuple[tuple[IPNetwork, str], ...] = (
+    (ipaddress.IPv4Network("192.0.0.0/24"), "IETF protocol assignment"),
+    (ipaddress.IPv6Network("fec0::/10"), "site-local"),
+    (ipaddress.IPv6Network("3fff::/20"), "documentation"),
+)
+_GLOBAL_EXCEPTIONS = (ipaddress.IPv4Address("192.0.0.9"), ipaddress.IPv4Address("192.0.0.10"))
 
 
 class DestinationNotAllowed(Exception):
@@ -52,8 +64,9 @@ class DestinationNotAllowed(Exception):
 
     def __init__(self, host: str, address: str, reason: str, redirected_to: str | None = None) -> None:
         self.host, self.address, self.reason, self.redirected_to = host, address, reason, redirected_to
-        shown = host if host == address else f"{host} ({address})"
-        super().__init__(f"{shown} is not an allowed destination ({reason}); {HOW_TO_ALLOW}")
+        # The reason names the kind of address; the address a name resolves to is not shown (the log would
+        # map the installation's internal names to their addresses for anyone who reads it).
+        super().__init__(f"{host} is not an allowed destination ({reason}); {HOW_TO_ALLOW}")
 
 
 # Entries ----------------------------------------------------------------------------------------------------------
@@ -169,6 +182,10 @@ def non_public_kind(address: IPAddress) -> str | None:
     embedded = _embedded_ipv4(address)
     if embedded is not None and (kind := non_public_kind(embedded)):
         return kind
+    if address not in _GLOBAL_EXCEPTIONS:
+        for network, kind in _NOT_GLOBAL_NETWORKS:
+            if address.version == network.version and address in network:
+                return kind
     for kind, flag in (("link-local", address.is_link_local), ("multicast", address.is_multicast),
                        ("private", address.is_private), ("reserved", address.is_reserved)):
         if flag:
@@ -360,7 +377,26 @@ class _CheckedRedirectHandler(urllib.request.HTTPRedirectHandler):
                 raise DestinationNotAllowed(exc.host, exc.address, exc.reason, redirected_to=newurl) from None
             except OSError:
                 pass  # does not resolve: the connection says so
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        redirected = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if redirected is not None and _origin(newurl) != _origin(req.full_url):
+            drop_credentials(redirected)
+        return redirected
+
+
+def drop_credentials(request: urllib.request.Request) -> None:
+    """Removes the headers whose names say they carry credentials (as masked in logs): urllib copies every
+    header to the redirect, and credentials are for the server they were written for only."""
+    for name in [name for name in request.headers if SENSITIVE_NAME.search(name)]:
+        del request.headers[name]
+    for name in [name for name in request.unredirected_hdrs if SENSITIVE_NAME.search(name)]:
+        del request.unredirected_hdrs[name]
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    """Scheme, host and port: what a redirect may not change for credentials to follow it."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").rstrip("."), parts.port or (443 if scheme == "https" else 80)
 
 
 def pinned_opener(policy: OutboundPolicy) -> urllib.request.OpenerDirector:

@@ -61,6 +61,10 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _STATUS_ITEM = re.compile(r"^([1-5])(\d\d|xx)$")
 _URL_SAFE = "/%:@!$&'()*+,;=~?[]"
 MASK = "***"
+# Who the request is for and how it is framed come from the url and the body only: set by hand, they would
+# pick another virtual host behind an allowed address, or smuggle a second request into the connection.
+_WIRE_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "expect",
+                 "keep-alive", "trailer"}
 
 
 class RequestFailed(Exception):
@@ -75,6 +79,23 @@ class HttpAnswer:
     content: bytes  # the start of the body (at most _HTTP_READ_BYTES)
     charset: str
     elapsed: float
+
+
+def wire_header_refusal(name: str) -> str | None:
+    """Why the header ``name`` may not be given by hand (None: it may)."""
+    lowered = str(name).lower()
+    if lowered in _WIRE_HEADERS or lowered.startswith("proxy-"):
+        return (f"{name} may not be set by hand: the url and the body decide where the request goes and how "
+                "it is framed (Host, Content-Length, Transfer-Encoding, Connection, TE, Upgrade, Expect, Proxy-*)")
+    return None
+
+
+def headers_problems(parameters: dict) -> list[str]:
+    """Save-time check of core.http: the header names written in the line are ones a line may set."""
+    headers = parameters.get("headers")
+    if not isinstance(headers, dict):
+        return []  # a variable: checked when the line runs
+    return [f"headers: {refusal}" for name in headers if (refusal := wire_header_refusal(name))]
 
 
 @action(
@@ -93,6 +114,7 @@ class HttpAnswer:
     external=True,
     supports_cancel=True,
     check=lambda url, timeout=30.0, **_: server_reachable(url, min(float(timeout), PREFLIGHT_TIMEOUT)),
+    validate=headers_problems,
 )
 def http_request(ctx, url: str, method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET",
                  headers: dict | None = None, body: str = "", expected_status: str = "2xx",
@@ -201,6 +223,9 @@ def _http_headers(headers: dict | None) -> dict[str, str]:
     for name, value in headers.items():
         if not _HEADER_NAME.match(name):
             raise ValueError(f"headers: {name!r} is not a valid header name")
+        refusal = wire_header_refusal(name)
+        if refusal:
+            raise ValueError(f"headers: {refusal}")
         if not isinstance(value, str):
             raise ValueError(f"headers: the value of {name!r} must be text (got {type(value).__name__})")
         if "\r" in value or "\n" in value:

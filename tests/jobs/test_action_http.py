@@ -159,7 +159,7 @@ def test_a_given_content_type_wins_and_text_is_not_json(server):
 def test_secret_header_values_never_reach_the_log(server):
     ctx = FakeContext()
     secrets = {"Authorization": "Bearer s3cr3t-1", "Cookie": "session=s3cr3t-2", "X-Api-Token": "s3cr3t-3",
-               "X-Client-Secret": "s3cr3t-4", "Proxy-Authorization": "Basic s3cr3t-5"}
+               "X-Client-Secret": "s3cr3t-4", "X-Session-Password": "s3cr3t-5"}
     http_request(ctx, f"{server}/created", method="POST", headers={**secrets, "X-Visible": "plain"})
     logged = "\n".join(ctx.log.messages())
     assert "s3cr3t" not in logged
@@ -251,6 +251,38 @@ def test_bad_input_is_refused_before_anything_is_sent(arguments, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         http_request(ctx, **arguments)
     assert ctx.log.entries == []
+
+
+WIRE_HEADERS = ["Host", "content-length", "Transfer-Encoding", "Connection", "TE", "Upgrade", "Expect",
+                "Proxy-Authorization", "proxy-connection"]
+
+
+@pytest.mark.parametrize("name", WIRE_HEADERS)
+def test_headers_that_choose_the_host_or_frame_the_request_are_refused_when_the_line_runs(name, server):
+    """Review 1: a Host header picked another virtual host behind an allowed address; framing headers smuggle."""
+    ctx = FakeContext()
+    with pytest.raises(ValueError, match=rf"^headers: {name} may not be set by hand: the url and the body decide"):
+        http_request(ctx, f"{server}/echo", headers={name: "admin.internal"})
+    assert ctx.log.entries == []  # nothing sent
+
+
+def test_a_host_header_never_reaches_the_server(server):
+    ctx = FakeContext()
+    with pytest.raises(ValueError, match="Host may not be set by hand"):
+        http_request(ctx, f"{server}/echo", headers={"Accept": "text/plain", "Host": "admin.internal"})
+    http_request(ctx, f"{server}/echo", headers={"Accept": "text/plain"})
+    assert json.loads(ctx.log.messages()[-1].split("\n", 1)[1])["headers"]["Host"] == server.split("//")[1]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", [name for name in WIRE_HEADERS if name != "Proxy-Authorization"])  # a secret's rule
+def test_such_headers_written_in_a_line_are_refused_when_it_is_saved(name):
+    Action.objects.sync_with_registry()
+    job = Job.objects.create(identifier="http-host", name="HTTP host")
+    line = JobLine(job=job, line_no=10, action=Action.objects.get(name="core.http"),
+                   parameters={"url": "http://x/", "headers": {"Accept": "*/*", name: "${param.where}"}})
+    errors = line.validation_errors(["where"])["parameters"]
+    assert len(errors) == 1 and errors[0].startswith(f"headers: {name} may not be set by hand")
 
 
 def test_expected_status_parsing():

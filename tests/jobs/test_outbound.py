@@ -6,6 +6,7 @@ Each attack is a real request from core.http (or the real worker) at a real loca
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import socket
 import threading
@@ -89,10 +90,10 @@ def test_cloud_metadata_is_refused_without_trying(settings):
         http_request(FakeContext(), "http://169.254.169.254/latest/meta-data/", timeout=30)
 
 
-def test_a_name_that_resolves_to_loopback_is_refused(listener, settings):
+def test_a_name_that_resolves_to_loopback_is_refused_without_showing_its_address(listener, settings):
+    """Review 1: "vm (10.0.0.7) is not an allowed destination" mapped internal names to addresses in the log."""
     settings.JOBS_HTTP_ALLOWED_HOSTS = []
-    with pytest.raises(RequestFailed, match=r"^url: localhost \((127\.0\.0\.1|::1)\) is not an allowed destination "
-                                            r"\(loopback\)"):
+    with pytest.raises(RequestFailed, match=f"^{refused('localhost', 'loopback')}$"):
         http_request(FakeContext(), f"http://localhost:{listener.port}/")
     assert not listener.connected()
 
@@ -117,6 +118,43 @@ def test_a_redirect_to_a_destination_not_allowed_is_refused(server, listener, se
     with pytest.raises(RequestFailed, match=r"redirected to http://169\.254\.169\.254/, and 169\.254\.169\.254 is "
                                             r"not an allowed destination \(link-local\)"):
         http_request(FakeContext(), f"{url}/redirect?to=http://169.254.169.254/", timeout=2)
+
+
+@pytest.fixture
+def other_server() -> Iterator[int]:
+    """A second server: another origin (its own port) on the same address."""
+    httpd = QuietServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+CREDENTIALS = {"Authorization": "Bearer s3cr3t", "X-Api-Token": "t0k3n", "Cookie": "session=c00k1e"}
+
+
+def echoed_headers(ctx: FakeContext) -> dict[str, str]:
+    return json.loads(ctx.log.messages()[-1].split("\n", 1)[1])["headers"]
+
+
+def test_credentials_do_not_follow_a_redirect_to_another_origin(server, other_server, settings):
+    """Review 1: urllib copies every header to the redirect, so the allowed API's open redirect handed its
+    Authorization header to any other allowed host."""
+    url, port = server
+    settings.JOBS_HTTP_ALLOWED_HOSTS = [f"127.0.0.1:{port}", f"127.0.0.1:{other_server}"]
+    ctx = FakeContext()
+    http_request(ctx, f"{url}/redirect?to=http://127.0.0.1:{other_server}/echo",
+                 headers={**CREDENTIALS, "Accept": "text/plain"})
+    received = echoed_headers(ctx)
+    assert not set(CREDENTIALS) & set(received) and received["Accept"] == "text/plain"
+
+
+def test_credentials_follow_a_redirect_on_the_same_origin(server, settings):
+    url, port = server
+    settings.JOBS_HTTP_ALLOWED_HOSTS = [f"127.0.0.1:{port}"]
+    ctx = FakeContext()
+    http_request(ctx, f"{url}/redirect?to=/echo", headers=CREDENTIALS)
+    assert {name: echoed_headers(ctx).get(name) for name in CREDENTIALS} == CREDENTIALS
 
 
 def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch, listener):
@@ -170,6 +208,10 @@ def test_each_run_of_a_per_domain_job_has_its_own_domains_allowed_hosts(server, 
     ("::ffff:10.0.0.1", "private"), ("64:ff9b::a00:1", "private"), ("0.0.0.0", "unspecified address"),  # noqa: S104
     ("::", "unspecified address"), ("224.0.0.1", "multicast"), ("ff02::1", "multicast"),
     ("100.64.0.1", "not a public address"), ("8.8.8.8", None), ("::ffff:8.8.8.8", None), ("2606:4700::1111", None),
+    # Review 1: special-purpose networks some Python versions call global.
+    ("192.0.0.8", "IETF protocol assignment"), ("192.0.0.255", "IETF protocol assignment"),
+    ("::ffff:192.0.0.8", "IETF protocol assignment"), ("192.0.0.9", None), ("192.0.0.10", None),
+    ("fec0::1", "site-local"), ("feff::1", "site-local"), ("3fff::1", "documentation"),
 ])
 def test_address_kinds(address, kind):
     assert non_public_kind(ipaddress.ip_address(address)) == kind
