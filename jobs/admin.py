@@ -362,6 +362,33 @@ class JobLineFormSet(ParentAwareFormSet):
             if form.instance.pk in saved and self.can_delete and self._should_delete_form(form):
                 raise ValidationError(authorship.line_change_refusal(self.user, saved[form.instance.pk], [],
                                                                      deleting=True))
+        posted, touched = self._posted_layout()
+        problems = authorship.feed_refusals(self.user, authorship.stored_layout(self.instance), posted, touched)
+        if problems:
+            raise ValidationError(problems)
+
+    def _posted_layout(self) -> tuple[list[authorship.LineLayout], set]:
+        """The lines as they would be saved, and the keys of those added, changed or deleted."""
+        posted, touched = [], set()
+        for index, form in enumerate(self.forms):
+            key = form.instance.pk or f"new-{index}"
+            if self.can_delete and self._should_delete_form(form):
+                touched.add(key)
+                continue
+            if not form.has_changed():
+                if form.instance.pk is None:
+                    continue  # an empty extra row
+            else:
+                touched.add(key)
+            data = getattr(form, "cleaned_data", {})
+            line_no = data.get("line_no", form.instance.line_no)
+            if line_no is None:
+                continue  # refused by the form itself
+            is_filter = data.get("is_filter", form.instance.is_filter)
+            template = data.get("filter_template") if "filter_template" in data else form.instance.filter_template
+            posted.append(authorship.LineLayout(key, line_no, data.get("active", form.instance.active), is_filter,
+                                                template if is_filter else None))
+        return posted, touched
 
 
 class JobLineInline(admin.TabularInline):

@@ -8,18 +8,26 @@ the declaration (type, choices, pattern, being required, existence) of every
 run-time parameter the line uses as ``${param.NAME}``. Help, label and default
 of those parameters stay editable (a default must still pass the rules).
 
+A filter line on a template without domain path (``FilterTemplate.for_system_admins_only``)
+selects every domain's records for the lines after it, up to the next active filter line: those
+lines, and the filter line itself, are the system administrator's too (``feed_refusals``). Nobody
+else may add, change, delete, (de)activate or move a line into or out of that range, nor change
+which lines it covers (by moving, deactivating or deleting the filter line that ends it).
+
 Every write path asks here: the admin's job form and line formset, ``Job.copy``.
 Definition files (``import_jobs``) and Django's shell are system administrators'
 tools; the API writes no definitions.
 """
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from . import access, code_params, context, registry
-from .models import Job, JobLine
+from .models import FilterTemplate, Job, JobLine
 
 User = AbstractBaseUser | AnonymousUser
 # The fields of a parameter declaration that decide which values reach an author's line.
@@ -132,3 +140,81 @@ def _spec_value(spec: dict, key: str) -> Any:
     if key == "type":
         return value or "str"
     return value or None  # absent, empty and null mean the same: no choices, no pattern
+
+
+# Lines fed by a filter without domain path ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LineLayout:
+    """What decides which records a line gets: its place, whether it runs, whether (and how) it filters."""
+
+    key: Hashable  # the saved line's pk, or a key of its own for a line being added
+    line_no: int
+    active: bool
+    is_filter: bool
+    template: FilterTemplate | None
+
+    @classmethod
+    def of(cls, line: JobLine) -> LineLayout:
+        return cls(line.pk, line.line_no, line.active, line.is_filter,
+                   line.filter_template if line.is_filter and line.filter_template_id else None)
+
+    @property
+    def domainless_filter(self) -> bool:
+        return self.is_filter and self.template is not None and self.template.for_system_admins_only
+
+    def describe(self) -> str:
+        return (f"line {self.line_no} (a filter on {self.template}, which has no domain path: every domain's "
+                "records)")
+
+
+def stored_layout(job: Job) -> list[LineLayout]:
+    """The job's lines as stored (not as edited on a page)."""
+    if job.pk is None:
+        return []
+    return [LineLayout.of(line) for line in job.lines.select_related("filter_template")]
+
+
+def fed_by_domainless_filters(lines: Iterable[LineLayout]) -> dict[Hashable, LineLayout]:
+    """Each line a filter without domain path feeds, with that filter line (which maps to itself).
+
+    As the runner does: in line order, an active filter line replaces the records of the ones before it;
+    inactive lines run nothing but would get the records of the filter before them once activated.
+    """
+    fed: dict[Hashable, LineLayout] = {}
+    source: LineLayout | None = None
+    for line in sorted(lines, key=lambda line: line.line_no):
+        if line.domainless_filter:
+            fed[line.key] = line
+        elif source is not None and not (line.is_filter and line.active):
+            fed[line.key] = source
+        if line.is_filter and line.active:
+            source = line if line.domainless_filter else None
+    return fed
+
+
+def feed_refusals(user: User | None, stored: list[LineLayout], posted: list[LineLayout],
+                  touched: set[Hashable]) -> list[str]:
+    """Why ``user`` may not turn the job's lines from ``stored`` into ``posted`` (empty: allowed).
+
+    ``touched`` are the keys of the lines added, changed or deleted. A line a filter without domain path
+    feeds, before or after the change, may only be touched by a system administrator, and nobody else may
+    make a line start or stop getting that filter's records by changing other lines.
+    """
+    if may_change_authored(user):
+        return []
+    before, after = fed_by_domainless_filters(stored), fed_by_domainless_filters(posted)
+    numbers = {line.key: line.line_no for line in stored} | {line.key: line.line_no for line in posted}
+    problems = []
+    for key in sorted(set(before) | set(after), key=lambda key: numbers[key]):
+        filter_line = after.get(key) or before[key]
+        if key in touched:
+            what = ("it is" if filter_line.key == key else "it gets the records of") + f" {filter_line.describe()}"
+            problems.append(f"Line {numbers[key]}: {what}; only a system administrator may add, change, delete, "
+                            "(de)activate or move the lines such a filter feeds.")
+        elif (before[key].key if key in before else None) != (after[key].key if key in after else None):
+            change = "start getting" if key in after else "stop getting"
+            problems.append(f"Line {numbers[key]}: the changes on this page would make it {change} the records of "
+                            f"{filter_line.describe()}; only a system administrator may change which lines such "
+                            "a filter feeds.")
+    return problems
