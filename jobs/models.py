@@ -166,8 +166,29 @@ class FilterTemplate(models.Model):
         path = domain_path_problem(model, self.domain_path) if self.domain_path else None
         if path:
             errors["domain_path"] = [path]
+        errors.update(self._widening_errors())
         if errors:
             raise ValidationError(errors)
+
+    def _widening_errors(self) -> dict[str, list[str]]:
+        """A change that would let the lines of domain jobs on this template read other domains' records
+        (or another model's): refused while such lines use it."""
+        stored = FilterTemplate.objects.filter(pk=self.pk).values("domain_path", "model").first() if self.pk else None
+        if stored is None:
+            return {}
+        widened = {}
+        if stored["domain_path"] and not self.domain_path:
+            widened["domain_path"] = "emptied (their lines would read every domain's records)"
+        if stored["model"] != self.model:
+            widened["model"] = "changed (their lines would read another model's records)"
+        if not widened:
+            return {}
+        jobs = sorted(set(self.lines.filter(job__domain__isnull=False).values_list("job__identifier", flat=True)))
+        if not jobs:
+            return {}
+        named = ", ".join(jobs[:10]) + (f" and {len(jobs) - 10} more" if len(jobs) > 10 else "")
+        return {field: [f"cannot be {how} while filter lines of domain jobs use this template: {named}; change "
+                        "or delete those lines first."] for field, how in widened.items()}
 
     @property
     def for_system_admins_only(self) -> bool:
