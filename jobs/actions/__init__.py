@@ -15,11 +15,11 @@ from .http import (
     status_accepted,
 )
 from .management import REFUSED_COMMANDS, LineWriter, management_command
-from .shell import folder_usable, group_alive, shell, terminate_group
+from .shell import group_alive, shell, terminate_group
 from .sleep import sleep
 
 __all__ = [
     "MASK", "REFUSED_COMMANDS", "HttpAnswer", "LineWriter", "RequestFailed", "body_excerpt", "call_cancellable",
-    "folder_usable", "group_alive", "http_request", "management_command", "parse_expected_status",
+    "group_alive", "http_request", "management_command", "parse_expected_status",
     "server_reachable", "shell", "shown_url", "sleep", "status_accepted", "terminate_group",
 ]

@@ -18,13 +18,6 @@ from ..registry import Cancelled, action
 T = TypeVar("T")
 
 
-def folder_usable(cwd: str = "", **_) -> str | None:
-    """Pre-flight check of core.shell: the working directory exists."""
-    if cwd and not os.path.isdir(cwd):
-        return f"the working directory {cwd} does not exist"
-    return None
-
-
 def command_environment(variables: dict[str, Any], result_id: int | None) -> dict[str, str]:
     """The worker's environment plus the run's variables (``JOBS_TODAY``, ``JOBS_PARAM_WHO``, ...).
 
@@ -44,7 +37,8 @@ def command_environment(variables: dict[str, Any], result_id: int | None) -> dic
     idempotent=False,
     dangerous=True,
     supports_cancel=True,
-    check=folder_usable,
+    # No pre-flight check of cwd: the web process's disk says nothing about the worker's, and a check there
+    # would tell members which folders exist on the web server. The worker reports a missing folder.
     code_params={"command": SHELL},
 )
 def shell(ctx, command: str, cwd: str = "") -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from django.urls import reverse
 
-from jobs.models import DomainMembership
+from jobs.models import DomainMembership, Job
 from jobs.outbound import HOW_TO_ALLOW
 from results.models import JobResult
 from tests.helpers import Listener, make_job
@@ -93,3 +93,24 @@ def test_all_checks_together_take_at_most_about_two_seconds(client, admin_user, 
     html = client.get(reverse("admin:jobs_job_run", args=[job.pk])).content.decode()
     assert time.monotonic() - started < 3
     assert html.count("✖ not ready") == 2 and "not checked in time" not in html
+
+
+def preflight_section(client, job) -> str | None:
+    html = client.get(reverse("admin:jobs_job_run", args=[job.pk])).content.decode()
+    found = re.search(r'<div class="module" id="preflight">.*?</div>', html, re.S)
+    return found.group(0) if found else None
+
+
+@pytest.mark.parametrize("role", [DomainMembership.OPERATOR, DomainMembership.ADMIN])
+def test_the_run_page_tells_nobody_which_folders_exist_on_the_web_server(role, client, member, acme):
+    """Review 1: core.shell's check looked at its cwd on the web host; a domain admin sets the default of the
+    parameter the author's cwd uses, and "ready" / "not ready" said whether that folder existed."""
+    job = make_job("shell-cwd", (10, "core.shell", {"command": "true", "cwd": "${param.dir}"}), domain=acme,
+                   params=[{"name": "dir", "type": "str", "default": "/"}])
+    client.force_login(member("mo", acme, role))
+    answers = []
+    for folder in ("/etc", "/no/such/folder"):
+        Job.objects.filter(pk=job.pk).update(params=[{"name": "dir", "type": "str", "default": folder}])
+        answers.append(preflight_section(client, job))
+    assert answers[0] == answers[1]
+    assert job.preflight() == []  # the worker checks the folder when the line runs

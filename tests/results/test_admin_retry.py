@@ -23,8 +23,9 @@ def failed_run(job, **parameters) -> JobResult:
 
 @pytest.fixture
 def purge(acme):
-    """A destructive job whose line has a pre-flight check (core.shell checks its folder)."""
-    return make_job("purge", (10, "core.shell", {"command": "echo purge ${param.days}", "cwd": "/no/such/folder"}),
+    """A destructive job whose line 20 has a pre-flight check."""
+    return make_job("purge", (10, "core.shell", {"command": "echo purge ${param.days}"}),
+                    (20, "testing.slow_check", {"seconds": 0}),
                     domain=acme, destructive=True, concurrency="parallel",
                     params=[{"name": "days", "type": "int", "default": 30}])
 
@@ -46,7 +47,7 @@ def test_retry_of_a_destructive_job_asks_for_confirmation_first(client, otto, pu
     assert JobResult.objects.count() == 1  # nothing started
     html = response.content.decode()
     assert 'id="confirm-reasons"' in html and "it deletes or overwrites data" in html
-    assert 'id="preflight"' in html and "Line 10 · core.shell" in html  # Run's pre-flight checks
+    assert 'id="preflight"' in html and "Line 20 · testing.slow_check" in html  # Run's pre-flight checks
     assert f"retry of <strong>#{failed.pk}</strong>" in html and 'id="run-values"' in html
     assert 'name="confirm"' in html and "Type purge to run it." in html
 
