@@ -196,27 +196,40 @@ def autodiscover() -> None:
 
 
 NOT_CHECKED_IN_TIME = "not checked in time"
+TOO_MANY_CHECKS = "not checked: too many checks running"
+PREFLIGHT_MAX_THREADS = 32  # pre-flight threads alive at once in one process, abandoned ones included
+# A thread given up on after the budget (a server that never answers, a slow DNS) keeps its slot until it
+# ends: Run pages opened in a loop cannot pile threads up without bound.
+_preflight_slots = threading.BoundedSemaphore(PREFLIGHT_MAX_THREADS)
 
 
 def run_checks(checks: list[Callable[[], str | None]], budget: float) -> list[str | None]:
     """Every check at once, each in a daemon thread, all within ``budget`` seconds together.
 
-    A check not done by then answers NOT_CHECKED_IN_TIME; its thread is left to end by itself.
+    A check not done by then answers NOT_CHECKED_IN_TIME; its thread is left to end by itself. A check
+    for which no thread slot is free (``PREFLIGHT_MAX_THREADS``) answers TOO_MANY_CHECKS.
     """
     answers: list[str | None] = [NOT_CHECKED_IN_TIME] * len(checks)
+    slots = _preflight_slots
 
     def run(index: int, check: Callable[[], str | None]) -> None:
-        answers[index] = check()
+        try:
+            answers[index] = check()
+        finally:
+            slots.release()
 
-    threads = [threading.Thread(target=run, args=(index, check), name="preflight", daemon=True)
-               for index, check in enumerate(checks)]
+    threads: dict[int, threading.Thread] = {}
     deadline = time.monotonic() + budget
-    for thread in threads:
-        thread.start()
-    for thread in threads:
+    for index, check in enumerate(checks):
+        if not slots.acquire(blocking=False):
+            answers[index] = TOO_MANY_CHECKS
+            continue
+        threads[index] = threading.Thread(target=run, args=(index, check), name="preflight", daemon=True)
+        threads[index].start()
+    for thread in threads.values():
         thread.join(max(0.0, deadline - time.monotonic()))
-    return [answers[index] if not thread.is_alive() else NOT_CHECKED_IN_TIME
-            for index, thread in enumerate(threads)]
+    return [NOT_CHECKED_IN_TIME if index in threads and threads[index].is_alive() else answer
+            for index, answer in enumerate(answers)]
 
 
 class Cancelled(Exception):

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 from django.urls import reverse
 
+from jobs import registry
 from jobs.models import DomainMembership, Job
 from jobs.outbound import HOW_TO_ALLOW
 from results.models import JobResult
@@ -114,3 +116,25 @@ def test_the_run_page_tells_nobody_which_folders_exist_on_the_web_server(role, c
         answers.append(preflight_section(client, job))
     assert answers[0] == answers[1]
     assert job.preflight() == []  # the worker checks the folder when the line runs
+
+
+def test_threads_left_running_after_the_budget_are_capped(monkeypatch):
+    """Review 1: each Run page could leave threads behind (a server that never answers); opened in a loop,
+    the web process piled them up without bound. Abandoned threads keep their slot until they end."""
+    monkeypatch.setattr(registry, "_preflight_slots", threading.BoundedSemaphore(2))
+    release = threading.Event()
+
+    def hangs() -> str | None:
+        release.wait(10)
+        return None
+
+    started = time.monotonic()
+    assert registry.run_checks([hangs, hangs, hangs], budget=0.2) == [
+        registry.NOT_CHECKED_IN_TIME, registry.NOT_CHECKED_IN_TIME, registry.TOO_MANY_CHECKS]
+    assert registry.run_checks([lambda: None], budget=0.2) == [registry.TOO_MANY_CHECKS]  # still held
+    assert time.monotonic() - started < 1
+    release.set()  # the hanging checks end: their slots are free again
+    deadline = time.monotonic() + 5
+    while registry.run_checks([lambda: None, lambda: "down"], budget=1) != [None, "down"]:
+        assert time.monotonic() < deadline, "the slots of ended checks were not given back"
+        time.sleep(0.05)
