@@ -365,23 +365,32 @@ def test_same_compares_numbers_as_stored_but_keeps_true_apart_from_one():
 def test_export_writes_the_contract_shape():
     import_jobs(FULL)
     data = yaml.safe_load(export_all())
+    assert (data["version"], data["filter_templates"]) == (1, [])
     assert [job["identifier"] for job in data["jobs"]] == ["cleanup", "weekly-report"]
     weekly = data["jobs"][1]
     assert weekly == {
         "identifier": "weekly-report", "name": "Weekly report", "description": "Sends the weekly report",
         "domain": "acme", "active": True, "stops_on_error": True, "module": "reports", "queue": "",
+        "job_type": "manual", "execution": "installation", "run_as": None, "required_permission": "",
+        "destructive": False, "external": False, "concurrency": "one", "time_limit": None, "idempotent": False,
+        "retries": 0, "retry_delay": 60, "owner": "", "expected_runtime": "", "expected_result": "",
+        "troubleshooting": "",
         "params": [{"name": "days", "type": "int", "required": False, "default": 7},
                    {"name": "region", "type": "choice", "required": True, "choices": ["north", "south"]}],
-        "schedule": {"type": "calendar", "cron": "0 18 * * 5", "timezone": "Europe/Madrid"},
+        "schedule": {"type": "calendar", "cron": "0 18 * * 5", "timezone": "Europe/Madrid", "start": None,
+                     "end": None, "catch_up": "once"},
         "report": {"recipients": ["ops@example.com"], "when": "failure"},
         "lines": [
             {"line_no": 10, "action": "core.shell", "active": True,
-             "parameters": {"command": "echo ${param.days} ${today}"}},
-            {"line_no": 20, "action": "testing.typed", "active": False, "parameters": {"count": 3, "mode": "slow"}},
+             "parameters": {"command": "echo ${param.days} ${today}"}, "module": "", "is_filter": False,
+             "filter_template": None, "filter_definition": {}},
+            {"line_no": 20, "action": "testing.typed", "active": False, "parameters": {"count": 3, "mode": "slow"},
+             "module": "", "is_filter": False, "filter_template": None, "filter_definition": {}},
         ],
     }
+    assert list(weekly)[-3:] == ["schedule", "report", "lines"]
     assert data["jobs"][0]["domain"] is None
-    assert "report" not in data["jobs"][0]
+    assert data["jobs"][0]["report"] is None
 
 
 def test_export_then_import_round_trips_exactly():
@@ -402,7 +411,7 @@ def test_export_then_import_round_trips_exactly():
 
 
 def test_export_of_nothing_is_an_empty_list():
-    assert yaml.safe_load(export_all()) == {"jobs": []}
+    assert yaml.safe_load(export_all()) == {"version": 1, "filter_templates": [], "jobs": []}
 
 
 # --- the commands -------------------------------------------------------------------------------------------------
