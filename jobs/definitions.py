@@ -14,6 +14,7 @@ the same file twice changes nothing: rows are only written when they differ.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -300,6 +301,15 @@ class Change:
     name: str
     outcome: str  # created, changed, unchanged or skipped
     fields: list[tuple[str, Any, Any]] = field(default_factory=list)
+
+    @property
+    def shown_fields(self) -> list[tuple[str, str, str]]:
+        """The changed fields with their values as JSON text, for people."""
+        return [(name, _shown(old), _shown(new)) for name, old, new in self.fields]
+
+
+def _shown(value: Any) -> str:
+    return value if value is ABSENT else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def preview_texts(texts: list[tuple[str, str]], *, update_existing: bool = True) -> list[Change]:

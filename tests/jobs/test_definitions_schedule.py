@@ -167,7 +167,8 @@ def test_imported_schedule_has_its_next_run_computed():
 def test_automatic_schedule_is_imported_and_exported():
     import_jobs(dump(job_doc(schedule={"type": "automatic", "timezone": "UTC"})))
     assert schedule_of().kind == "automatic"
-    assert exported_schedules()["job-a"] == {"type": "automatic", "timezone": "UTC", "start": None, "end": None, "catch_up": "once"}
+    assert exported_schedules()["job-a"] == {"type": "automatic", "timezone": "UTC", "start": None, "end": None,
+                                            "catch_up": "once"}
 
 
 # --- round trips and re-imports -----------------------------------------------------------------------------------

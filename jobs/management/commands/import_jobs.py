@@ -1,4 +1,3 @@
-import json
 import sys
 from pathlib import Path
 
@@ -50,10 +49,7 @@ class Command(BaseCommand):
     def _preview(self, texts: list[tuple[str, str]], skip_existing: bool) -> None:
         for change in preview_texts(texts, update_existing=not skip_existing):
             self.stdout.write(f"{change.outcome}: {change.kind} {change.name}")
-            for name, old, new in change.fields:
-                self.stdout.write(f"  {name}: {shown(old)} -> {shown(new)}")
+            for name, old, new in change.shown_fields:
+                self.stdout.write(f"  {name}: {old} -> {new}")
         self.stdout.write("dry run: nothing was changed")
 
-
-def shown(value) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
