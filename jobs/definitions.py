@@ -455,12 +455,12 @@ def _schedule_document(schedule: Schedule) -> dict[str, Any]:
 def _import_schedule(job: Job, raw: Any, where: str) -> bool:
     """Make the job's schedule what the file says; True if that changed anything."""
     existing = Schedule.objects.filter(job=job).first()
-    if not raw:
+    fields = _schedule_fields(raw, f"{where}: schedule") if raw else None
+    if fields is None or fields["kind"] == Schedule.DISABLED:  # by hand only: no schedule, as it is exported
         if existing is None:
             return False
         existing.delete()
         return True
-    fields = _schedule_fields(raw, f"{where}: schedule")
     schedule = existing or Schedule(job=job)
     before = {name: getattr(schedule, name) for name in SCHEDULE_FIELDS} if existing else None
     for name, value in fields.items():
@@ -512,8 +512,9 @@ def _schedule_fields(raw: Any, where: str) -> dict[str, Any]:
         if raw.get("cron"):
             fields["cron"] = str(raw["cron"])
         else:
-            fields["weekdays"] = [_weekday(day, where) for day in raw.get("weekdays") or []]
-            fields["times"] = [str(t) for t in raw.get("times") or []]
+            # Stored in order, as exported: the order means nothing, and a file then gives back the same row.
+            fields["weekdays"] = sorted(_weekday(day, where) for day in raw.get("weekdays") or [])
+            fields["times"] = sorted(str(t) for t in raw.get("times") or [])
     return fields
 
 
