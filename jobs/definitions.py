@@ -217,7 +217,10 @@ class Importer:
 
     def import_text(self, text: str, source: str = "the file") -> None:
         data = load(text)
-        for index, raw in enumerate(data.get("filter_templates") or [], start=1):
+        templates = data.get("filter_templates") or []
+        if not isinstance(templates, list):
+            raise DefinitionError("filter_templates must be a list")
+        for index, raw in enumerate(templates, start=1):
             self._import_template(raw, index, source)
         for index, raw in enumerate(data["jobs"], start=1):
             self._import_job(raw, index, source)

@@ -180,6 +180,7 @@ def test_an_imported_filter_template_updates_the_one_of_the_same_name():
      "filter template X: unknown domain 'nowhere'"),
     ("filter_templates:\n  - {name: X, model: auth.User, colour: red}\njobs: []",
      "filter template X: unknown keys colour"),
+    ("filter_templates: {name: X}\njobs: []", "filter_templates must be a list"),
     ("jobs:\n  - {identifier: a, run_as: nobody}", "job a: run_as: unknown user 'nobody'"),
     ("jobs:\n  - {identifier: a, destructive: yes please}", "job a: destructive must be true or false"),
     ("jobs:\n  - {identifier: a, domain: acme, execution: per_domain}", "job a: execution: Only a global job"),
