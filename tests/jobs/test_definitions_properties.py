@@ -386,8 +386,12 @@ def complete_job_documents(draw) -> dict:
     return job
 
 
-complete_documents = st.fixed_dictionaries({"jobs": st.lists(complete_job_documents(), min_size=1, max_size=2,
-                                                             unique_by=lambda job: job["identifier"])})
+template_documents = st.fixed_dictionaries({"name": st.just("Users"), "model": st.just("auth.User")}, optional={
+    "domain": st.sampled_from(["acme", None]), "domain_path": st.sampled_from(["", "memberships__domain"]),
+    "definition": st.sampled_from(FILTERS), "module": words})
+complete_documents = st.fixed_dictionaries(
+    {"jobs": st.lists(complete_job_documents(), min_size=1, max_size=2, unique_by=lambda job: job["identifier"])},
+    optional={"filter_templates": st.lists(template_documents, max_size=1), "version": st.just(1)})
 
 
 @pytest.fixture
