@@ -245,6 +245,7 @@ AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_MINUTES", default=15.0) / 60  # hour
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_ENABLE_ADMIN = False  # no admin pages of its own; unlock with `manage.py axes_reset_username NAME`
 # The client's address, as the API throttle sees it (JOBS_PROXY_COUNT below).
 AXES_CLIENT_IP_CALLABLE = "jobs_project.throttling.client_address"
 
