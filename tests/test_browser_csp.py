@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_support import browser_page, chromium_executable  # noqa: F401  (fixtures)
+from tests.browser_support import browser_page, chromium_executable, screenshot  # noqa: F401  (fixtures)
 from tests.helpers import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -43,3 +43,19 @@ def test_inline_script_handlers_and_style_injected_into_an_admin_page_do_not_app
     blocked = {violation.split(" ")[0] for violation in page.csp_violations}
     assert {"script-src-elem", "script-src-attr", "style-src-attr"} <= blocked, page.csp_violations
     page.csp_violations.clear()  # seen and expected: the fixture fails on any left over
+
+
+def test_the_locked_out_page_says_why_and_keeps_to_the_policy(
+    browser_page, live_server, admin_user,  # noqa: F811  (browser_page: the imported fixture)
+):
+    from django.conf import settings
+    from playwright.sync_api import expect
+
+    page = browser_page
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+        page.fill("#id_username", "root")
+        page.fill("#id_password", "not-the-password")
+        page.click('input[type="submit"]')
+    expect(page.locator("#locked-out")).to_contain_text("Too many failed log-in attempts for “root”")
+    screenshot(page, "admin-locked-out.png")
