@@ -189,7 +189,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["results.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "results.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
-    # Wrong tokens per client address (results.authentication): then 429 until the window has passed.
+    # Wrong tokens per client address (jobs_project.throttling): then 429 until the window has passed.
     "DEFAULT_THROTTLE_RATES": {"failed_token": env.str("JOBS_FAILED_TOKEN_RATE", default="10/min")},
     # Proxies in front that append to X-Forwarded-For; 0: the address is REMOTE_ADDR (the header is not trusted).
     "NUM_PROXIES": env.int("JOBS_PROXY_COUNT", default=0),
@@ -246,7 +246,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
 AXES_ENABLE_ADMIN = False  # no admin pages of its own; unlock with `manage.py axes_reset_username NAME`
-# The client's address, as the API throttle sees it (JOBS_PROXY_COUNT below).
+# The client's address, as the API throttle sees it (REST_FRAMEWORK["NUM_PROXIES"], env JOBS_PROXY_COUNT).
 AXES_CLIENT_IP_CALLABLE = "jobs_project.throttling.client_address"
 
 # --- Content-Security-Policy (django-csp): no inline script or style anywhere ---
