@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import OuterRef, Subquery
 from django.forms.models import BaseInlineFormSet
-from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -21,12 +21,13 @@ from django.utils.html import format_html, format_html_join
 from results.dispatch import RunRefused, start_run
 from results.models import JobLogEntry, JobResult, LogRead, Trigger
 
-from . import access
+from . import access, authorship, registry, secrets
 from . import context as context_vars
+from .code_params import variables_hint
 from .definitions import DefinitionError, export_jobs, import_jobs
 from .filters import model_for, relations_followed
 from .forms import ImportJobsForm, JSONTextField, RunParametersForm, ScheduleForm
-from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule
+from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule, Secret
 
 STATUS_ICONS = {
     "success": ("✔", "ok"), "warning": ("⚠", "warn"), "info": ("ℹ", "info"), "error": ("✖", "bad"),
@@ -119,8 +120,12 @@ class ActionAdmin(MembershipAdminMixin, admin.ModelAdmin):
     list_filter = ["available", "module", "dangerous", "external", "destructive"]
     search_fields = ["name", "label", "description"]
     readonly_fields = ["name", "label", "description", "module", "available", "idempotent", "destructive",
-                       "external", "dangerous", "supports_cancel", "parameter_table"]
+                       "external", "dangerous", "supports_cancel", "required_permissions", "parameter_table"]
     fields = readonly_fields
+
+    @admin.display(description="Required permissions")
+    def required_permissions(self, action: Action) -> str:
+        return ", ".join(action.permissions or []) or "None"
 
     @admin.display(description="Parameters")
     def parameter_table(self, action: Action):
@@ -166,8 +171,88 @@ WIDE_JSON = json_textareas(3, 60)
 @admin.register(FilterTemplate)
 class FilterTemplateAdmin(SystemAdminOnlyMixin, admin.ModelAdmin):
     formfield_overrides = WIDE_JSON
-    list_display = ["name", "model", "module"]
+    list_display = ["name", "model", "domain_path", "domain", "module"]
     search_fields = ["name", "model"]
+
+
+class SecretForm(forms.ModelForm):
+    """The value is write-only: a password box never filled in again; left empty on a change, it is kept."""
+
+    value = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}), required=False,
+        strip=False, help_text="Stored encrypted and never shown again. Leave empty to keep the current value.",
+    )
+
+    class Meta:
+        model = Secret
+        fields = ["name", "domain", "description"]
+
+    def clean_value(self) -> str:
+        value = self.cleaned_data.get("value") or ""
+        if not value and self.instance.pk is None:
+            raise ValidationError("A new secret needs a value.")
+        if "\x00" in value:
+            raise ValidationError("The value must not contain NUL characters.")
+        return value
+
+    def save(self, commit: bool = True) -> Secret:
+        if self.cleaned_data.get("value"):
+            self.instance.set_value(self.cleaned_data["value"])
+        return super().save(commit)
+
+
+@admin.register(Secret)
+class SecretAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
+    """Members see the names of their domains' secrets; domain administrators set them; nobody reads a value."""
+
+    form = SecretForm
+    list_display = ["name", "domain_or_global", "description", "updated_at", "updated_by"]
+    list_filter = [("domain", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "description"]
+    readonly_fields = ["updated_at", "updated_by"]
+
+    @admin.display(description="Domain", ordering="domain__name")
+    def domain_or_global(self, secret: Secret) -> str:
+        return secret.domain.name if secret.domain_id else "Global"
+
+    def get_fields(self, request, obj=None):
+        fields = ["name", "domain", "description"]
+        if self.has_change_permission(request, obj) or (obj is None and self.has_add_permission(request)):
+            fields.append("value")  # never for a reader: only the form's empty password box has this name
+        return fields + (["updated_at", "updated_by"] if obj is not None else [])
+
+    def get_queryset(self, request):
+        secrets = super().get_queryset(request).select_related("domain", "updated_by")
+        if access.is_system_admin(request.user):
+            return secrets
+        return secrets.filter(domain__in=access.visible_domains(request.user))
+
+    def has_module_permission(self, request) -> bool:
+        return access.is_member(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.is_member(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return access.is_system_admin(request.user) or access.editable_domains(request.user).exists()
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return access.has_role_in(request.user, obj.domain_id, access.EDIT_ROLES)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "domain":
+            kwargs["queryset"] = access.editable_domains(request.user)
+            kwargs["required"] = not access.is_system_admin(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj: Secret, form, change) -> None:
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
 
 
 class ParentAwareFormSet(BaseInlineFormSet):
@@ -219,42 +304,77 @@ class ScheduleInline(admin.StackedInline):
 
 
 
+TEMPLATE_RULE = ("Not a filter template you may use: a domain administrator uses the templates of their domains "
+                 "that have a domain path (a run then sees its domain's records only).")
+
+
 class JobLineForm(forms.ModelForm):
-    """Refuses to anybody but a system administrator a line that runs a dangerous action."""
+    """Refuses to anybody but a system administrator what ``jobs.authorship`` reserves to them, and a filter
+    template that reads every domain."""
 
     user = None  # set per request by JobLineInline.get_formset
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("filter_template")
+        if field is not None and self.instance.filter_template_id is not None:
+            # The line's own template stays a valid choice (an unchanged line must not block the page);
+            # clean() still refuses a change to a line on a template its editor may not use.
+            field.queryset = field.queryset | FilterTemplate.objects.filter(pk=self.instance.filter_template_id)
 
     def clean(self):
         cleaned = super().clean()
         if self.user is None or access.is_system_admin(self.user) or not self.has_changed():
             return cleaned
         template = cleaned.get("filter_template")
+        old_template = self.instance.filter_template if self.instance.pk and self.instance.filter_template_id else None
+        for used in {t for t in (template, old_template) if t is not None and t.for_system_admins_only}:
+            raise ValidationError({"filter_template": [
+                f"Only a system administrator may add or change a filter line on {used.name}: the template has "
+                "no domain path, so its line would read every domain's records."]})
         if cleaned.get("is_filter") and template is not None:
             followed = relations_followed(model_for(template.model), cleaned.get("filter_definition"))
             if followed:
                 raise ValidationError({"filter_definition": [
                     f"{key}: following a relation into another model is for system administrators only"
                     for key in followed]})
-        new = cleaned.get("action")
-        old = self.instance.action if self.instance.pk and self.instance.action_id else None
-        for action in {a for a in (new, old) if a is not None and a.dangerous}:
-            raise ValidationError(
-                f"Only a system administrator may add or change a line that runs {action.name} (dangerous action)."
-            )
+        # The line as stored: this form's instance takes the posted values once cleaned.
+        saved = JobLine.objects.select_related("action").filter(pk=self.instance.pk).first() if self.instance.pk \
+            else None
+        refusal = authorship.line_change_refusal(self.user, saved, self.changed_data, new_action=cleaned.get("action"))
+        if refusal:
+            raise ValidationError(refusal)
         return cleaned
+
+
+class JobLineFormSet(ParentAwareFormSet):
+    """Deleting a line comes through its DELETE box, which skips the form's own clean: checked here."""
+
+    user = None  # set per request by JobLineInline.get_formset
+
+    def clean(self) -> None:
+        super().clean()
+        if authorship.may_change_authored(self.user):
+            return
+        # As stored: a deleted row's form instance holds whatever was posted with it.
+        saved = {line.pk: line for line in authorship.protected_lines(self.instance)}
+        for form in self.initial_forms:
+            if form.instance.pk in saved and self.can_delete and self._should_delete_form(form):
+                raise ValidationError(authorship.line_change_refusal(self.user, saved[form.instance.pk], [],
+                                                                     deleting=True))
 
 
 class JobLineInline(admin.TabularInline):
     model = JobLine
     form = JobLineForm
-    formset = ParentAwareFormSet
+    formset = JobLineFormSet
     formfield_overrides = COMPACT_JSON
     extra = 1
 
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
         formset.form = type("JobLineForm", (formset.form,), {"user": request.user})
-        return formset
+        return type("JobLineFormSet", (formset,), {"user": request.user})
     ordering = ["line_no"]
     fields = ["line_no", "active", "action", "parameters", "is_filter", "filter_template", "filter_definition",
               "module"]
@@ -264,8 +384,9 @@ class JobLineInline(admin.TabularInline):
             kwargs["queryset"] = Action.objects.available()
         if db_field.name == "filter_template":
             templates = FilterTemplate.objects.all()
-            if not access.is_system_admin(request.user):
-                templates = templates.filter(domain__in=access.editable_domains(request.user))
+            if not access.is_system_admin(request.user):  # their domains' templates that keep a run to its domain
+                templates = templates.filter(domain__in=access.editable_domains(request.user)).exclude(domain_path="")
+                kwargs["error_messages"] = {"invalid_choice": TEMPLATE_RULE}
             kwargs["queryset"] = templates
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
@@ -280,6 +401,28 @@ class JobLineInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return obj is None or access.can_edit(request.user, obj)
+
+
+class JobForm(forms.ModelForm):
+    """Refuses to anybody but a system administrator the job changes ``jobs.authorship`` reserves to them."""
+
+    user = None  # set per request by JobAdmin.get_form
+
+    def clean(self):
+        cleaned = super().clean()
+        saved = Job.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
+        if saved is None:
+            return cleaned
+        guarded = [*authorship.GUARDED_JOB_FIELDS, "params"]
+        edited = Job(**{name: cleaned.get(name, getattr(saved, name)) for name in guarded})
+        for field, problems in authorship.job_change_refusals(self.user, saved, edited).items():
+            self.add_error(field, problems)
+        return cleaned
+
+
+class CopyJobForm(forms.Form):
+    identifier = forms.CharField(max_length=100, help_text="The new job's identifier (it cannot change later).")
+    name = forms.CharField(max_length=200, required=False, help_text="Empty: the same name.")
 
 
 class LastRunFilter(admin.SimpleListFilter):
@@ -302,6 +445,7 @@ class LastRunFilter(admin.SimpleListFilter):
 
 @admin.register(Job)
 class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
+    form = JobForm
     change_form_template = "admin/jobs/job/change_form.html"
     list_display = ["identifier", "name", "job_type", "domain_or_global", "execution_type", "active", "last_status",
                     "log_icon", "last_run", "schedule_text", "next_run"]
@@ -309,7 +453,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     list_filter = [LastRunFilter, "job_type", "active", ("domain", admin.RelatedOnlyFieldListFilter), "module"]
     search_fields = ["identifier", "name", "description"]
     list_select_related = ["domain", "schedule"]
-    actions = ["run_now", "export_yaml"]
+    actions = ["run_now", "export_yaml", "copy_job"]
     change_list_template = "admin/jobs/job/change_list.html"
     inlines = [JobLineInline, ScheduleInline]
 
@@ -359,6 +503,18 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             last_read_seq=Subquery(LogRead.objects.filter(result_id=OuterRef("last_result_id"),
                                                           user_id=request.user.pk).values("seq")[:1]),
         )
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        return type("JobForm", (form,), {"user": request.user})
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # Django's hidden "save as new" would turn this page into an add form that bypasses the
+        # change page's rules (a read-only identifier, who wrote the lines): Copy does it properly.
+        if request.method == "POST" and "_saveasnew" in request.POST:
+            return HttpResponseBadRequest("Save as new is not available for jobs: use Copy on the job's page.",
+                                          content_type="text/plain; charset=utf-8")
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def get_readonly_fields(self, request, obj=None):
         readonly = ["identifier"] if obj is not None else []
@@ -418,9 +574,11 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     # --- Run -----------------------------------------------------------------------
     def get_urls(self):
         run = self.admin_site.admin_view(self.run_view)
+        copy = self.admin_site.admin_view(self.copy_view)
         import_view = self.admin_site.admin_view(self.import_view)
         return [
             path("<int:object_id>/run/", run, name="jobs_job_run"),
+            path("<int:object_id>/copy/", copy, name="jobs_job_copy"),
             path("import/", import_view, name="jobs_job_import"),
             *super().get_urls(),
         ]
@@ -451,6 +609,36 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             pk__in=queryset.values("pk"))).order_by("identifier")), content_type="application/yaml; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="jobs.yaml"'
         return response
+
+    @admin.action(description="Copy the selected job", permissions=["add"])
+    def copy_job(self, request, queryset):
+        """Asks for the copy's identifier and name on the job's Copy page."""
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one job to copy.", messages.ERROR)
+            return None
+        return HttpResponseRedirect(reverse("admin:jobs_job_copy", args=[queryset.get().pk]))
+
+    def copy_view(self, request, object_id: int):
+        """A new job with every field, line and schedule setting of this one (``Job.copy``), inactive."""
+        job = get_object_or_404(self.get_queryset(request), pk=object_id)
+        if not access.can_edit(request.user, job):
+            raise PermissionDenied
+        form = CopyJobForm(request.POST or None, initial={"identifier": f"{job.identifier}-copy", "name": job.name})
+        if request.method == "POST" and form.is_valid():
+            try:
+                duplicate = job.copy(form.cleaned_data["identifier"], form.cleaned_data["name"] or None,
+                                     user=request.user)
+            except ValidationError as exc:
+                for name, problems in exc.message_dict.items():
+                    form.add_error(name if name in form.fields else None, problems)
+            else:
+                self.log_addition(request, duplicate, [{"added": {}}])
+                self.message_user(request, f"{job.identifier} copied as {duplicate.identifier}; the copy is "
+                                  "inactive until you activate it.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[duplicate.pk]))
+        context = {**self.admin_site.each_context(request), "title": f"Copy {job.name}", "job": job, "form": form,
+                   "opts": self.model._meta, "original": job}
+        return TemplateResponse(request, "admin/jobs/job/copy.html", context)
 
     def run_view(self, request, object_id: int):
         job = get_object_or_404(self.get_queryset(request), pk=object_id)
@@ -483,20 +671,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
                 self.message_user(request, f"{job.identifier} queued as result #{result.id}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:results_jobresult_change", args=[result.id]))
         values = form.values() if form.is_bound and hasattr(form, "cleaned_data") else None
-        context = {
-            **self.admin_site.each_context(request),
-            "preflight": job.preflight(values) if confirming else [],
-            "step": "confirm" if confirming else "parameters",
-            "values": values,
-            "title": f"Run {job.name}" if not confirming else f"Confirm: run {job.name}",
-            "job": job,
-            "form": form,
-            "lines": job.active_lines(),
-            "reasons": reasons,
-            "opts": self.model._meta,
-            "original": job,
-        }
-        return TemplateResponse(request, "admin/jobs/job/run.html", context)
+        return run_page(request, self.admin_site, job, form, values=values, confirming=confirming)
 
     def has_run_permission(self, request) -> bool:
         """Offers "Run now" only to roles that may run (system administrators, domain admins, operators)."""
@@ -528,9 +703,12 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # What the typed line editor (line_params.js) needs: each action's parameters and the variables.
         job_params = obj.param_names() if obj is not None else []
-        variables = ["${" + name + "}" for name in sorted(context_vars.known_variables(job_params))]
+        secret_names = obj.usable_secret_names() if obj is not None else []  # names only, never values
+        names = sorted(context_vars.known_variables(job_params, secret_names))
+        variables = ["${" + name + "}" for name in names]
         context["action_specs"] = {
-            str(action.pk): {"name": action.name, "parameters": action.parameters, "variables": variables}
+            str(action.pk): {"name": action.name, "parameters": action.parameters, "variables": variables,
+                             "hint": variables_hint(getattr(registry.get(action.name), "code_params", {}), names)}
             for action in Action.objects.available()
         }
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -548,7 +726,43 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             extra_context["status_choices"] = JobResult._meta.get_field("status").choices
             extra_context["history"] = history_bars(job)
             extra_context["can_run"] = access.can_run(request.user, job)
+            extra_context["can_copy"] = access.can_edit(request.user, job)
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+def shown_values(form: forms.Form, values: dict | None, retry_of=None) -> dict | None:
+    """The run's values as the confirmation shows them: secrets masked (a retry's are stored sealed)."""
+    if values is None:
+        return None
+    return secrets.masked_values(values) if retry_of is not None else form.shown_values()
+
+
+def run_page(request, admin_site, job: Job, form: forms.Form, *, values: dict | None, confirming: bool,
+             retry_of=None) -> TemplateResponse:
+    """The Run dialog of ``job`` (parameters, or the confirmation with the lines, values and pre-flight checks).
+
+    Retry shows the same confirmation (``retry_of``: the result it runs again, with its values).
+    """
+    verb = f"retry #{retry_of.pk} of" if retry_of is not None else "run"
+    # Checks connect to hosts: only system administrators point them with typed values and read why one
+    # failed; others get the job's own values and "not ready" (no port scans through the Run page).
+    trusted = access.is_system_admin(request.user)
+    context = {
+        **admin_site.each_context(request),
+        "preflight": job.preflight(values if trusted else None) if confirming else [],
+        "preflight_details": trusted,
+        "step": "confirm" if confirming else "parameters",
+        "values": shown_values(form, values, retry_of),
+        "title": f"Run {job.name}" if not confirming else f"Confirm: {verb} {job.name}",
+        "job": job,
+        "form": form,
+        "lines": job.active_lines(),
+        "reasons": job.confirmation_reasons(),
+        "retry_of": retry_of,
+        "opts": Job._meta,
+        "original": job,
+    }
+    return TemplateResponse(request, "admin/jobs/job/run.html", context)
 
 
 def history_bars(job: Job, count: int = 30) -> list[dict]:

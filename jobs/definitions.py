@@ -15,9 +15,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 
+from . import registry
 from .models import Action, Domain, FilterTemplate, Job, JobLine, Schedule
-from .params import MAX_JSON_DEPTH, NUL_RULE, json_problem
+from .params import MAX_JSON_DEPTH, json_problem
 from .scheduling import DAY_NAMES, UNITS, WEEKDAYS, PlanError, zone
+from .secrets import without_literal_credentials
+from .text import storable, text_problem
 
 JOB_KEYS = {"identifier", "name", "description", "domain", "active", "stops_on_error", "module", "queue",
             "params", "schedule", "report", "lines"}
@@ -57,13 +60,18 @@ def _job_document(job: Job) -> dict[str, Any]:
         document["schedule"] = _schedule_document(schedule)
     if job.report:
         document["report"] = job.report
-    document["lines"] = [_line_document(line) for line in sorted(job.lines.all(), key=lambda li: li.line_no)]
+    hidden = job.secret_variables()
+    document["lines"] = [_line_document(line, hidden) for line in sorted(job.lines.all(), key=lambda li: li.line_no)]
     return document
 
 
-def _line_document(line: JobLine) -> dict[str, Any]:
+def _line_document(line: JobLine, secret_variables: set[str]) -> dict[str, Any]:
+    spec = registry.get(line.action.name) if line.action_id else None
+    parameters = line.parameters or {}
+    if spec is not None and isinstance(parameters, dict):  # a credential saved before references were required
+        parameters = without_literal_credentials(spec.parameters, parameters, secret_variables)
     document: dict[str, Any] = {"line_no": line.line_no, "action": line.action.name if line.action_id else None,
-                                "active": line.active, "parameters": line.parameters or {}}
+                                "active": line.active, "parameters": parameters}
     if line.module:
         document["module"] = line.module
     if line.is_filter:
@@ -106,8 +114,9 @@ def structure_problem(document: Any) -> str | None:
         if leaving:
             on_path.discard(id(item))
             continue
-        if isinstance(item, str) and "\x00" in item:
-            return f"{path or 'the file'}: {NUL_RULE}"
+        problem = text_problem(item) if isinstance(item, str) else None
+        if problem:
+            return f"{path or 'the file'}: {problem}"
         if not isinstance(item, dict | list):
             continue
         nodes += 1
@@ -128,7 +137,7 @@ def _children(item: dict | list, path: str) -> list[tuple[Any, str]]:
         return [(child, f"{path}[{index}]") for index, child in enumerate(item)]
     children = []
     for key, child in item.items():
-        name = str(key).replace("\x00", "\\x00")  # the message says where NUL is without holding one
+        name = storable(str(key))  # the message says where NUL is without holding one
         where = f"{path}.{name}" if path else name
         children += [(key, where), (child, where)]
     return children

@@ -173,6 +173,39 @@ def _first_line(exc: Exception) -> str:
     return (text.strip().splitlines() or [type(exc).__name__])[0]
 
 
+def domain_path_problem(model: type[models.Model], path: str) -> str | None:
+    """Why ``path`` is not a lookup from ``model`` to its domain (relations ending at ``jobs.Domain``), or None."""
+    domain = apps.get_model("jobs", "Domain")
+    parts = path.split("__")
+    if len(parts) > MAX_LOOKUP_DEPTH or not all(parts):
+        return f"not a lookup of at most {MAX_LOOKUP_DEPTH} relations, e.g. customer__domain"
+    current = model
+    for part in parts:
+        try:
+            field = current._meta.get_field(part)
+        except FieldDoesNotExist:
+            return f"{current._meta.label} has no field {part!r}"
+        if not (field.is_relation and field.related_model is not None):
+            return f"{current._meta.label}.{part} is not a relation: the path must follow relations to a domain"
+        current = field.related_model
+    if current is not domain:
+        return f"{path} leads to {current._meta.label}, not to {domain._meta.label}"
+    return None
+
+
+def within_domains(queryset: models.QuerySet, domain_path: str, domain_ids: Any) -> models.QuerySet:
+    """Only the records whose domain (reached by ``domain_path``) is in ``domain_ids`` (a list or a subquery).
+
+    A separate filter, so nothing in a line's definition can widen it; through a to-many
+    relation (a user's memberships) a record is kept once, if any of its domains is allowed.
+    """
+    model = queryset.model
+    lookup = {f"{domain_path}__in": domain_ids}
+    if _follows_to_many(model, lookup):
+        return queryset.filter(pk__in=model._default_manager.filter(**lookup).values("pk"))
+    return queryset.filter(**lookup)
+
+
 def relations_followed(model: type[models.Model], definition: Any) -> list[str]:
     """The lookups of ``definition`` that follow a relation into another model."""
     followed = []

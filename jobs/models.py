@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from copy import deepcopy
+from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
 from django.utils import timezone
 
-from . import context, params, registry
+from . import code_params, context, outbound, params, registry, secrets
 
 
 class Domain(models.Model):
@@ -23,12 +25,40 @@ class Domain(models.Model):
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
+    http_allowed_hosts = models.TextField(
+        blank=True, validators=[outbound.validate_allowed_hosts_text],
+        help_text="Where core.http may connect for this domain's jobs, besides JOBS_HTTP_ALLOWED_HOSTS: one a line, "
+                  "a host name, *.example.com, an IP address or a CIDR network, with an optional :port. Loopback and "
+                  "private addresses must be listed here (by IP, network or exact host name) to be called. "
+                  "Only system administrators change it.",
+    )
+    # Quotas, set by system administrators (the Domain window is theirs): empty = no limit.
+    max_parallel_runs = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="At most this many runs of the domain's jobs pending or running at once; empty: no limit.",
+    )
+    min_schedule_interval_seconds = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Schedules of the domain's jobs may not fire more often than this; empty: no limit.",
+    )
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def schedule_gap_refusal(self, plan: dict[str, Any] | None, anchor: datetime.datetime | None = None) -> str | None:
+        """Why a schedule with ``plan`` fires too often for this domain's quota (None: it does not)."""
+        from .scheduling import shortest_gap
+
+        if not self.min_schedule_interval_seconds or plan is None:
+            return None
+        gap = shortest_gap(plan, timezone.now(), anchor=anchor)
+        if gap is None or gap >= self.min_schedule_interval_seconds:
+            return None
+        return (f"domain {self.slug} allows schedules at most every {self.min_schedule_interval_seconds} seconds; "
+                f"this one fires {gap:g} seconds apart.")
 
 
 class DomainMembership(models.Model):
@@ -61,7 +91,7 @@ class ActionQuerySet(models.QuerySet):
                     "parameters": spec.parameters, "idempotent": spec.idempotent,
                     "destructive": spec.destructive, "external": spec.external,
                     "dangerous": spec.dangerous, "supports_cancel": spec.supports_cancel,
-                    "available": True,
+                    "permissions": list(spec.permissions), "available": True,
                 }
                 row = existing.get(spec.name)
                 if row is None:
@@ -85,6 +115,9 @@ class Action(models.Model):
     external = models.BooleanField(default=False, help_text="Calls an external system.")
     dangerous = models.BooleanField(default=False)
     supports_cancel = models.BooleanField(default=False)
+    permissions = models.JSONField(
+        default=list, blank=True, help_text="app_label.codename permissions the run's user needs for a line to run it.",
+    )
     available = models.BooleanField(default=True, help_text="False once the code no longer registers it.")
 
     objects = ActionQuerySet.as_manager()
@@ -102,9 +135,14 @@ class FilterTemplate(models.Model):
     name = models.CharField(max_length=200, unique=True)
     domain = models.ForeignKey(
         Domain, null=True, blank=True, on_delete=models.PROTECT, related_name="filter_templates",
-        help_text="Empty: usable by system administrators' jobs only.",
+        help_text="The domain whose administrators may use it in their lines (they also need a domain path).",
     )
     model = models.CharField(max_length=200, help_text="app_label.ModelName, e.g. auth.User")
+    domain_path = models.CharField(
+        max_length=200, blank=True,
+        help_text="The lookup from the model to its domain, e.g. customer__domain: a run of a domain's job "
+                  "only sees that domain's records. Empty: only system administrators' lines may use it.",
+    )
     definition = models.JSONField(default=dict, blank=True, help_text="Field lookups, e.g. {\"is_active\": true}")
     module = models.CharField(max_length=100, blank=True)
 
@@ -115,15 +153,26 @@ class FilterTemplate(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from .filters import definition_errors, model_for
+        from .filters import definition_errors, domain_path_problem, model_for
 
         try:
             model = model_for(self.model)
         except LookupError as exc:
             raise ValidationError({"model": str(exc)}) from exc
-        errors = definition_errors(model, self.definition, context.known_variables([]))
+        errors = {}
+        definition = definition_errors(model, self.definition, context.known_variables([]))
+        if definition:
+            errors["definition"] = definition
+        path = domain_path_problem(model, self.domain_path) if self.domain_path else None
+        if path:
+            errors["domain_path"] = [path]
         if errors:
-            raise ValidationError({"definition": errors})
+            raise ValidationError(errors)
+
+    @property
+    def for_system_admins_only(self) -> bool:
+        """Without a domain path a run cannot be kept to its domain's records: only system administrators use it."""
+        return not self.domain_path
 
 
 identifier_validator = RegexValidator(
@@ -143,6 +192,9 @@ class JobQuerySet(models.QuerySet):
         a plan kept from before.
         """
         return self.update(revision=uuid.uuid4())
+
+
+PREFLIGHT_BUDGET_SECONDS = 2.0  # all the pre-flight checks of one Run page together
 
 
 class Job(models.Model):
@@ -268,25 +320,43 @@ class Job(models.Model):
         """Seconds, or None for no limit (site default 0)."""
         return self.time_limit or settings.JOBS_DEFAULT_TIME_LIMIT_SECONDS or None
 
-    def preflight(self, parameters: dict | None = None) -> list[tuple[JobLine, str | None]]:
-        """Each active line's pre-flight check with the run's values: (line, None) when ready."""
+    def preflight(self, parameters: dict | None = None, *,
+                  budget: float = PREFLIGHT_BUDGET_SECONDS) -> list[tuple[JobLine, str | None]]:
+        """Each active line's pre-flight check, all at once within ``budget`` seconds: (line, None) when ready.
+
+        With the job's own default values, and ``parameters`` over them: pass typed values only for people
+        trusted to point the checks anywhere (the Run page: system administrators). The checks apply the
+        outbound policy of the job's domain.
+        """
         from .context import build_variables
 
         values = {spec["name"]: spec.get("default") for spec in self.params or []} | (parameters or {})
-        variables = build_variables(job_identifier=self.identifier, domain_slug=self.domain.slug if self.domain_id
-                                    else None, params=values)
-        answers = []
+        domain_slug = self.domain.slug if self.domain_id else None
+        variables = build_variables(job_identifier=self.identifier, domain_slug=domain_slug, params=values)
+        # Stored secrets are never opened in the web process: a check sees the mask in their place.
+        variables |= {secrets.variable_name(name): secrets.MASK for name in self.usable_secret_names()}
+        masker = secrets.Masker(values.get(name) for name in self.secret_param_names())
+        answered, checked = self._preflight_arguments(variables)
+        policy = outbound.policy_for(domain_slug)
+        problems = registry.run_checks([outbound.under(policy, partial(spec.preflight, arguments))
+                                        for _, spec, arguments in checked], budget)
+        answered += [(line, masker.text(problem) if problem else problem)
+                     for (line, _, _), problem in zip(checked, problems, strict=True)]
+        return sorted(answered, key=lambda pair: pair[0].line_no)
+
+    def _preflight_arguments(self, variables: dict[str, Any]) -> tuple[list, list]:
+        """(lines answered already, (line, action, arguments) to check) of the active lines with a check."""
+        answered: list[tuple[JobLine, str | None]] = []
+        checked: list[tuple[JobLine, registry.ActionSpec, dict]] = []
         for line in self.active_lines():
             spec = registry.get(line.action.name) if line.action_id else None
             if spec is None or spec.check is None:
                 continue
             try:
-                arguments = line.run_parameters(variables)
+                checked.append((line, spec, line.run_parameters(variables)))
             except (ValidationError, LookupError, KeyError) as exc:
-                answers.append((line, f"not checked: its parameters do not resolve yet ({exc})"))
-                continue
-            answers.append((line, spec.preflight(arguments)))
-        return answers
+                answered.append((line, f"not checked: its parameters do not resolve yet ({exc})"))
+        return answered, checked
 
     def confirmation_reasons(self) -> list[str]:
         """Why Run must be confirmed by typing the identifier (empty: no confirmation needed)."""
@@ -308,16 +378,77 @@ class Job(models.Model):
     def param_names(self) -> list[str]:
         return [spec["name"] for spec in self.params or []]
 
+    def secret_param_names(self) -> set[str]:
+        return {spec["name"] for spec in self.params or [] if spec.get("type") == "secret"}
+
+    def usable_secret_names(self) -> list[str]:
+        """The stored secrets this job's lines may use: its domain's own (a global job: the global ones)."""
+        return list(Secret.objects.usable_by(self.domain_id).values_list("name", flat=True))
+
+    def secret_variables(self, usable: set[str] | None = None) -> set[str]:
+        """The variables whose values are secrets: ``param.NAME`` of secret parameters, ``secret.NAME``."""
+        names = self.usable_secret_names() if usable is None else usable
+        return {f"param.{name}" for name in self.secret_param_names()} | {secrets.variable_name(n) for n in names}
+
     def clean_run_parameters(self, raw: dict | None) -> dict:
-        """Typed run-time values from ``raw``; ValidationError names each bad parameter."""
+        """Typed run-time values from ``raw``; ValidationError names each bad parameter.
+
+        Secret parameters come back sealed (encrypted); a sealed value given again (a retry) is accepted.
+        """
         if raw is not None and not isinstance(raw, dict):
             raise ValidationError({"parameters": ["must be an object of name: value"]})
-        values = params.clean_values(self.params or [], raw)
+        values = params.clean_values(self.params or [], self._unsealed(raw))
         # Every declared parameter gets a value (None when left out), so ${param.NAME} always resolves.
-        return {name: params.to_json(values.get(name)) for name in self.param_names()}
+        hidden = self.secret_param_names()
+        return {name: secrets.seal(values[name]) if name in hidden and values.get(name) is not None
+                else params.to_json(values.get(name)) for name in self.param_names()}
+
+    def _unsealed(self, raw: dict | None) -> dict | None:
+        if not raw:
+            return raw
+        opened, errors = dict(raw), {}
+        for name in self.secret_param_names():
+            if secrets.is_sealed(raw.get(name)):
+                try:
+                    opened[name] = secrets.unseal(raw[name])
+                except secrets.SecretError as exc:
+                    errors[name] = [str(exc)]
+        if errors:
+            raise ValidationError(errors)
+        return opened
 
     def active_lines(self) -> models.QuerySet[JobLine]:
         return self.lines.filter(active=True).select_related("action", "filter_template").order_by("line_no")
+
+    # Not copied: what names the copy, when it was made, and ``active`` (a copy starts inactive: see ``copy``).
+    NOT_COPIED = ("id", "identifier", "name", "active", "created_at", "updated_at", "revision")
+
+    def copy(self, identifier: str, name: str | None = None, user: Any = None) -> Job:
+        """A new job ``identifier`` with every field, line and schedule setting of this one.
+
+        The copy starts inactive, so its schedule never fires (and nobody runs it) until someone
+        activates it. ``user`` (None: application code) must be allowed to edit this job; the copy
+        stays in its domain, and its system administrators' lines stay theirs (``jobs.authorship``).
+        Raises ValidationError naming the field (identifier taken or malformed) or PermissionDenied.
+        """
+        from . import access
+
+        if user is not None and not access.can_edit(user, self):
+            raise PermissionDenied(f"Only who may edit {self.identifier} may copy it.")
+        fields = {f.attname: deepcopy(getattr(self, f.attname)) for f in self._meta.concrete_fields
+                  if f.name not in self.NOT_COPIED}
+        duplicate = Job(identifier=identifier, name=name or self.name, active=False, **fields)
+        duplicate.full_clean()
+        with transaction.atomic():
+            duplicate.save()
+            for line in self.lines.order_by("line_no"):
+                line.pk = None
+                line.job = duplicate
+                line.save()
+            schedule = Schedule.objects.filter(job=self).first()
+            if schedule is not None:
+                schedule.copy_to(duplicate)
+        return duplicate
 
 
 class JobLine(models.Model):
@@ -348,9 +479,18 @@ class JobLine(models.Model):
             job_params = self.job.param_names()
         except Job.DoesNotExist:
             job_params = []
+        self._make_code_safe(job_params)
         errors = self.validation_errors(job_params)
         if errors:
             raise ValidationError(errors)
+
+    def _make_code_safe(self, job_param_names: list[str]) -> None:
+        """Variables written in a shell parameter become environment variables (``jobs.code_params.made_safe``)."""
+        spec = registry.get(self.action.name) if self.action_id and not self.is_filter else None
+        if spec is not None and spec.code_params and isinstance(self.parameters, dict):
+            job = self._job_or_none()
+            known = context.known_variables(job_param_names, job.usable_secret_names() if job is not None else [])
+            self.parameters = code_params.made_safe(spec.code_params, self.parameters, known)
 
     def validation_errors(self, job_param_names: list[str]) -> dict[str, list[str]]:
         """Field errors of this line, each naming the parameter and the rule."""
@@ -360,6 +500,22 @@ class JobLine(models.Model):
         if self.action_id is None:
             return {"action": ["Choose the action this line runs."]}
         return self._parameter_errors(known)
+
+    def _job_or_none(self) -> Job | None:
+        try:
+            return self.job
+        except Job.DoesNotExist:
+            return None
+
+    def _secret_errors(self, declared: list[dict], usable: set[str]) -> list[str]:
+        """Stored secrets it names must be usable by its job; credentials must be references."""
+        job = self._job_or_none()
+        whose = "a secret of this job's domain" if job is not None and job.domain_id else "a global secret"
+        messages = [f"{name}: unknown secret {unknown} (not {whose})"
+                    for name, value in sorted(self.parameters.items(), key=lambda item: str(item[0]))
+                    for unknown in sorted(secrets.referenced_names(value) - usable)]
+        hidden = job.secret_variables(usable) if job is not None else set()
+        return messages + secrets.literal_secret_problems(declared, self.parameters, hidden)
 
     def _filter_errors(self, known: set[str]) -> dict[str, list[str]]:
         from .filters import definition_errors, model_for
@@ -379,7 +535,10 @@ class JobLine(models.Model):
             return {"action": [f"The action {self.action.name} is not available in this installation."]}
         if not isinstance(self.parameters, dict):
             return {"parameters": ["Must be a JSON object of parameter: value."]}
-        messages = []
+        job = self._job_or_none()
+        usable = set(job.usable_secret_names()) if job is not None else set()
+        known = known | {secrets.variable_name(name) for name in usable}
+        messages = self._secret_errors(spec.parameters, usable)
         for name in sorted(set(self.parameters) - {p["name"] for p in spec.parameters}, key=str):
             messages.append(f"{name}: unknown parameter of {spec.name}")
         for declared in spec.parameters:
@@ -393,14 +552,20 @@ class JobLine(models.Model):
             if problem:
                 messages.append(f"{name}: {problem}")
                 continue
-            unknown = context.unknown_variables(value, known)
+            # Stored secrets it names are checked by _secret_errors, with a message of their own.
+            unknown = [u for u in context.unknown_variables(value, known) if not u.startswith(secrets.SECRET_PREFIX)]
+            code_problems = code_params.written_problems(spec.code_params.get(name), value)
             if unknown:
                 messages.append(f"{name}: unknown variable {', '.join('${' + u + '}' for u in unknown)}")
+            elif code_problems:
+                messages.extend(f"{name}: {problem}" for problem in code_problems)
             elif not context.variables_in(value):
                 try:
                     params.coerce(declared, value)
                 except params.ParameterError as exc:
                     messages.append(f"{name}: {exc}")
+        if not messages:
+            messages = spec.written_problems(self.parameters)
         return {"parameters": messages} if messages else {}
 
     def run_parameters(self, variables: dict[str, Any]) -> dict[str, Any]:
@@ -408,7 +573,8 @@ class JobLine(models.Model):
         spec = registry.get(self.action.name)
         if spec is None:
             raise LookupError(f"the action {self.action.name} is not available in this installation")
-        resolved = context.resolve(self.parameters or {}, variables)
+        # Code parameters (a shell command, a command line) follow their own rule: values stay data.
+        resolved = code_params.resolve_parameters(spec.code_params, self.parameters or {}, variables)
         arguments = params.clean_values(spec.parameters, resolved)
         return arguments
 
@@ -466,6 +632,14 @@ class Schedule(models.Model):
         self.next_run_at = self.compute_next()
         super().save(*args, **kwargs)
         self._saved_interval = self._interval_key()
+
+    NOT_COPIED = ("id", "job", "anchor_at", "next_run_at", "last_run_at")
+
+    def copy_to(self, job: Job) -> Schedule:
+        """The same plan for ``job`` (its own grid and next run, computed from now)."""
+        fields = {f.attname: deepcopy(getattr(self, f.attname)) for f in self._meta.concrete_fields
+                  if f.name not in self.NOT_COPIED}
+        return Schedule.objects.create(job=job, **fields)
 
     def _interval_key(self) -> tuple:
         return (self.kind, self.every, self.every_unit, self.starts_at)
@@ -535,6 +709,13 @@ class Schedule(models.Model):
                 next_fire(self.plan(), timezone.now(), anchor=self.anchor_at)
             except PlanError as exc:
                 raise self._plan_error(exc) from exc
+            self._check_domain_quota()
+
+    def _check_domain_quota(self) -> None:
+        domain = self.job.domain if self.job.domain_id else None
+        refusal = domain.schedule_gap_refusal(self.plan(), self.anchor_at) if domain is not None else None
+        if refusal:
+            raise ValidationError({"every" if self.kind == self.INTERVAL else "kind": refusal})
 
     def _plan_error(self, exc: Exception) -> ValidationError:
         """A PlanError ("field: rule") as a ValidationError on the model field it names."""
@@ -570,3 +751,52 @@ class Schedule(models.Model):
         if {"kind", "every", "every_unit", "starts_at"} <= set(field_names):
             instance._saved_interval = instance._interval_key()
         return instance
+
+
+class SecretQuerySet(models.QuerySet):
+    def usable_by(self, domain_id: int | None) -> SecretQuerySet:
+        """The secrets a job of this domain may use: its domain's own; a global job: the global ones.
+
+        A domain's jobs never use global secrets: a domain administrator writes their lines, and could
+        send a system administrator's credential anywhere.
+        """
+        return self.filter(domain_id=domain_id) if domain_id is not None else self.filter(domain__isnull=True)
+
+
+class Secret(models.Model):
+    """A credential that line parameters reference as ``${secret.NAME}``; its value is encrypted (jobs.secrets)."""
+
+    name = models.CharField(
+        max_length=100, validators=[RegexValidator(secrets.NAME_RE, f"Use {secrets.NAME_RULE}.")],
+        help_text="Lines use it as ${secret.NAME}; a shell command reads $JOBS_SECRET_NAME (in capitals).",
+    )
+    domain = models.ForeignKey(
+        Domain, null=True, blank=True, on_delete=models.PROTECT, related_name="secrets",
+        help_text="Empty: a global secret, usable by global jobs only (system administrators).",
+    )
+    token = models.TextField(editable=False, help_text="The value, encrypted with JOBS_SECRET_KEYS.")
+    description = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+
+    objects = SecretQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["domain__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "domain"], name="unique_secret_name_per_domain"),
+            models.UniqueConstraint(fields=["name"], condition=models.Q(domain__isnull=True),
+                                    name="unique_global_secret_name",
+                                    violation_error_message="A global secret with this name already exists."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.domain.slug if self.domain_id else 'global'})"
+
+    def set_value(self, text: str) -> None:
+        self.token = secrets.encrypt(text)
+
+    def reveal(self) -> str:
+        """The value in clear: for the worker that runs a line using it, never for a page."""
+        return secrets.decrypt(self.token)

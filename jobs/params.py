@@ -1,7 +1,9 @@
 """Typed parameters: the specs of action arguments and of a job's run-time params.
 
 A spec is a plain dict (it is stored as JSON on Action and Job rows):
-``{"name", "type", "required", "default", "choices", "help"}``. ``coerce`` turns a
+``{"name", "type", "required", "default", "choices", "help"}``, and for a job's
+``str`` or ``email`` parameter an optional ``pattern``: a regular expression the
+whole value must match (RE2 syntax, linear time: no pattern can hang a run). ``coerce`` turns a
 raw value (from JSON, a form or the command line) into the typed value, or raises
 ``ParameterError`` with a message that states the rule.
 
@@ -12,6 +14,7 @@ that what a run stores (``to_json``) cleans to the same value again.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import inspect
 import json
 import math
@@ -20,15 +23,22 @@ import typing
 from decimal import Decimal
 from typing import Any
 
+import re2
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-TYPES = ("str", "int", "float", "bool", "date", "datetime", "choice", "email", "json")
+from .secrets import Secret
+from .text import NUL_RULE, SURROGATE_RULE, text_problem
+
+TYPES = ("str", "int", "float", "bool", "date", "datetime", "choice", "email", "json", "secret")
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
 # Deeper JSON is refused: Python's parser and encoder recurse, and no job needs it.
 MAX_JSON_DEPTH = 100
-NUL_RULE = "must not contain NUL characters"
+# A pattern is matched by RE2 (linear in the value's length, no backtracking); the limits keep it cheap anyway.
+PATTERN_TYPES = ("str", "email")
+MAX_PATTERN_LENGTH = 500
+MAX_PATTERN_VALUE_LENGTH = 10_000
 
 
 class ParameterError(ValueError):
@@ -51,6 +61,8 @@ def spec_from_annotation(name: str, annotation: Any, default: Any) -> dict:
     if typing.get_origin(annotation) is typing.Literal:
         spec["type"] = "choice"
         spec["choices"] = [str(c) for c in typing.get_args(annotation)]
+    elif annotation is Secret:
+        spec["type"] = "secret"
     else:
         spec["type"] = {
             str: "str", int: "int", float: "float", Decimal: "float", bool: "bool",
@@ -85,18 +97,49 @@ def coerce(spec: dict, value: Any) -> Any:
     except (TypeError, ValueError, OverflowError, ValidationError) as exc:
         raise ParameterError(_rule(spec)) from exc
     _refuse_unstorable(spec, converted)
+    if spec.get("pattern") and kind in PATTERN_TYPES:
+        check_pattern(spec["pattern"], converted)
     if kind == "choice" and str(converted) not in [str(c) for c in spec.get("choices", [])]:
         raise ParameterError(f"must be one of: {', '.join(map(str, spec.get('choices', [])))}")
     return converted
 
 
+def compiled_pattern(pattern: str):
+    """The RE2 program of ``pattern``; ParameterError (with RE2's reason) when it is not a valid expression."""
+    if not isinstance(pattern, str) or not pattern:
+        raise ParameterError("pattern must be a non-empty regular expression")
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise ParameterError(f"pattern must be at most {MAX_PATTERN_LENGTH} characters")
+    try:
+        return _program(pattern)
+    except re2.error as exc:
+        reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ParameterError(f"pattern is not a valid regular expression ({reason})") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _program(pattern: str):
+    options = re2.Options()
+    options.log_errors = False  # the reason goes into the error message, not to stderr
+    return re2.compile(pattern, options=options)
+
+
+def check_pattern(pattern: str, value: Any) -> None:
+    """Raise ParameterError unless the whole of ``value`` matches ``pattern``."""
+    text = str(value)
+    if len(text) > MAX_PATTERN_VALUE_LENGTH:
+        raise ParameterError(f"must be at most {MAX_PATTERN_VALUE_LENGTH} characters")
+    if compiled_pattern(pattern).fullmatch(text) is None:
+        raise ParameterError(f"must match the pattern {pattern}")
+
+
 def _refuse_unstorable(spec: dict, converted: Any) -> None:
     """Text and JSON a JSON column cannot store (NUL, NaN, ...) break the rule at once, not at save."""
-    if spec.get("type", "str") not in ("str", "choice", "email", "json"):
+    if spec.get("type", "str") not in ("str", "choice", "email", "json", "secret"):
         return
     problem = json_problem(converted)
-    if problem == NUL_RULE:
-        raise ParameterError(NUL_RULE)
+    if problem in (NUL_RULE, SURROGATE_RULE):
+        raise ParameterError(problem)
     if problem:
         raise ParameterError(_rule(spec))
 
@@ -112,8 +155,9 @@ def json_problem(value: Any) -> str | None:
         if depth > MAX_JSON_DEPTH:
             return f"must not be nested more than {MAX_JSON_DEPTH} levels deep"
         if isinstance(item, str):
-            if "\x00" in item:
-                return NUL_RULE
+            problem = text_problem(item)
+            if problem:
+                return problem
         elif isinstance(item, float):
             if not math.isfinite(item):
                 return "must not hold NaN or Infinity (JSON has no such numbers)"
@@ -216,8 +260,20 @@ def _refuse_constant(name: str) -> Any:
 _CONVERTERS = {
     "str": _to_str, "int": _to_int, "float": _to_float, "bool": _to_bool,
     "date": _to_date, "datetime": _to_datetime, "choice": _to_str,
-    "email": _to_email, "json": _to_json,
+    "email": _to_email, "json": _to_json, "secret": _to_str,
 }
+
+
+def _check_environment_name(name: str, seen: set[str], where: str) -> None:
+    """A parameter reaches shell commands as $JOBS_PARAM_<NAME>: that name must be a shell name, and its own."""
+    env = f"JOBS_PARAM_{name.upper()}"
+    if not name.isascii():
+        raise ValidationError(f"{where}: the name must be ASCII letters, digits and _ (shell commands read it as "
+                              f"${env})")
+    twin = next((other for other in seen if other.upper() == name.upper()), None)
+    if twin is not None:
+        raise ValidationError(f"{where}: differs from '{twin}' only in case; both would reach shell commands "
+                              f"as ${env}")
 
 
 def validate_param_specs(specs: Any) -> list[dict]:
@@ -238,8 +294,9 @@ def validate_param_specs(specs: Any) -> list[dict]:
             raise ValidationError(f"{where}: the name must be letters, digits and _")
         if name in seen:
             raise ValidationError(f"{where}: declared twice")
+        _check_environment_name(name, seen, where)
         seen.add(name)
-        unknown = set(raw) - {"name", "type", "default", "required", "choices", "help", "label"}
+        unknown = set(raw) - {"name", "type", "default", "required", "choices", "help", "label", "pattern"}
         if unknown:
             raise ValidationError(f"{where}: unknown keys {', '.join(sorted(map(str, unknown)))}")
         problem = json_problem(raw)
@@ -256,9 +313,13 @@ def validate_param_specs(specs: Any) -> list[dict]:
             if not isinstance(choices, list) or not choices:
                 raise ValidationError(f"{where}: a choice needs a non-empty list of choices")
             spec["choices"] = choices
+        if raw.get("pattern") not in (None, ""):
+            spec["pattern"] = _valid_pattern(raw["pattern"], spec["type"], where)
         for key in ("help", "label"):
             if raw.get(key):
                 spec[key] = str(raw[key])
+        if spec["type"] == "secret" and raw.get("default") not in (None, ""):
+            raise ValidationError(f"{where}: a secret parameter has no default (it would be stored in clear)")
         if raw.get("default") is not None:
             try:
                 coerce(spec, raw["default"])
@@ -267,6 +328,16 @@ def validate_param_specs(specs: Any) -> list[dict]:
             spec["default"] = raw["default"]
         cleaned.append(spec)
     return cleaned
+
+
+def _valid_pattern(pattern: Any, kind: str, where: str) -> str:
+    if kind not in PATTERN_TYPES:
+        raise ValidationError(f"{where}: a pattern applies to {' and '.join(PATTERN_TYPES)} parameters only")
+    try:
+        compiled_pattern(pattern)
+    except ParameterError as exc:
+        raise ValidationError(f"{where}: {exc}") from exc
+    return pattern
 
 
 def clean_values(specs: list[dict], raw: dict | None, *, allow_unknown: bool = False) -> dict:

@@ -18,17 +18,24 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import threading
+import time
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils.module_loading import autodiscover_modules
 
+from .code_params import KINDS
 from .params import spec_from_annotation
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+PERMISSION_RE = re.compile(r"^[\w-]+\.[\w-]+$")  # app_label.codename, as user.has_perm takes it
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,13 @@ class ActionSpec:
     supports_cancel: bool = False
     schedule: dict | None = None
     check: Callable[..., str | None] | None = None
+    permissions: tuple[str, ...] = ()
+    code_params: dict[str, str] = field(default_factory=dict)
+    validate: Callable[[dict[str, Any]], list[str]] | None = None
+
+    def written_problems(self, parameters: dict[str, Any]) -> list[str]:
+        """The action's own save-time check of a line's parameters as written ("name: problem" each)."""
+        return self.validate(parameters) if self.validate is not None else []
 
     def preflight(self, arguments: dict[str, Any]) -> str | None:
         """The action's own pre-flight check: None when ready, else what is wrong (never raises)."""
@@ -55,6 +69,18 @@ class ActionSpec:
             return self.check(**arguments)
         except Exception as exc:
             return f"the check itself failed: {type(exc).__name__}: {exc}"
+
+    def permission_refusal(self, user: AbstractBaseUser | None) -> str | None:
+        """Why a line running this action as ``user`` (None: nobody) may not start, or None when it may."""
+        if not self.permissions:
+            return None
+        if user is None:
+            return f"{self.name} needs the permission {', '.join(self.permissions)} and the run has no user"
+        missing = [permission for permission in self.permissions if not user.has_perm(permission)]
+        if not missing:
+            return None
+        inactive = " (an inactive user has no permissions)" if not user.is_active else ""
+        return f"{self.name} needs the permission {', '.join(missing)}, which {user.get_username()} lacks{inactive}"
 
     def parameter(self, name: str) -> dict | None:
         return next((spec for spec in self.parameters if spec["name"] == name), None)
@@ -77,6 +103,9 @@ def action(
     supports_cancel: bool = False,
     schedule: dict | None = None,
     check: Callable[..., str | None] | None = None,
+    permissions: list[str] | tuple[str, ...] = (),
+    code_params: dict[str, str] | None = None,
+    validate: Callable[[dict[str, Any]], list[str]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function as the action ``name`` (dotted, e.g. ``core.shell``).
 
@@ -84,18 +113,28 @@ def action(
     "automatic", e.g. ``{"type": "interval", "every": 3600}``. ``check`` is a
     pre-flight check called with the line's arguments before a person confirms
     a run: it returns None when ready, or what is wrong ("server unreachable").
+    ``permissions`` (``app_label.codename``) are checked against the run's user
+    (``ctx.user``) before a line runs the action; a line whose user lacks one fails.
+    ``code_params`` names the parameters handed to another interpreter, with their kind
+    (``jobs.code_params``: SHELL, ARGV, FIXED), so that a variable's value never becomes code.
+    ``validate`` checks a line's parameters as written, when it is saved or imported: it returns
+    "name: problem" messages (empty when fine).
     """
     if not NAME_RE.match(name):
         raise ValueError(f"action name {name!r} must be dotted lowercase words, e.g. 'billing.close_orders'")
+    if isinstance(permissions, str) or not all(isinstance(p, str) and PERMISSION_RE.match(p) for p in permissions):
+        raise ValueError(f"permissions of {name!r} must be a list of app_label.codename, e.g. ['billing.post_invoice']")
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        parameters = _parameters_of(func, help or {})
+        _check_code_params(name, code_params or {}, parameters)
         spec = ActionSpec(
             name=name,
             func=func,
             label=label or name.rsplit(".", 1)[-1].replace("_", " ").capitalize(),
             description=description if description is not None else inspect.cleandoc(func.__doc__ or ""),
             module=module or name.split(".", 1)[0],
-            parameters=_parameters_of(func, help or {}),
+            parameters=parameters,
             idempotent=idempotent,
             destructive=destructive,
             external=external,
@@ -103,6 +142,9 @@ def action(
             supports_cancel=supports_cancel,
             schedule=schedule,
             check=check,
+            permissions=tuple(permissions),
+            code_params=dict(code_params or {}),
+            validate=validate,
         )
         existing = _registry.get(name)
         if existing and existing.func.__qualname__ != func.__qualname__:
@@ -111,6 +153,14 @@ def action(
         return func
 
     return decorator
+
+
+def _check_code_params(name: str, code_params: dict[str, str], parameters: list[dict]) -> None:
+    declared = {spec["name"] for spec in parameters}
+    for param, kind in code_params.items():
+        if param not in declared or kind not in KINDS:
+            raise ValueError(f"action {name!r}: code_params {param}={kind!r} must name one of its parameters "
+                             f"and a kind among {', '.join(KINDS)}")
 
 
 def _parameters_of(func: Callable[..., Any], help: dict[str, str]) -> list[dict]:
@@ -143,6 +193,30 @@ def autodiscover() -> None:
     autodiscover_modules("actions")
     for dotted in settings.JOBS_ACTION_MODULES:
         importlib.import_module(dotted)
+
+
+NOT_CHECKED_IN_TIME = "not checked in time"
+
+
+def run_checks(checks: list[Callable[[], str | None]], budget: float) -> list[str | None]:
+    """Every check at once, each in a daemon thread, all within ``budget`` seconds together.
+
+    A check not done by then answers NOT_CHECKED_IN_TIME; its thread is left to end by itself.
+    """
+    answers: list[str | None] = [NOT_CHECKED_IN_TIME] * len(checks)
+
+    def run(index: int, check: Callable[[], str | None]) -> None:
+        answers[index] = check()
+
+    threads = [threading.Thread(target=run, args=(index, check), name="preflight", daemon=True)
+               for index, check in enumerate(checks)]
+    deadline = time.monotonic() + budget
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [answers[index] if not thread.is_alive() else NOT_CHECKED_IN_TIME
+            for index, thread in enumerate(threads)]
 
 
 class Cancelled(Exception):

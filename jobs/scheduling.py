@@ -107,6 +107,28 @@ def next_fire(plan: dict[str, Any], after: dt.datetime, anchor: dt.datetime | No
     return candidate
 
 
+GAP_SAMPLE_FIRES = 200
+
+
+def shortest_gap(plan: dict[str, Any], after: dt.datetime, anchor: dt.datetime | None = None,
+                 fires: int = GAP_SAMPLE_FIRES) -> float | None:
+    """Seconds between the two closest fires of ``plan``: an interval's period; for a calendar, the
+    shortest gap among its next ``fires`` fires (ignoring its end). None if it fires at most once."""
+    if plan["type"] == "interval":
+        return float(plan["every"])
+    unbounded = {**plan, "end": None}
+    previous, gap = None, None
+    for _ in range(fires):
+        instant = next_fire(unbounded, previous or after, anchor)
+        if instant is None:
+            break
+        if previous is not None:
+            seconds = (instant - previous).total_seconds()
+            gap = seconds if gap is None else min(gap, seconds)
+        previous = instant
+    return gap
+
+
 def _next_candidate(plan: dict[str, Any], after: dt.datetime, anchor: dt.datetime | None) -> dt.datetime:
     if plan["type"] == "interval":
         return _next_interval(plan["every"], plan.get("start") or anchor or after, after)

@@ -48,6 +48,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "jobs_project.middleware.RefuseUnstorableText",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -159,6 +160,11 @@ CRONJOBS = [("* * * * *", "django.core.management.call_command", ["fire_schedule
 
 # --- Jobs ---------------------------------------------------------------------
 JOBS_ACTION_MODULES = env.list("JOBS_ACTION_MODULES", default=[])
+# Fernet keys of stored secrets (jobs.secrets): the first encrypts, all decrypt. Empty: derived from SECRET_KEY.
+JOBS_SECRET_KEYS = env.list("JOBS_SECRET_KEYS", default=[])
+# The only management commands core.management_command may run (set by system administrators).
+JOBS_MANAGEMENT_COMMANDS = env.list("JOBS_MANAGEMENT_COMMANDS", default=[
+    "check", "clearsessions", "createcachetable", "fire_schedules", "showmigrations", "sync_actions"])
 # How often a running result proves its worker is alive, and when it is lost.
 JOBS_HEARTBEAT_SECONDS = env.float("JOBS_HEARTBEAT_SECONDS", default=5.0)
 JOBS_WORKER_LOST_SECONDS = env.float("JOBS_WORKER_LOST_SECONDS", default=20.0)
@@ -177,6 +183,11 @@ JOBS_SCHEDULE_MISSED_AFTER_SECONDS = env.float("JOBS_SCHEDULE_MISSED_AFTER_SECON
 JOBS_LOG_BATCH_SIZE = env.int("JOBS_LOG_BATCH_SIZE", default=500)
 JOBS_LOG_FLUSH_SECONDS = env.float("JOBS_LOG_FLUSH_SECONDS", default=0.25)
 JOBS_LOG_LINE_MAX_CHARS = env.int("JOBS_LOG_LINE_MAX_CHARS", default=10_000)
+# Where core.http may connect (jobs/outbound.py), comma-separated: host names, *.example.com, IPs, CIDR
+# networks, each with an optional :port ([::1]:8080). Empty: any public address. Not empty: only these
+# (plus each domain's own list, edited by system administrators). Loopback, private and link-local
+# addresses are refused unless listed by IP, network or exact host name. Environment proxies are not used.
+JOBS_HTTP_ALLOWED_HOSTS = env.list("JOBS_HTTP_ALLOWED_HOSTS", default=[])
 
 # --- API ----------------------------------------------------------------------
 REST_FRAMEWORK = {

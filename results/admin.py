@@ -5,6 +5,8 @@ limited to the jobs the user may see, so other domains' results answer 404.
 """
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -15,8 +17,9 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from jobs import access
-from jobs.admin import NotFoundOutsideDomainsMixin, status_badge
+from jobs import access, secrets
+from jobs.admin import NotFoundOutsideDomainsMixin, run_page, status_badge
+from jobs.forms import RunParametersForm
 
 from . import states
 from .dispatch import RunRefused, start_run
@@ -72,7 +75,8 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         css = {"all": ["jobs/jobs.css"]}
         js = ["jobs/popup.js"]
     # Status, times, lines and log are the live panel of the page (result.js); these are the rest.
-    readonly_fields = ["job", "domain", "run_as", "parameters", "variables", "queue", "created_at", "heartbeat_at"]
+    readonly_fields = ["job", "domain", "run_as", "shown_parameters", "variables", "queue", "created_at",
+                       "heartbeat_at"]
     fieldsets = [("Details", {"fields": readonly_fields, "classes": ["collapse"]})]
 
     def has_module_permission(self, request) -> bool:
@@ -92,6 +96,10 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return access.visible_results(request.user, super().get_queryset(request))
+
+    @admin.display(description="Parameters")
+    def shown_parameters(self, result: JobResult) -> str:
+        return json.dumps(secrets.masked_values(result.parameters), ensure_ascii=False)
 
     @admin.display(description="Status", ordering="status")
     def status_icon(self, result: JobResult):
@@ -152,22 +160,43 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         return response
 
     def retry_view(self, request, object_id: int):
-        """Run the job again with the same parameters, linked to this result (POST only)."""
+        """Run the job again with the same parameters, linked to this result (POST only).
+
+        A job that must be confirmed (destructive, external) shows Run's confirmation first: its
+        lines, the values, the pre-flight checks, and the identifier to type.
+        """
         result = get_object_or_404(self.get_queryset(request).select_related("job"), pk=object_id)
-        if not access.can_run(request.user, result.job):
+        job = result.job
+        if not access.can_run(request.user, job):
             raise PermissionDenied
         change_url = reverse("admin:results_jobresult_change", args=[result.pk])
         if request.method != "POST" or not result.is_finished:
             return HttpResponseRedirect(change_url)
+        confirmation = None
+        if job.confirmation_reasons():
+            confirmation = RunParametersForm([], request.POST if "confirm" in request.POST else None,
+                                             confirm_identifier=job.identifier)
+            if not confirmation.is_valid():
+                return self.retry_confirmation(request, result, confirmation)
         try:
-            retry = start_run(result.job, parameters=result.parameters, user=request.user, trigger=Trigger.RETRY,
+            if confirmation is not None:
+                job.clean_confirmation(confirmation.cleaned_data["confirm"])
+            retry = start_run(job, parameters=result.parameters, user=request.user, trigger=Trigger.RETRY,
                               retry_of=result)
         except (RunRefused, ValidationError) as exc:
+            if confirmation is not None:
+                confirmation.add_error("confirm" if "confirm" in getattr(exc, "message_dict", {}) else None,
+                                       getattr(exc, "messages", [str(exc)]))
+                return self.retry_confirmation(request, result, confirmation)
             self.message_user(request, f"Not retried: {' '.join(getattr(exc, 'messages', [str(exc)]))}",
                               messages.ERROR)
             return HttpResponseRedirect(change_url)
         self.message_user(request, f"Retry of #{result.pk} queued as #{retry.pk}.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:results_jobresult_change", args=[retry.pk]))
+
+    def retry_confirmation(self, request, result: JobResult, form: RunParametersForm):
+        return run_page(request, self.admin_site, result.job, form, values=result.parameters, confirming=True,
+                        retry_of=result)
 
     def kill_view(self, request, object_id: int):
         result = get_object_or_404(self.get_queryset(request).select_related("job"), pk=object_id)

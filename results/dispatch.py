@@ -86,10 +86,13 @@ def start_runs(
         statements.insert(results, set_ids=True)  # what save() would do, without compiling it each time
         return results
 
-    if job.concurrency != Job.ONE_AT_A_TIME and len(domains) == 1:
+    limited = job.domain_id is not None and job.domain.max_parallel_runs is not None
+    if job.concurrency != Job.ONE_AT_A_TIME and len(domains) == 1 and not limited:
         results = create_results()  # one INSERT: no transaction needed around it
     else:
         with transaction.atomic():
+            if limited:
+                refuse_beyond_domain_quota(job)
             if job.concurrency == Job.ONE_AT_A_TIME:
                 refuse_if_going(job)
             results = create_results()
@@ -109,6 +112,21 @@ def refuse_if_going(job: Job) -> None:
     going = job.results.filter(status__in=[Status.PENDING, Status.RUNNING]).order_by("id").first()
     if going is not None:
         raise RunRefused(f"The job {job.identifier} runs one at a time and result #{going.id} is {going.status}.")
+
+
+def refuse_beyond_domain_quota(job: Job) -> None:
+    """Raise ``RunRefused`` if the job's domain already has its most parallel runs pending or running.
+
+    The domain's row lock (taken before the job's, always in this order) makes the count and the
+    insert that follows one step for every job of the domain.
+    """
+    domain = Domain.objects.select_for_update().get(pk=job.domain_id)
+    if domain.max_parallel_runs is None:
+        return
+    going = JobResult.objects.filter(status__in=[Status.PENDING, Status.RUNNING], job__domain_id=domain.pk).count()
+    if going >= domain.max_parallel_runs:
+        raise RunRefused(f"domain {domain.slug} allows at most {domain.max_parallel_runs} parallel runs "
+                         f"({going} pending or running).")
 
 
 def run_domains(job: Job, retry_of: JobResult | None = None) -> list[Domain | None]:

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs.models import Job
+from jobs.text import storable
 
 from . import statements
 from .models import TERMINAL, JobLineResult, JobResult, Status
@@ -39,6 +40,8 @@ class Claim:
     domain_slug: str | None
     parameters: dict
     message: str
+    domain_id: int | None
+    run_as_id: int | None  # whose permissions the run has (``JobResult.run_as``); None: nobody's
 
 
 CLAIM_SQL = """
@@ -47,7 +50,7 @@ CLAIM_SQL = """
     RETURNING job_id,
               (SELECT revision FROM jobs_job WHERE jobs_job.id = results_jobresult.job_id),
               (SELECT slug FROM jobs_domain WHERE jobs_domain.id = results_jobresult.domain_id),
-              parameters, message
+              parameters, message, domain_id, run_as_id
 """
 
 
@@ -65,11 +68,11 @@ def claim(result_id: int, worker: str) -> Claim | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    job_id, revision, domain_slug, parameters, message = row
+    job_id, revision, domain_slug, parameters, message, domain_id, run_as_id = row
     parameters_field = JobResult._meta.get_field("parameters")
     revision_field = Job._meta.get_field("revision")
     return Claim(result_id=result_id, job_id=job_id, job_revision=revision_field.to_python(revision),
-                 domain_slug=domain_slug,
+                 domain_slug=domain_slug, domain_id=domain_id, run_as_id=run_as_id,
                  parameters=parameters_field.from_db_value(parameters, None, connection) or {}, message=message)
 
 
@@ -84,7 +87,7 @@ def finish(result_id: int, status: str, message: str, *, cut_short: bool = False
     """
     if status not in TERMINAL:
         raise ValueError(f"{status!r} is not a terminal status")
-    values = {"status": status, "message": message, "finished_at": timezone.now(), **(also or {})}
+    values = {"status": status, "message": storable(message), "finished_at": timezone.now(), **(also or {})}
     ended = bool(statements.update(JobResult, values, id=result_id, status=Status.RUNNING))
     if ended and cut_short:
         end_running_lines(result_id, status)

@@ -1,6 +1,7 @@
 """Helpers for tests: building jobs, users and clients, waiting for results, stand-ins for a run's context."""
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -86,10 +87,15 @@ class FakeLog:
 
 
 class FakeContext:
-    """What an action needs of the runner's context: a log and the kill flag (``cancel()`` raises it)."""
+    """What an action needs of the runner's context: a log, the kill flag (``cancel()`` raises it), the run's
+    variables and result id."""
 
-    def __init__(self) -> None:
+    def __init__(self, variables: dict | None = None, result_id: int | None = None) -> None:
+        self.variables = variables or {}
+        self.result_id = result_id
+        self.process_groups: set[int] = set()
         self.log = FakeLog()
+        self.user = None  # a run without a user (a schedule's)
         self.warnings: list[str] = []
         self._stop = threading.Event()
 
@@ -110,3 +116,31 @@ class FakeContext:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
         self.log.warning(message)
+
+    def register_process_group(self, pgid: int) -> None:
+        self.process_groups.add(pgid)
+
+    def unregister_process_group(self, pgid: int) -> None:
+        self.process_groups.discard(pgid)
+
+
+class Listener:
+    """A listening TCP socket on 127.0.0.1 that nobody answers: ``connected()`` tells whether anybody came."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+
+    def connected(self, wait: float = 0.3) -> bool:
+        self.sock.settimeout(wait)
+        try:
+            peer, _ = self.sock.accept()
+        except TimeoutError:
+            return False
+        peer.close()
+        return True
+
+    def close(self) -> None:
+        self.sock.close()

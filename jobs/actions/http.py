@@ -15,22 +15,34 @@ from dataclasses import dataclass
 from http.client import HTTPException, HTTPMessage, RemoteDisconnected
 from typing import Literal, TypeVar
 
+from .. import outbound
+from ..outbound import DestinationNotAllowed, OutboundPolicy
 from ..registry import Cancelled, action
+from ..secrets import SENSITIVE_NAME as _SENSITIVE_NAME
 
 T = TypeVar("T")
 
 
-def server_reachable(url: str, timeout: float = 5.0) -> str | None:
-    """Pre-flight check of core.http: the host resolves and accepts a TCP connection."""
-    parts = urllib.parse.urlsplit(str(url))
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return f"{url!r} is not an http:// or https:// address"
+def server_reachable(url: str, timeout: float = 2.0, policy: OutboundPolicy | None = None) -> str | None:
+    """Pre-flight check of core.http: the host is an allowed destination, resolves and accepts a TCP connection.
+
+    Never connects to a destination the outbound policy refuses (by default the policy in force, see
+    ``jobs.outbound.applying``).
+    """
+    try:
+        parts = urllib.parse.urlsplit(_http_url(url)[0])  # the host as core.http sends it (IDNA, no brackets)
+    except ValueError as exc:
+        return str(exc)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        with socket.create_connection((parts.hostname, port), timeout=timeout):
-            return None
+        addresses = (policy or outbound.policy_in_force()).vetted_addresses(parts.hostname, port)
+    except DestinationNotAllowed as exc:
+        return f"url: {exc}"
     except socket.gaierror:
         return f"the host name {parts.hostname} could not be resolved"
+    try:
+        with outbound.connect(addresses, timeout):
+            return None
     except TimeoutError:
         return f"{parts.hostname}:{port} did not answer within {timeout:g} s"
     except OSError as exc:
@@ -39,12 +51,12 @@ def server_reachable(url: str, timeout: float = 5.0) -> str | None:
 
 # core.http ------------------------------------------------------------------------------------------------------
 
+PREFLIGHT_TIMEOUT = 2.0  # the Run page gives all its checks 2 s together
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 HTTP_MAX_TIMEOUT = 600.0
 HTTP_LOG_BODY_CHARS = 2000
 _HTTP_READ_BYTES = 4 * HTTP_LOG_BODY_CHARS + 1  # room for the logged characters in any encoding, and a sign of more
 _WAIT_STEP = 0.02
-_SENSITIVE_NAME = re.compile(r"authorization|cookie|token|secret|password|api[-_]?key", re.IGNORECASE)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _STATUS_ITEM = re.compile(r"^([1-5])(\d\d|xx)$")
 _URL_SAFE = "/%:@!$&'()*+,;=~?[]"
@@ -68,7 +80,9 @@ class HttpAnswer:
 @action(
     "core.http",
     label="HTTP request",
-    help={"url": "An http:// or https:// address.",
+    help={"url": "An http:// or https:// address. Only allowed destinations are called: any public address "
+                 "unless JOBS_HTTP_ALLOWED_HOSTS lists hosts; loopback, private and link-local addresses only when "
+                 "a system administrator lists them (JOBS_HTTP_ALLOWED_HOSTS or the domain's allowed hosts).",
           "method": "The HTTP method.",
           "headers": 'A JSON object of name: value, e.g. {"Accept": "application/json"}. '
                      "Values of Authorization, Cookie and names with token or secret are never logged.",
@@ -78,12 +92,13 @@ class HttpAnswer:
     idempotent=False,
     external=True,
     supports_cancel=True,
-    check=lambda url, timeout=30.0, **_: server_reachable(url, min(float(timeout), 5.0)),
+    check=lambda url, timeout=30.0, **_: server_reachable(url, min(float(timeout), PREFLIGHT_TIMEOUT)),
 )
 def http_request(ctx, url: str, method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET",
                  headers: dict | None = None, body: str = "", expected_status: str = "2xx",
                  timeout: float = 30.0) -> str:
-    """Send an HTTP request; no answer, or a status outside ``expected_status``, fails the line."""
+    """Send an HTTP request to an allowed destination; no answer, or a status outside ``expected_status``,
+    fails the line."""
     method = _http_method(method)
     target, shown = _http_url(url)
     accepted = parse_expected_status(expected_status)
@@ -93,12 +108,15 @@ def http_request(ctx, url: str, method: Literal["GET", "POST", "PUT", "PATCH", "
     # S310: the scheme is checked (http/https) and the opener has no file:, ftp: or data: handler.
     request = urllib.request.Request(target, data=data, headers=to_send, method=method)  # noqa: S310
     where = f"{method} {shown}"
+    policy = outbound.policy_for(getattr(ctx, "variables", {}).get("domain"))
     ctx.log.info(_request_entry(where, to_send, data))
     try:
-        answer = call_cancellable(ctx, lambda: _send(request, timeout), timeout)
+        answer = call_cancellable(ctx, lambda: _send(request, timeout, policy), timeout)
     except Cancelled:
         ctx.log.warning(f"{where}: request abandoned, the run is being killed")
         raise
+    except DestinationNotAllowed as exc:
+        raise RequestFailed(_refusal(where, exc)) from None
     except Exception as exc:
         raise RequestFailed(f"{where}: {_failure(exc, timeout)}") from exc
     ctx.log.info(_answer_entry(where, target, answer))
@@ -234,11 +252,17 @@ def body_excerpt(content: bytes, charset: str) -> str:
     return text
 
 
-def _send(request: urllib.request.Request, timeout: float) -> HttpAnswer:
+def _refusal(where: str, exc: DestinationNotAllowed) -> str:
+    if exc.redirected_to:
+        return f"{where}: redirected to {shown_url(exc.redirected_to)}, and {exc}"
+    return f"url: {exc}"
+
+
+def _send(request: urllib.request.Request, timeout: float, policy: OutboundPolicy) -> HttpAnswer:
     """Runs in its own thread; the socket timeout bounds each wait on the connection."""
     started = time.monotonic()
     try:
-        response = _opener().open(request, timeout=timeout)
+        response = outbound.pinned_opener(policy).open(request, timeout=timeout)
     except urllib.error.HTTPError as error:  # an answer with a status urllib calls an error: still an answer
         response = error
     with response:
@@ -246,16 +270,6 @@ def _send(request: urllib.request.Request, timeout: float) -> HttpAnswer:
         headers: HTTPMessage = response.headers
         return HttpAnswer(status=response.status, reason=response.reason or "", url=response.url, content=content,
                           charset=headers.get_content_charset() or "utf-8", elapsed=time.monotonic() - started)
-
-
-def _opener() -> urllib.request.OpenerDirector:
-    """http and https only (no file:, ftp: or data:, even after a redirect); proxies from the environment."""
-    opener = urllib.request.OpenerDirector()
-    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), urllib.request.HTTPHandler(),
-                    urllib.request.HTTPSHandler(), urllib.request.HTTPDefaultErrorHandler(),
-                    urllib.request.HTTPRedirectHandler(), urllib.request.HTTPErrorProcessor()):
-        opener.add_handler(handler)
-    return opener
 
 
 def call_cancellable(ctx, func: Callable[[], T], timeout: float) -> T:

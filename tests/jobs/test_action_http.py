@@ -8,13 +8,13 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from jobs import registry
 from jobs.actions import RequestFailed, body_excerpt, http_request, parse_expected_status, shown_url
-from jobs.models import Action, Job, JobLine
+from jobs.models import Action, Domain, Job, JobLine
 from jobs.registry import Cancelled
 from results import states
 from results.dispatch import start_run
@@ -45,9 +45,9 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(200, json.dumps(echoed), "application/json")
         elif path == "/big":
             self.answer(200, "x" * 5000, "text/plain")
-        elif path == "/moved":
+        elif path in ("/moved", "/redirect"):
             self.send_response(302)
-            self.send_header("Location", "/json")
+            self.send_header("Location", parse_qs(urlsplit(self.path).query).get("to", ["/json"])[0])
             self.send_header("Content-Length", "0")
             self.end_headers()
         else:
@@ -83,6 +83,18 @@ def server() -> Iterator[str]:
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture(autouse=True)
+def local_servers_allowed(settings) -> None:
+    """The test servers listen on 127.0.0.1, a loopback address core.http calls only when it is listed."""
+    settings.JOBS_HTTP_ALLOWED_HOSTS = ["127.0.0.1"]
+
+
+@pytest.fixture
+def local_domain() -> Domain:
+    """A domain whose jobs may call 127.0.0.1 (the worker process does not see the test's settings)."""
+    return Domain.objects.create(name="Local", slug="local", http_allowed_hosts="127.0.0.1")
 
 
 def free_port() -> int:
@@ -289,10 +301,10 @@ def log_of(result_id: int) -> list[str]:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 @pytest.mark.usefixtures("celery_worker")
-def test_a_job_of_requests_runs_on_the_worker(server):
+def test_a_job_of_requests_runs_on_the_worker(server, local_domain):
     job = make_job("http-ok", (10, "core.http", {"url": f"{server}/json"}),
                    (20, "core.http", {"url": f"{server}/echo", "method": "POST", "body": '{"job": "${job.identifier}"}',
-                                      "headers": {"Authorization": "Bearer s3cr3t"}}))
+                                      "headers": {"Authorization": "Bearer s3cr3t"}}), domain=local_domain)
     result = wait_for_status(start_run(job).id)
     assert result.status == Status.SUCCESS, result.message
     first, second = result.line_results.order_by("line_no")
@@ -308,13 +320,13 @@ def test_a_job_of_requests_runs_on_the_worker(server):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 @pytest.mark.usefixtures("celery_worker")
-def test_failures_on_the_worker_say_what_happened(server):
+def test_failures_on_the_worker_say_what_happened(server, local_domain):
     port = free_port()
     job = make_job("http-fail", (10, "core.http", {"url": "ftp://x"}),
                    (20, "core.http", {"url": f"{server}/unavailable"}),
                    (30, "core.http", {"url": f"http://127.0.0.1:{port}/x", "method": "POST"}),
                    (40, "core.http", {"url": f"{server}/slow", "timeout": 1}),
-                   stops_on_error=False)
+                   stops_on_error=False, domain=local_domain)
     result = wait_for_status(start_run(job).id)
     assert result.status == Status.ERROR
     messages = [line.message for line in result.line_results.order_by("line_no")]
@@ -330,8 +342,9 @@ def test_failures_on_the_worker_say_what_happened(server):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 @pytest.mark.usefixtures("celery_worker")
-def test_a_kill_stops_a_waiting_request_at_once(server):
-    job = make_job("http-kill", (10, "core.http", {"url": f"{server}/slow"}), (20, "core.sleep", {"seconds": 0}))
+def test_a_kill_stops_a_waiting_request_at_once(server, local_domain):
+    job = make_job("http-kill", (10, "core.http", {"url": f"{server}/slow"}), (20, "core.sleep", {"seconds": 0}),
+                   domain=local_domain)
     result = start_run(job)
     deadline = time.monotonic() + 20
     while not any(m.startswith(f"GET {server}/slow (headers") for m in log_of(result.id)):

@@ -12,7 +12,8 @@ from tests.helpers import make_job
 pytestmark = pytest.mark.django_db
 
 
-def test_the_run_page_shows_the_pre_flight_checks_and_the_idempotency_warning(client, admin_user):
+def test_the_run_page_shows_the_pre_flight_checks_and_the_idempotency_warning(client, admin_user, settings):
+    settings.JOBS_HTTP_ALLOWED_HOSTS = ["127.0.0.1"]  # loopback is called only when listed
     job = make_job("preflight", (10, "core.http", {"url": "http://127.0.0.1:9/nothing", "timeout": 1}),
                    (20, "core.shell", {"command": "ls", "cwd": "/no/such/folder"}), (30, "core.sleep", {}))
     client.force_login(admin_user)
@@ -23,7 +24,8 @@ def test_the_run_page_shows_the_pre_flight_checks_and_the_idempotency_warning(cl
     assert "not marked idempotent" in page
 
 
-def test_a_reachable_server_passes_its_pre_flight_check(client, admin_user, live_server):
+def test_a_reachable_server_passes_its_pre_flight_check(client, admin_user, live_server, settings):
+    settings.JOBS_HTTP_ALLOWED_HOSTS = ["127.0.0.1"]
     job = make_job("reachable", (10, "core.http", {"url": f"{live_server.url}/admin/login/"}), idempotent=True)
     client.force_login(admin_user)
     page = client.get(reverse("admin:jobs_job_run", args=[job.pk])).content.decode()

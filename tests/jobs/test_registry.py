@@ -107,7 +107,9 @@ def test_built_in_and_test_actions_are_registered():
     assert {"core.shell", "core.sleep", "testing.echo", "testing.typed"} <= set(names)
     assert registry.get("core.shell").parameter("command") == {
         "name": "command", "type": "str", "required": True,
-        "help": "Run by /bin/sh in its own process group; each output line goes to the log."}
+        "help": "Run by /bin/sh in its own process group; each output line goes to the log. "
+                'The run\'s variables are environment variables, e.g. "$JOBS_TODAY", "$JOBS_PARAM_WHO"; '
+                "${...} is refused here (the shell would read the value as code)."}
     assert registry.get("core.sleep").supports_cancel is True
 
 
@@ -265,3 +267,44 @@ def test_sync_actions_command_lists_rows_with_availability(clean_registry):
     lines = out.getvalue().splitlines()
     assert "testing.touch\tunavailable" in lines
     assert "core.shell\tavailable" in lines
+
+
+# --- required permissions -----------------------------------------------------------------------------------------
+
+
+def test_an_action_declares_the_permissions_its_lines_need(clean_registry):
+    @action("billing.post_invoices", permissions=["billing.post_invoice", "auth.view_user"])
+    def post_invoices(ctx) -> None:
+        """Posts."""
+
+    assert registry.get("billing.post_invoices").permissions == ("billing.post_invoice", "auth.view_user")
+    assert registry.get("testing.echo").permissions == ()
+
+
+@pytest.mark.parametrize("permissions", ["billing.post_invoice", ["post_invoice"], ["billing.post invoice"], [3]])
+def test_permissions_must_be_a_list_of_app_label_codename(permissions, clean_registry):
+    with pytest.raises(ValueError, match=r"app_label\.codename"):
+        action("billing.post_invoices", permissions=permissions)
+
+
+@pytest.mark.django_db
+def test_the_permission_refusal_names_the_permission_and_the_user(django_user_model):
+    spec = registry.get("testing.guarded")
+    ann = django_user_model.objects.create_user("ann")
+    assert spec.permission_refusal(ann) == "testing.guarded needs the permission jobs.view_job, which ann lacks"
+    assert spec.permission_refusal(None) == "testing.guarded needs the permission jobs.view_job and the run has no user"
+    root = django_user_model.objects.create_superuser("root")
+    assert spec.permission_refusal(root) is None
+    root.is_active = False
+    assert "an inactive user has no permissions" in spec.permission_refusal(root)
+    assert registry.get("testing.echo").permission_refusal(None) is None
+
+
+@pytest.mark.django_db
+def test_sync_stores_the_required_permissions_and_the_action_page_shows_them(client, admin_user):
+    Action.objects.sync_with_registry()
+    row = Action.objects.get(name="testing.guarded")
+    assert row.permissions == ["jobs.view_job"]
+    client.force_login(admin_user)
+    page = client.get(f"/admin/jobs/action/{row.pk}/change/").content.decode()
+    assert "Required permissions" in page and "jobs.view_job" in page

@@ -17,14 +17,15 @@ def unpublished(monkeypatch):
     monkeypatch.setattr("results.dispatch.publish", lambda result, countdown=None: None)
 
 
-def test_the_claim_reads_the_job_revision_domain_parameters_and_note():
+def test_the_claim_reads_the_job_revision_domain_run_as_parameters_and_note(django_user_model):
     domain = Domain.objects.create(slug="acme", name="Acme")
+    ann = django_user_model.objects.create_user("ann")
     job = make_job("claimed", (10, "testing.echo", {}), domain=domain, params=[{"name": "days", "type": "int"}])
-    result = start_run(job, parameters={"days": "4"}, note="caught up")
+    result = start_run(job, parameters={"days": "4"}, note="caught up", user=ann)
     claim = states.claim(result.id, "host:1")
     assert claim == states.Claim(result_id=result.id, job_id=job.id,
                                  job_revision=Job.objects.get(pk=job.pk).revision, domain_slug="acme",
-                                 parameters={"days": 4}, message="caught up")
+                                 domain_id=domain.id, run_as_id=ann.id, parameters={"days": 4}, message="caught up")
     result.refresh_from_db()
     assert (result.status, result.worker) == (Status.RUNNING, "host:1")
     assert result.started_at == result.heartbeat_at is not None
@@ -33,6 +34,7 @@ def test_the_claim_reads_the_job_revision_domain_parameters_and_note():
 def test_a_global_job_has_no_domain_slug():
     claim = states.claim(start_run(make_job("global", (10, "testing.echo", {}))).id, "host:1")
     assert claim is not None and claim.domain_slug is None and claim.parameters == {}
+    assert claim.domain_id is None and claim.run_as_id is None  # started by nobody (a schedule): runs as nobody
 
 
 def test_only_the_first_claim_wins():

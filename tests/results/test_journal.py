@@ -138,6 +138,28 @@ def test_a_short_one_line_run_costs_the_claim_and_one_commit_of_three_statements
     assert list(done.line_results.values_list("status", flat=True)) == ["success"]
 
 
+def test_a_run_with_a_user_reads_the_user_only_when_a_line_asks_for_it(django_user_model):
+    from django.db import connection
+
+    ann = django_user_model.objects.create_user("ann")
+    quiet = make_job("quiet", (10, "testing.echo", {"text": "hi"}))
+    asking = make_job("asking", (10, "testing.whoami", {}))
+    for job in (quiet, asking):
+        plans.plan_for(job.pk, job.revision)
+    pending = [JobResult.objects.create(job=job, run_as=ann, requested_by=ann) for job in (quiet, asking)]
+
+    def user_reads(queries: CaptureQueriesContext) -> int:
+        return sum("FROM auth_user" in query["sql"].replace('"', "") for query in queries.captured_queries)
+
+    with CaptureQueriesContext(connection) as queries:
+        runner.execute(pending[0].id)
+    assert user_reads(queries) == 0  # the claim reads the user's id; nothing reads the user
+    with CaptureQueriesContext(connection) as queries:
+        runner.execute(pending[1].id)
+    assert user_reads(queries) == 1
+    assert JobResult.objects.get(id=pending[1].id).line_results.get().message == "runs as ann"
+
+
 def test_an_end_that_fails_after_the_journal_was_sent_writes_everything_on_the_next_try(monkeypatch):
     """The line and log are sent (queued in a pipeline on PostgreSQL) before the end's UPDATE; if that
     UPDATE (or the commit) fails, the rollback takes them too, and the retry must write them again."""

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from jobs.definitions import export_jobs
 from jobs.models import Job
+from jobs.text import named_problem
 
 
 class Command(BaseCommand):
@@ -12,6 +13,9 @@ class Command(BaseCommand):
         parser.add_argument("--module", help="Only the jobs of this module.")
 
     def handle(self, *args, identifiers: list[str], module: str | None, **options) -> None:
+        problem = named_problem({"IDENTIFIER": identifiers, "--module": module})
+        if problem:
+            raise CommandError(problem, returncode=2)
         jobs = Job.objects.all()
         if module:
             jobs = jobs.filter(module=module)

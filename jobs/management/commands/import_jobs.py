@@ -18,6 +18,9 @@ class Command(BaseCommand):
             text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
         except OSError as exc:
             raise CommandError(f"cannot read {file}: {exc.strerror}", returncode=2) from exc
+        except UnicodeDecodeError as exc:
+            raise CommandError(f"{file}: not UTF-8 text (byte {exc.start + 1}) (nothing was imported)",
+                               returncode=2) from exc
         try:
             report = import_jobs(text, update_existing=not skip_existing)
         except DefinitionError as exc:

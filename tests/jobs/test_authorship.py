@@ -1,0 +1,226 @@
+"""Issue 13: the author's part of a job stays the author's.
+
+A line running a dangerous action (core.shell) was written by a system administrator. A domain admin
+may not delete, deactivate, move or change it, flip the job's stops_on_error, nor loosen the declaration
+of a run-time parameter the line uses, through the admin's change form. A system administrator may.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from jobs import authorship
+from jobs.models import DomainMembership, Job, JobLine
+from tests.helpers import make_job
+from tests.jobs.test_admin_job_form import page_data
+
+pytestmark = pytest.mark.django_db
+
+WHO = {"name": "who", "type": "str", "required": True, "pattern": "[a-z]+", "help": "Whose files."}
+MODE = {"name": "mode", "type": "choice", "choices": ["dry", "apply"], "default": "dry"}
+FREE = {"name": "note", "type": "str"}  # not named by the shell line, yet in its environment
+
+
+@pytest.fixture
+def shell_job(acme):
+    """A system administrator's job in Acme: a shell line using $JOBS_PARAM_WHO and $JOBS_PARAM_MODE, and a sleep."""
+    return make_job("cleanup", (10, "core.shell", {"command": 'clean "$JOBS_PARAM_WHO" "$JOBS_PARAM_MODE"'}),
+                    (20, "core.sleep", {"seconds": 0}), domain=acme, params=[WHO, MODE, FREE],
+                    stops_on_error=True)
+
+
+@pytest.fixture
+def domain_admin(member, acme):
+    return member("ann", acme, DomainMembership.ADMIN)
+
+
+def change_url(job: Job) -> str:
+    return reverse("admin:jobs_job_change", args=[job.pk])
+
+
+def row(data: dict, line_no: int) -> str:
+    """The form prefix ("lines-N") of the inline row of ``line_no``."""
+    for key, value in data.items():
+        if key.startswith("lines-") and key.endswith("-line_no") and str(value) == str(line_no):
+            return key.removesuffix("-line_no")
+    raise AssertionError(f"no row for line {line_no}")
+
+
+def post_change(client, user, job: Job, edit) -> tuple:
+    client.force_login(user)
+    data = page_data(client.get(change_url(job)))
+    edit(data)
+    return client.post(change_url(job), data), data
+
+
+def shell_line_state(job: Job) -> list[tuple]:
+    return list(JobLine.objects.filter(job=job).order_by("line_no")
+                .values_list("line_no", "active", "action__name", "parameters"))
+
+
+def page_errors(response) -> str:
+    """Every error the change page shows: the job form's, each line's and the lines formset's own."""
+    assert response.status_code == 200, response.status_code
+    form_errors = response.context["adminform"].form.errors
+    formset = next(i.formset for i in response.context["inline_admin_formsets"] if i.formset.prefix == "lines")
+    return " ".join([json.dumps(form_errors), json.dumps(formset.errors), " ".join(formset.non_form_errors())])
+
+
+def delete_shell(data):
+    data[f"{row(data, 10)}-DELETE"] = "on"
+
+
+def deactivate_shell(data):
+    data.pop(f"{row(data, 10)}-active", None)
+
+
+def move_shell(data):
+    data[f"{row(data, 10)}-line_no"] = 30
+
+
+def delete_shell_disguised_as_sleep(data):
+    """Delete the row, posting another action with it: the stored line decides, not the posted one."""
+    prefix = row(data, 10)
+    data[f"{prefix}-DELETE"] = "on"
+    data[f"{prefix}-action"] = JobLine.objects.get(line_no=20).action_id
+
+
+LINE_ATTACKS = {
+    "delete": (delete_shell, "line 10 (core.shell, written by a system administrator): only a system administrator "
+                             "may delete it."),
+    "delete-disguised": (delete_shell_disguised_as_sleep, "only a system administrator may delete it"),
+    "deactivate": (deactivate_shell, "only a system administrator may change, deactivate, move or delete it "
+                                     "(changed: active)"),
+    "reorder": (move_shell, "(changed: line_no)"),
+}
+
+
+@pytest.mark.parametrize("attack", LINE_ATTACKS, ids=list(LINE_ATTACKS))
+def test_domain_admin_cannot_delete_deactivate_or_move_an_authors_line(client, shell_job, domain_admin, attack):
+    edit, message = LINE_ATTACKS[attack]
+    before = shell_line_state(shell_job)
+    response, _ = post_change(client, domain_admin, shell_job, edit)
+    assert message in page_errors(response)
+    assert message.split(" (changed")[0].split(": ")[-1] in response.content.decode()
+    assert shell_line_state(shell_job) == before
+
+
+def set_params(params: list[dict]):
+    def edit(data):
+        data["params"] = json.dumps(params)
+
+    return edit
+
+
+def without(spec: dict, key: str) -> dict:
+    return {k: v for k, v in spec.items() if k != key}
+
+
+CHANGED_DECLARATION = "parameter 'who' is used by line 10 (core.shell, written by a system administrator): " \
+                      "only a system administrator may change its type, choices or pattern."
+PARAM_ATTACKS = {
+    "drop-pattern": ([without(WHO, "pattern"), MODE, FREE], CHANGED_DECLARATION),
+    "widen-pattern": ([{**WHO, "pattern": ".*"}, MODE, FREE], CHANGED_DECLARATION),
+    "change-type": ([{**without(WHO, "pattern"), "type": "json"}, MODE, FREE], CHANGED_DECLARATION),
+    "add-choice": ([WHO, {**MODE, "choices": ["dry", "apply", "; rm -rf /"]}, FREE],
+                   "parameter 'mode' is used by line 10 (core.shell, written by a system administrator): only a "
+                   "system administrator may change its type, choices or pattern."),
+    "choice-to-str": ([WHO, {"name": "mode", "type": "str", "default": "dry"}, FREE], "parameter 'mode' is used"),
+    "remove-declaration": ([MODE, FREE], "parameter 'who' is used by line 10 (core.shell, written by a system "
+                                         "administrator): only a system administrator may remove its declaration."),
+    "make-optional": ([{**WHO, "required": False}, MODE, FREE], "only a system administrator may make it optional"),
+}
+
+
+@pytest.mark.parametrize("attack", PARAM_ATTACKS, ids=list(PARAM_ATTACKS))
+def test_domain_admin_cannot_loosen_a_param_an_authors_line_uses(client, shell_job, domain_admin, attack):
+    params, message = PARAM_ATTACKS[attack]
+    response, _ = post_change(client, domain_admin, shell_job, set_params(params))
+    assert message in page_errors(response)
+    assert message in response.content.decode().replace("&#x27;", "'")
+    shell_job.refresh_from_db()
+    assert shell_job.params == [WHO, MODE, FREE]
+
+
+def test_domain_admin_cannot_flip_stops_on_error_of_a_job_with_an_authors_line(client, shell_job, domain_admin):
+    response, _ = post_change(client, domain_admin, shell_job, lambda data: data.pop("stops_on_error"))
+    assert "only a system administrator may change whether it stops on error" in page_errors(response)
+    shell_job.refresh_from_db()
+    assert shell_job.stops_on_error is True
+
+
+def test_domain_admin_cannot_move_a_job_with_an_authors_line_to_another_queue(client, shell_job, domain_admin):
+    """The queue picks the workers, so the hosts, that run the system administrator's shell command."""
+    response, _ = post_change(client, domain_admin, shell_job, lambda data: data.update(queue="elsewhere"))
+    assert "only a system administrator may change the queue (the workers) it runs on" in page_errors(response)
+    shell_job.refresh_from_db()
+    assert shell_job.queue == ""
+
+
+def test_every_param_reaches_a_shell_line_so_none_may_be_loosened(client, shell_job, domain_admin):
+    """The shell line does not name ``note``, but $JOBS_PARAM_NOTE is in its command's environment."""
+    response, _ = post_change(client, domain_admin, shell_job, set_params([WHO, MODE, {**FREE, "type": "int"}]))
+    assert "parameter 'note' is used by line 10" in page_errors(response)
+    shell_job.refresh_from_db()
+    assert shell_job.params == [WHO, MODE, FREE]
+
+
+def test_domain_admin_may_still_edit_the_rest(client, shell_job, domain_admin):
+    """Name, help/label/default of a guarded param, other params, the other lines: the domain's to edit."""
+    def edit(data):
+        data["name"] = "Renamed"
+        data["params"] = json.dumps([{**WHO, "help": "Whose old files.", "label": "Who", "default": "bob"},
+                                     {**MODE, "default": "apply"}, {**FREE, "help": "Anything."}])
+        data[f"{row(data, 20)}-parameters"] = json.dumps({"seconds": 1})
+
+    response, _ = post_change(client, domain_admin, shell_job, edit)
+    assert response.status_code == 302, page_errors(response)
+    shell_job.refresh_from_db()
+    assert shell_job.name == "Renamed"
+    assert shell_job.params[0]["default"] == "bob" and shell_job.params[2]["help"] == "Anything."
+    assert JobLine.objects.get(job=shell_job, line_no=20).parameters == {"seconds": 1}
+
+
+def test_a_new_default_of_a_guarded_param_must_still_match_its_pattern(client, shell_job, domain_admin):
+    response, _ = post_change(client, domain_admin, shell_job, set_params([{**WHO, "default": "x; rm"}, MODE, FREE]))
+    assert "parameter 'who': the default must match the pattern [a-z]+" in page_errors(response)
+
+
+def test_domain_admin_may_delete_their_own_lines(client, shell_job, domain_admin):
+    response, _ = post_change(client, domain_admin, shell_job, lambda data: data.update({
+        f"{row(data, 20)}-DELETE": "on"}))
+    assert response.status_code == 302, page_errors(response)
+    assert [line.line_no for line in shell_job.lines.all()] == [10]
+
+
+def test_a_system_administrator_may_do_all_of_it(client, shell_job, admin_user):
+    def edit(data):
+        deactivate_shell(data)
+        move_shell(data)
+        data.pop("stops_on_error")
+        data["params"] = json.dumps([without(WHO, "pattern"), {**MODE, "choices": ["dry", "apply", "force"]}])
+
+    response, _ = post_change(client, admin_user, shell_job, edit)
+    assert response.status_code == 302, page_errors(response)
+    shell_job.refresh_from_db()
+    assert shell_job.stops_on_error is False and "pattern" not in shell_job.params[0]
+    assert shell_line_state(shell_job)[-1][:3] == (30, False, "core.shell")
+    response, _ = post_change(client, admin_user, shell_job, lambda data: data.update({
+        f"{row(data, 30)}-DELETE": "on"}))
+    assert response.status_code == 302
+    assert not shell_job.lines.filter(action__name="core.shell").exists()
+
+
+def test_stops_on_error_is_free_on_a_job_without_an_authors_line(client, acme, domain_admin):
+    job = make_job("plain", (10, "core.sleep", {"seconds": 0}), domain=acme)
+    response, _ = post_change(client, domain_admin, job, lambda data: data.pop("stops_on_error"))
+    assert response.status_code == 302
+    job.refresh_from_db()
+    assert job.stops_on_error is False
+
+
+def test_the_rule_in_one_place(shell_job):
+    assert [line.line_no for line in authorship.protected_lines(shell_job)] == [10]
+    assert sorted(authorship.protected_param_names(shell_job)) == ["mode", "note", "who"]  # a shell line gets them all
