@@ -9,6 +9,6 @@ def create_cache_table(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("jobs", "0006_job_revision")]
+    dependencies = [("jobs", "0011_secrets_store")]
 
     operations = [migrations.RunPython(create_cache_table, migrations.RunPython.noop, elidable=True)]
