@@ -23,12 +23,13 @@ from django.utils.html import format_html, format_html_join
 from results.dispatch import RunRefused, start_run
 from results.models import JobLogEntry, JobResult, LogRead, Trigger
 
-from . import access, authorship
+from . import access, authorship, registry, secrets
 from . import context as context_vars
+from .code_params import variables_hint
 from .definitions import DefinitionError, export_jobs, import_texts, preview_texts
 from .filters import model_for, relations_followed
 from .forms import ImportJobsForm, JSONTextField, RunParametersForm, ScheduleForm
-from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule
+from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule, Secret
 
 STATUS_ICONS = {
     "success": ("✔", "ok"), "warning": ("⚠", "warn"), "info": ("ℹ", "info"), "error": ("✖", "bad"),
@@ -174,6 +175,86 @@ class FilterTemplateAdmin(SystemAdminOnlyMixin, admin.ModelAdmin):
     formfield_overrides = WIDE_JSON
     list_display = ["name", "model", "domain_path", "domain", "module"]
     search_fields = ["name", "model"]
+
+
+class SecretForm(forms.ModelForm):
+    """The value is write-only: a password box never filled in again; left empty on a change, it is kept."""
+
+    value = forms.CharField(
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}), required=False,
+        strip=False, help_text="Stored encrypted and never shown again. Leave empty to keep the current value.",
+    )
+
+    class Meta:
+        model = Secret
+        fields = ["name", "domain", "description"]
+
+    def clean_value(self) -> str:
+        value = self.cleaned_data.get("value") or ""
+        if not value and self.instance.pk is None:
+            raise ValidationError("A new secret needs a value.")
+        if "\x00" in value:
+            raise ValidationError("The value must not contain NUL characters.")
+        return value
+
+    def save(self, commit: bool = True) -> Secret:
+        if self.cleaned_data.get("value"):
+            self.instance.set_value(self.cleaned_data["value"])
+        return super().save(commit)
+
+
+@admin.register(Secret)
+class SecretAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
+    """Members see the names of their domains' secrets; domain administrators set them; nobody reads a value."""
+
+    form = SecretForm
+    list_display = ["name", "domain_or_global", "description", "updated_at", "updated_by"]
+    list_filter = [("domain", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "description"]
+    readonly_fields = ["updated_at", "updated_by"]
+
+    @admin.display(description="Domain", ordering="domain__name")
+    def domain_or_global(self, secret: Secret) -> str:
+        return secret.domain.name if secret.domain_id else "Global"
+
+    def get_fields(self, request, obj=None):
+        fields = ["name", "domain", "description"]
+        if self.has_change_permission(request, obj) or (obj is None and self.has_add_permission(request)):
+            fields.append("value")  # never for a reader: only the form's empty password box has this name
+        return fields + (["updated_at", "updated_by"] if obj is not None else [])
+
+    def get_queryset(self, request):
+        secrets = super().get_queryset(request).select_related("domain", "updated_by")
+        if access.is_system_admin(request.user):
+            return secrets
+        return secrets.filter(domain__in=access.visible_domains(request.user))
+
+    def has_module_permission(self, request) -> bool:
+        return access.is_member(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.is_member(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return access.is_system_admin(request.user) or access.editable_domains(request.user).exists()
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return access.has_role_in(request.user, obj.domain_id, access.EDIT_ROLES)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "domain":
+            kwargs["queryset"] = access.editable_domains(request.user)
+            kwargs["required"] = not access.is_system_admin(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj: Secret, form, change) -> None:
+        obj.updated_by = request.user
+        super().save_model(request, obj, form, change)
 
 
 class ParentAwareFormSet(BaseInlineFormSet):
@@ -648,9 +729,12 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # What the typed line editor (line_params.js) needs: each action's parameters and the variables.
         job_params = obj.param_names() if obj is not None else []
-        variables = ["${" + name + "}" for name in sorted(context_vars.known_variables(job_params))]
+        secret_names = obj.usable_secret_names() if obj is not None else []  # names only, never values
+        names = sorted(context_vars.known_variables(job_params, secret_names))
+        variables = ["${" + name + "}" for name in names]
         context["action_specs"] = {
-            str(action.pk): {"name": action.name, "parameters": action.parameters, "variables": variables}
+            str(action.pk): {"name": action.name, "parameters": action.parameters, "variables": variables,
+                             "hint": variables_hint(getattr(registry.get(action.name), "code_params", {}), names)}
             for action in Action.objects.available()
         }
         return super().render_change_form(request, context, add, change, form_url, obj)
@@ -672,6 +756,13 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
+def shown_values(form: forms.Form, values: dict | None, retry_of=None) -> dict | None:
+    """The run's values as the confirmation shows them: secrets masked (a retry's are stored sealed)."""
+    if values is None:
+        return None
+    return secrets.masked_values(values) if retry_of is not None else form.shown_values()
+
+
 def run_page(request, admin_site, job: Job, form: forms.Form, *, values: dict | None, confirming: bool,
              retry_of=None) -> TemplateResponse:
     """The Run dialog of ``job`` (parameters, or the confirmation with the lines, values and pre-flight checks).
@@ -687,7 +778,7 @@ def run_page(request, admin_site, job: Job, form: forms.Form, *, values: dict | 
         "preflight": job.preflight(values if trusted else None) if confirming else [],
         "preflight_details": trusted,
         "step": "confirm" if confirming else "parameters",
-        "values": values,
+        "values": shown_values(form, values, retry_of),
         "title": f"Run {job.name}" if not confirming else f"Confirm: {verb} {job.name}",
         "job": job,
         "form": form,

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from . import access, context
+from . import access, code_params, context, registry
 from .models import Job, JobLine
 
 User = AbstractBaseUser | AnonymousUser
@@ -53,12 +53,19 @@ def protected_lines(job: Job) -> list[JobLine]:
 
 
 def protected_param_names(job: Job) -> dict[str, JobLine]:
-    """Each run-time parameter a protected line uses as ``${param.NAME}``, with the first such line."""
+    """Each run-time parameter a protected line uses, with the first such line.
+
+    A line uses a parameter it names as ``${param.NAME}``; a line with a shell parameter uses them
+    all, since every one reaches its command's environment (``$JOBS_PARAM_NAME``).
+    """
     used: dict[str, JobLine] = {}
     for line in protected_lines(job):
-        for variable in sorted(context.variables_in(line.parameters or {})):
-            if variable.startswith("param."):
-                used.setdefault(variable.removeprefix("param."), line)
+        spec = registry.get(line.action.name)
+        names = job.param_names() if spec is not None and code_params.SHELL in spec.code_params.values() else []
+        names += [variable.removeprefix("param.") for variable in sorted(context.variables_in(line.parameters or {}))
+                  if variable.startswith("param.")]
+        for name in names:
+            used.setdefault(name, line)
     return used
 
 

@@ -7,6 +7,7 @@ module knows which names exist, finds them in nested JSON and substitutes them.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,8 +20,10 @@ NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 BUILTIN_VARIABLES = ("today", "yesterday", "now", "job.identifier", "domain")
 
 
-def known_variables(param_names: list[str]) -> set[str]:
-    return set(BUILTIN_VARIABLES) | {f"param.{name}" for name in param_names}
+def known_variables(param_names: list[str], secret_names: list[str] | set[str] = ()) -> set[str]:
+    """The variables a line may use; ``secret_names``: the stored secrets its job may use (``${secret.NAME}``)."""
+    return set(BUILTIN_VARIABLES) | {f"param.{name}" for name in param_names} | {
+        f"secret.{name}" for name in secret_names}
 
 
 def variables_in(value: Any) -> set[str]:
@@ -89,3 +92,24 @@ def resolve(value: Any, variables: dict[str, Any]) -> Any:
         return "" if value is None else str(value)
 
     return VARIABLE_RE.sub(substitute, value)
+
+
+def as_text(value: Any) -> str:
+    """A variable's value as the text a command sees: None empty, booleans true/false, lists and objects as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def env_name(variable: str) -> str:
+    """The environment variable that carries ``variable`` to a command: ``param.who`` -> ``JOBS_PARAM_WHO``."""
+    return "JOBS_" + variable.replace(".", "_").upper()
+
+
+def environment(variables: dict[str, Any]) -> dict[str, str]:
+    """Every variable of a run as an environment variable (``JOBS_TODAY``, ``JOBS_PARAM_WHO``, ...)."""
+    return {env_name(name): as_text(value) for name, value in variables.items()}

@@ -26,10 +26,13 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import models, transaction
 
+from . import registry
 from .definition_schema import validation_problem
 from .models import Action, Domain, FilterTemplate, Job, JobLine, Schedule
-from .params import MAX_JSON_DEPTH, NUL_RULE, json_problem
+from .params import MAX_JSON_DEPTH, json_problem
 from .scheduling import DAY_NAMES, UNITS, WEEKDAYS, PlanError, zone
+from .secrets import without_literal_credentials
+from .text import storable, text_problem
 
 FORMAT_VERSION = 1
 # Every field of a job under its own name, in file order (``run_as`` as a username, ``domain`` as a slug).
@@ -118,7 +121,11 @@ def _line_document(line: JobLine) -> dict[str, Any]:
 
 
 def _line_parameters(line: JobLine) -> dict[str, Any]:
-    return {name: exported_parameter_value(line, name, value) for name, value in (line.parameters or {}).items()}
+    parameters = line.parameters or {}
+    spec = registry.get(line.action.name) if line.action_id else None
+    if spec is not None and isinstance(parameters, dict):  # a credential saved before references were required
+        parameters = without_literal_credentials(spec.parameters, parameters, line.job.secret_variables())
+    return {name: exported_parameter_value(line, name, value) for name, value in parameters.items()}
 
 
 def exported_parameter_value(line: JobLine, name: str, value: Any) -> Any:
@@ -178,8 +185,9 @@ def structure_problem(document: Any) -> str | None:
         if leaving:
             on_path.discard(id(item))
             continue
-        if isinstance(item, str) and "\x00" in item:
-            return f"{path or 'the file'}: {NUL_RULE}"
+        problem = text_problem(item) if isinstance(item, str) else None
+        if problem:
+            return f"{path or 'the file'}: {problem}"
         if not isinstance(item, dict | list):
             continue
         nodes += 1
@@ -200,7 +208,7 @@ def _children(item: dict | list, path: str) -> list[tuple[Any, str]]:
         return [(child, f"{path}[{index}]") for index, child in enumerate(item)]
     children = []
     for key, child in item.items():
-        name = str(key).replace("\x00", "\\x00")  # the message says where NUL is without holding one
+        name = storable(str(key))  # the message says where NUL is without holding one
         where = f"{path}.{name}" if path else name
         children += [(key, where), (child, where)]
     return children

@@ -5,7 +5,8 @@ from django import forms
 from django.conf import settings
 from django.forms.fields import InvalidJSONInput
 
-from . import params
+from . import params, secrets
+from .text import storable, value_problem
 
 WIDGETS = {
     "date": lambda: forms.DateInput(attrs={"type": "date"}),
@@ -41,7 +42,38 @@ def field_for(spec: dict) -> forms.Field:
         return forms.ChoiceField(choices=choices, **common)
     if kind == "json":
         return JSONTextField(**common)
+    if kind == "secret":
+        return SecretField(**{**common, "initial": None})
     return forms.CharField(**common)
+
+
+class SealedHiddenInput(forms.HiddenInput):
+    """Carries a typed secret to the next step of a form encrypted, never in clear."""
+
+    def format_value(self, value):
+        if value in (None, ""):
+            return ""
+        return SecretField.SEALED_PREFIX + secrets.encrypt(str(value))
+
+
+class SecretField(forms.CharField):
+    """Typed in a password box that is never filled in again; a hidden copy is sealed (SealedHiddenInput)."""
+
+    SEALED_PREFIX = "sealed:"
+    hidden_widget = SealedHiddenInput
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("widget", forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}))
+        super().__init__(strip=False, **kwargs)
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if isinstance(value, str) and value.startswith(self.SEALED_PREFIX):
+            try:
+                return secrets.decrypt(value[len(self.SEALED_PREFIX):])
+            except secrets.SecretError:
+                raise forms.ValidationError("Type the secret again (it could not be read back).") from None
+        return value
 
 
 def pattern_validator(pattern: str):
@@ -57,19 +89,29 @@ def pattern_validator(pattern: str):
 
 
 class JSONTextField(forms.JSONField):
-    """JSON typed in a form; text nested too deeply for Python's parser is a field error, not a crash."""
+    """JSON typed in a form; text nested too deeply for Python's parser, or text no database stores
+    (``"\\u0000"``, ``"\\ud800"``), is a field error, not a crash."""
 
     def to_python(self, value):
         try:
-            return super().to_python(value)
+            converted = super().to_python(value)
         except RecursionError:
             raise forms.ValidationError("Enter valid JSON (it is nested too deeply).", code="invalid") from None
+        problem = value_problem(converted)
+        if problem is not None:
+            where, rule = problem
+            inside = "".join(f"[{step}]" if isinstance(step, int) else f".{storable(step)}" for step in where)
+            raise forms.ValidationError(f"{inside.lstrip('.') or 'The value'}: {rule}", code="invalid")
+        return converted
 
     def bound_data(self, data, initial):
         try:
-            return super().bound_data(data, initial)
+            bound = super().bound_data(data, initial)
         except RecursionError:  # the form is shown again with the text as typed
             return InvalidJSONInput(data)
+        if not isinstance(bound, InvalidJSONInput) and value_problem(bound) is not None:
+            return InvalidJSONInput(data)  # as typed (escapes), not the text no page can encode
+        return bound
 
 
 class RunParametersForm(forms.Form):
@@ -89,6 +131,11 @@ class RunParametersForm(forms.Form):
     def values(self) -> dict:
         cleaned = getattr(self, "cleaned_data", {})
         return {name: cleaned[name] for name in self.param_names if cleaned.get(name) not in (None, "")}
+
+    def shown_values(self) -> dict:
+        """``values()`` as a page may show them: secrets masked."""
+        return {name: secrets.MASK if isinstance(self.fields[name], SecretField) else value
+                for name, value in self.values().items()}
 
 
 class TimesWidget(forms.MultiWidget):

@@ -17,7 +17,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models, transaction
 from django.utils import timezone
 
-from . import context, outbound, params, registry
+from . import code_params, context, outbound, params, registry, secrets
 
 
 class Domain(models.Model):
@@ -333,11 +333,15 @@ class Job(models.Model):
         values = {spec["name"]: spec.get("default") for spec in self.params or []} | (parameters or {})
         domain_slug = self.domain.slug if self.domain_id else None
         variables = build_variables(job_identifier=self.identifier, domain_slug=domain_slug, params=values)
+        # Stored secrets are never opened in the web process: a check sees the mask in their place.
+        variables |= {secrets.variable_name(name): secrets.MASK for name in self.usable_secret_names()}
+        masker = secrets.Masker(values.get(name) for name in self.secret_param_names())
         answered, checked = self._preflight_arguments(variables)
         policy = outbound.policy_for(domain_slug)
         problems = registry.run_checks([outbound.under(policy, partial(spec.preflight, arguments))
                                         for _, spec, arguments in checked], budget)
-        answered += [(line, problem) for (line, _, _), problem in zip(checked, problems, strict=True)]
+        answered += [(line, masker.text(problem) if problem else problem)
+                     for (line, _, _), problem in zip(checked, problems, strict=True)]
         return sorted(answered, key=lambda pair: pair[0].line_no)
 
     def _preflight_arguments(self, variables: dict[str, Any]) -> tuple[list, list]:
@@ -374,13 +378,44 @@ class Job(models.Model):
     def param_names(self) -> list[str]:
         return [spec["name"] for spec in self.params or []]
 
+    def secret_param_names(self) -> set[str]:
+        return {spec["name"] for spec in self.params or [] if spec.get("type") == "secret"}
+
+    def usable_secret_names(self) -> list[str]:
+        """The stored secrets this job's lines may use: its domain's own (a global job: the global ones)."""
+        return list(Secret.objects.usable_by(self.domain_id).values_list("name", flat=True))
+
+    def secret_variables(self, usable: set[str] | None = None) -> set[str]:
+        """The variables whose values are secrets: ``param.NAME`` of secret parameters, ``secret.NAME``."""
+        names = self.usable_secret_names() if usable is None else usable
+        return {f"param.{name}" for name in self.secret_param_names()} | {secrets.variable_name(n) for n in names}
+
     def clean_run_parameters(self, raw: dict | None) -> dict:
-        """Typed run-time values from ``raw``; ValidationError names each bad parameter."""
+        """Typed run-time values from ``raw``; ValidationError names each bad parameter.
+
+        Secret parameters come back sealed (encrypted); a sealed value given again (a retry) is accepted.
+        """
         if raw is not None and not isinstance(raw, dict):
             raise ValidationError({"parameters": ["must be an object of name: value"]})
-        values = params.clean_values(self.params or [], raw)
+        values = params.clean_values(self.params or [], self._unsealed(raw))
         # Every declared parameter gets a value (None when left out), so ${param.NAME} always resolves.
-        return {name: params.to_json(values.get(name)) for name in self.param_names()}
+        hidden = self.secret_param_names()
+        return {name: secrets.seal(values[name]) if name in hidden and values.get(name) is not None
+                else params.to_json(values.get(name)) for name in self.param_names()}
+
+    def _unsealed(self, raw: dict | None) -> dict | None:
+        if not raw:
+            return raw
+        opened, errors = dict(raw), {}
+        for name in self.secret_param_names():
+            if secrets.is_sealed(raw.get(name)):
+                try:
+                    opened[name] = secrets.unseal(raw[name])
+                except secrets.SecretError as exc:
+                    errors[name] = [str(exc)]
+        if errors:
+            raise ValidationError(errors)
+        return opened
 
     def active_lines(self) -> models.QuerySet[JobLine]:
         return self.lines.filter(active=True).select_related("action", "filter_template").order_by("line_no")
@@ -444,9 +479,18 @@ class JobLine(models.Model):
             job_params = self.job.param_names()
         except Job.DoesNotExist:
             job_params = []
+        self._make_code_safe(job_params)
         errors = self.validation_errors(job_params)
         if errors:
             raise ValidationError(errors)
+
+    def _make_code_safe(self, job_param_names: list[str]) -> None:
+        """Variables written in a shell parameter become environment variables (``jobs.code_params.made_safe``)."""
+        spec = registry.get(self.action.name) if self.action_id and not self.is_filter else None
+        if spec is not None and spec.code_params and isinstance(self.parameters, dict):
+            job = self._job_or_none()
+            known = context.known_variables(job_param_names, job.usable_secret_names() if job is not None else [])
+            self.parameters = code_params.made_safe(spec.code_params, self.parameters, known)
 
     def validation_errors(self, job_param_names: list[str]) -> dict[str, list[str]]:
         """Field errors of this line, each naming the parameter and the rule."""
@@ -456,6 +500,22 @@ class JobLine(models.Model):
         if self.action_id is None:
             return {"action": ["Choose the action this line runs."]}
         return self._parameter_errors(known)
+
+    def _job_or_none(self) -> Job | None:
+        try:
+            return self.job
+        except Job.DoesNotExist:
+            return None
+
+    def _secret_errors(self, declared: list[dict], usable: set[str]) -> list[str]:
+        """Stored secrets it names must be usable by its job; credentials must be references."""
+        job = self._job_or_none()
+        whose = "a secret of this job's domain" if job is not None and job.domain_id else "a global secret"
+        messages = [f"{name}: unknown secret {unknown} (not {whose})"
+                    for name, value in sorted(self.parameters.items(), key=lambda item: str(item[0]))
+                    for unknown in sorted(secrets.referenced_names(value) - usable)]
+        hidden = job.secret_variables(usable) if job is not None else set()
+        return messages + secrets.literal_secret_problems(declared, self.parameters, hidden)
 
     def _filter_errors(self, known: set[str]) -> dict[str, list[str]]:
         from .filters import definition_errors, model_for
@@ -475,7 +535,10 @@ class JobLine(models.Model):
             return {"action": [f"The action {self.action.name} is not available in this installation."]}
         if not isinstance(self.parameters, dict):
             return {"parameters": ["Must be a JSON object of parameter: value."]}
-        messages = []
+        job = self._job_or_none()
+        usable = set(job.usable_secret_names()) if job is not None else set()
+        known = known | {secrets.variable_name(name) for name in usable}
+        messages = self._secret_errors(spec.parameters, usable)
         for name in sorted(set(self.parameters) - {p["name"] for p in spec.parameters}, key=str):
             messages.append(f"{name}: unknown parameter of {spec.name}")
         for declared in spec.parameters:
@@ -489,14 +552,20 @@ class JobLine(models.Model):
             if problem:
                 messages.append(f"{name}: {problem}")
                 continue
-            unknown = context.unknown_variables(value, known)
+            # Stored secrets it names are checked by _secret_errors, with a message of their own.
+            unknown = [u for u in context.unknown_variables(value, known) if not u.startswith(secrets.SECRET_PREFIX)]
+            code_problems = code_params.written_problems(spec.code_params.get(name), value)
             if unknown:
                 messages.append(f"{name}: unknown variable {', '.join('${' + u + '}' for u in unknown)}")
+            elif code_problems:
+                messages.extend(f"{name}: {problem}" for problem in code_problems)
             elif not context.variables_in(value):
                 try:
                     params.coerce(declared, value)
                 except params.ParameterError as exc:
                     messages.append(f"{name}: {exc}")
+        if not messages:
+            messages = spec.written_problems(self.parameters)
         return {"parameters": messages} if messages else {}
 
     def run_parameters(self, variables: dict[str, Any]) -> dict[str, Any]:
@@ -504,7 +573,8 @@ class JobLine(models.Model):
         spec = registry.get(self.action.name)
         if spec is None:
             raise LookupError(f"the action {self.action.name} is not available in this installation")
-        resolved = context.resolve(self.parameters or {}, variables)
+        # Code parameters (a shell command, a command line) follow their own rule: values stay data.
+        resolved = code_params.resolve_parameters(spec.code_params, self.parameters or {}, variables)
         arguments = params.clean_values(spec.parameters, resolved)
         return arguments
 
@@ -681,3 +751,52 @@ class Schedule(models.Model):
         if {"kind", "every", "every_unit", "starts_at"} <= set(field_names):
             instance._saved_interval = instance._interval_key()
         return instance
+
+
+class SecretQuerySet(models.QuerySet):
+    def usable_by(self, domain_id: int | None) -> SecretQuerySet:
+        """The secrets a job of this domain may use: its domain's own; a global job: the global ones.
+
+        A domain's jobs never use global secrets: a domain administrator writes their lines, and could
+        send a system administrator's credential anywhere.
+        """
+        return self.filter(domain_id=domain_id) if domain_id is not None else self.filter(domain__isnull=True)
+
+
+class Secret(models.Model):
+    """A credential that line parameters reference as ``${secret.NAME}``; its value is encrypted (jobs.secrets)."""
+
+    name = models.CharField(
+        max_length=100, validators=[RegexValidator(secrets.NAME_RE, f"Use {secrets.NAME_RULE}.")],
+        help_text="Lines use it as ${secret.NAME}; a shell command reads $JOBS_SECRET_NAME (in capitals).",
+    )
+    domain = models.ForeignKey(
+        Domain, null=True, blank=True, on_delete=models.PROTECT, related_name="secrets",
+        help_text="Empty: a global secret, usable by global jobs only (system administrators).",
+    )
+    token = models.TextField(editable=False, help_text="The value, encrypted with JOBS_SECRET_KEYS.")
+    description = models.CharField(max_length=300, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+", editable=False)
+
+    objects = SecretQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["domain__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "domain"], name="unique_secret_name_per_domain"),
+            models.UniqueConstraint(fields=["name"], condition=models.Q(domain__isnull=True),
+                                    name="unique_global_secret_name",
+                                    violation_error_message="A global secret with this name already exists."),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.domain.slug if self.domain_id else 'global'})"
+
+    def set_value(self, text: str) -> None:
+        self.token = secrets.encrypt(text)
+
+    def reveal(self) -> str:
+        """The value in clear: for the worker that runs a line using it, never for a page."""
+        return secrets.decrypt(self.token)

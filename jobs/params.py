@@ -27,12 +27,14 @@ import re2
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-TYPES = ("str", "int", "float", "bool", "date", "datetime", "choice", "email", "json")
+from .secrets import Secret
+from .text import NUL_RULE, SURROGATE_RULE, text_problem
+
+TYPES = ("str", "int", "float", "bool", "date", "datetime", "choice", "email", "json", "secret")
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f", ""}
 # Deeper JSON is refused: Python's parser and encoder recurse, and no job needs it.
 MAX_JSON_DEPTH = 100
-NUL_RULE = "must not contain NUL characters"
 # A pattern is matched by RE2 (linear in the value's length, no backtracking); the limits keep it cheap anyway.
 PATTERN_TYPES = ("str", "email")
 MAX_PATTERN_LENGTH = 500
@@ -59,6 +61,8 @@ def spec_from_annotation(name: str, annotation: Any, default: Any) -> dict:
     if typing.get_origin(annotation) is typing.Literal:
         spec["type"] = "choice"
         spec["choices"] = [str(c) for c in typing.get_args(annotation)]
+    elif annotation is Secret:
+        spec["type"] = "secret"
     else:
         spec["type"] = {
             str: "str", int: "int", float: "float", Decimal: "float", bool: "bool",
@@ -131,11 +135,11 @@ def check_pattern(pattern: str, value: Any) -> None:
 
 def _refuse_unstorable(spec: dict, converted: Any) -> None:
     """Text and JSON a JSON column cannot store (NUL, NaN, ...) break the rule at once, not at save."""
-    if spec.get("type", "str") not in ("str", "choice", "email", "json"):
+    if spec.get("type", "str") not in ("str", "choice", "email", "json", "secret"):
         return
     problem = json_problem(converted)
-    if problem == NUL_RULE:
-        raise ParameterError(NUL_RULE)
+    if problem in (NUL_RULE, SURROGATE_RULE):
+        raise ParameterError(problem)
     if problem:
         raise ParameterError(_rule(spec))
 
@@ -151,8 +155,9 @@ def json_problem(value: Any) -> str | None:
         if depth > MAX_JSON_DEPTH:
             return f"must not be nested more than {MAX_JSON_DEPTH} levels deep"
         if isinstance(item, str):
-            if "\x00" in item:
-                return NUL_RULE
+            problem = text_problem(item)
+            if problem:
+                return problem
         elif isinstance(item, float):
             if not math.isfinite(item):
                 return "must not hold NaN or Infinity (JSON has no such numbers)"
@@ -255,8 +260,20 @@ def _refuse_constant(name: str) -> Any:
 _CONVERTERS = {
     "str": _to_str, "int": _to_int, "float": _to_float, "bool": _to_bool,
     "date": _to_date, "datetime": _to_datetime, "choice": _to_str,
-    "email": _to_email, "json": _to_json,
+    "email": _to_email, "json": _to_json, "secret": _to_str,
 }
+
+
+def _check_environment_name(name: str, seen: set[str], where: str) -> None:
+    """A parameter reaches shell commands as $JOBS_PARAM_<NAME>: that name must be a shell name, and its own."""
+    env = f"JOBS_PARAM_{name.upper()}"
+    if not name.isascii():
+        raise ValidationError(f"{where}: the name must be ASCII letters, digits and _ (shell commands read it as "
+                              f"${env})")
+    twin = next((other for other in seen if other.upper() == name.upper()), None)
+    if twin is not None:
+        raise ValidationError(f"{where}: differs from '{twin}' only in case; both would reach shell commands "
+                              f"as ${env}")
 
 
 def validate_param_specs(specs: Any) -> list[dict]:
@@ -277,6 +294,7 @@ def validate_param_specs(specs: Any) -> list[dict]:
             raise ValidationError(f"{where}: the name must be letters, digits and _")
         if name in seen:
             raise ValidationError(f"{where}: declared twice")
+        _check_environment_name(name, seen, where)
         seen.add(name)
         unknown = set(raw) - {"name", "type", "default", "required", "choices", "help", "label", "pattern"}
         if unknown:
@@ -300,6 +318,8 @@ def validate_param_specs(specs: Any) -> list[dict]:
         for key in ("help", "label"):
             if raw.get(key):
                 spec[key] = str(raw[key])
+        if spec["type"] == "secret" and raw.get("default") not in (None, ""):
+            raise ValidationError(f"{where}: a secret parameter has no default (it would be stored in clear)")
         if raw.get("default") is not None:
             try:
                 coerce(spec, raw["default"])

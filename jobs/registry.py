@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.utils.module_loading import autodiscover_modules
 
+from .code_params import KINDS
 from .params import spec_from_annotation
 
 if TYPE_CHECKING:
@@ -53,6 +54,12 @@ class ActionSpec:
     schedule: dict | None = None
     check: Callable[..., str | None] | None = None
     permissions: tuple[str, ...] = ()
+    code_params: dict[str, str] = field(default_factory=dict)
+    validate: Callable[[dict[str, Any]], list[str]] | None = None
+
+    def written_problems(self, parameters: dict[str, Any]) -> list[str]:
+        """The action's own save-time check of a line's parameters as written ("name: problem" each)."""
+        return self.validate(parameters) if self.validate is not None else []
 
     def preflight(self, arguments: dict[str, Any]) -> str | None:
         """The action's own pre-flight check: None when ready, else what is wrong (never raises)."""
@@ -97,6 +104,8 @@ def action(
     schedule: dict | None = None,
     check: Callable[..., str | None] | None = None,
     permissions: list[str] | tuple[str, ...] = (),
+    code_params: dict[str, str] | None = None,
+    validate: Callable[[dict[str, Any]], list[str]] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register the decorated function as the action ``name`` (dotted, e.g. ``core.shell``).
 
@@ -106,6 +115,10 @@ def action(
     a run: it returns None when ready, or what is wrong ("server unreachable").
     ``permissions`` (``app_label.codename``) are checked against the run's user
     (``ctx.user``) before a line runs the action; a line whose user lacks one fails.
+    ``code_params`` names the parameters handed to another interpreter, with their kind
+    (``jobs.code_params``: SHELL, ARGV, FIXED), so that a variable's value never becomes code.
+    ``validate`` checks a line's parameters as written, when it is saved or imported: it returns
+    "name: problem" messages (empty when fine).
     """
     if not NAME_RE.match(name):
         raise ValueError(f"action name {name!r} must be dotted lowercase words, e.g. 'billing.close_orders'")
@@ -113,13 +126,15 @@ def action(
         raise ValueError(f"permissions of {name!r} must be a list of app_label.codename, e.g. ['billing.post_invoice']")
 
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
+        parameters = _parameters_of(func, help or {})
+        _check_code_params(name, code_params or {}, parameters)
         spec = ActionSpec(
             name=name,
             func=func,
             label=label or name.rsplit(".", 1)[-1].replace("_", " ").capitalize(),
             description=description if description is not None else inspect.cleandoc(func.__doc__ or ""),
             module=module or name.split(".", 1)[0],
-            parameters=_parameters_of(func, help or {}),
+            parameters=parameters,
             idempotent=idempotent,
             destructive=destructive,
             external=external,
@@ -128,6 +143,8 @@ def action(
             schedule=schedule,
             check=check,
             permissions=tuple(permissions),
+            code_params=dict(code_params or {}),
+            validate=validate,
         )
         existing = _registry.get(name)
         if existing and existing.func.__qualname__ != func.__qualname__:
@@ -136,6 +153,14 @@ def action(
         return func
 
     return decorator
+
+
+def _check_code_params(name: str, code_params: dict[str, str], parameters: list[dict]) -> None:
+    declared = {spec["name"] for spec in parameters}
+    for param, kind in code_params.items():
+        if param not in declared or kind not in KINDS:
+            raise ValueError(f"action {name!r}: code_params {param}={kind!r} must name one of its parameters "
+                             f"and a kind among {', '.join(KINDS)}")
 
 
 def _parameters_of(func: Callable[..., Any], help: dict[str, str]) -> list[dict]:

@@ -5,6 +5,8 @@ limited to the jobs the user may see, so other domains' results answer 404.
 """
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -15,7 +17,7 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from jobs import access
+from jobs import access, secrets
 from jobs.admin import NotFoundOutsideDomainsMixin, run_page, status_badge
 from jobs.forms import RunParametersForm
 
@@ -73,7 +75,8 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         css = {"all": ["jobs/jobs.css"]}
         js = ["jobs/popup.js"]
     # Status, times, lines and log are the live panel of the page (result.js); these are the rest.
-    readonly_fields = ["job", "domain", "run_as", "parameters", "variables", "queue", "created_at", "heartbeat_at"]
+    readonly_fields = ["job", "domain", "run_as", "shown_parameters", "variables", "queue", "created_at",
+                       "heartbeat_at"]
     fieldsets = [("Details", {"fields": readonly_fields, "classes": ["collapse"]})]
 
     def has_module_permission(self, request) -> bool:
@@ -93,6 +96,10 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return access.visible_results(request.user, super().get_queryset(request))
+
+    @admin.display(description="Parameters")
+    def shown_parameters(self, result: JobResult) -> str:
+        return json.dumps(secrets.masked_values(result.parameters), ensure_ascii=False)
 
     @admin.display(description="Status", ordering="status")
     def status_icon(self, result: JobResult):

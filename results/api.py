@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from jobs import access
+from jobs import access, secrets
 from jobs.models import Job
 
 from . import states
@@ -88,6 +88,10 @@ class ResultSerializer(serializers.ModelSerializer):
     lines = LineResultSerializer(source="line_results", many=True, read_only=True)
     answers = serializers.SerializerMethodField()
     typical_duration = serializers.SerializerMethodField()
+    parameters = serializers.SerializerMethodField()
+
+    def get_parameters(self, result: JobResult) -> dict:
+        return secrets.masked_values(result.parameters)  # secret parameters are stored sealed: shown masked
 
     def get_answers(self, result: JobResult) -> dict:
         return result.answers()

@@ -12,13 +12,17 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.db import InterfaceError, OperationalError, connection
+from django.core.exceptions import ValidationError
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError, connection
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 # Waits before each new try after a lost connection (None: give up): about 30 s in all,
 # what a PostgreSQL restart or fail-over takes.
 RECONNECT_DELAYS = (0.5, 1, 2, 4, 8, 15, None)
+# Errors a retry would only repeat: the values themselves cannot be stored (a count beyond its column's range,
+# a row whose result was deleted), found by the database or by the field converting the value before it.
+UNSTORABLE = (DataError, IntegrityError, ValueError, TypeError, OverflowError, ValidationError)
 
 
 def reconnecting(work: Callable[[], T]) -> T:

@@ -22,7 +22,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from jobs import access, plans, registry
+from jobs import access, plans, registry, secrets
 from jobs import context as context_vars
 from jobs.filters import RecordSet, queryset_for, within_domains
 from jobs.models import JobLine
@@ -69,12 +69,13 @@ class RunContext:
 
     def __init__(self, *, result_id: int, job_identifier: str, line_no: int, params: dict,
                  variables: dict, log: LineLogger, records: RecordSet | None, control: RunControl,
-                 run_as: RunAs | None = None) -> None:
+                 run_as: RunAs | None = None, named_secrets: dict[str, str] | None = None) -> None:
         self.result_id = result_id
         self.job_identifier = job_identifier
         self.line_no = line_no
-        self.params = params
-        self.variables = variables
+        self.params = params  # secret parameters in clear: what the action needs (the log masks them)
+        self.variables = variables  # as stored on the result: secrets masked
+        self.secrets = dict(named_secrets or {})  # the stored secrets this line names: {"secret.NAME": value}
         self.log = log
         self.records = records
         self._control = control
@@ -135,6 +136,19 @@ class RunContext:
         """Say that this line called an external system (automatic for actions declared external)."""
         self.tally.external_called = True
 
+    def secret(self, name: str) -> str:
+        """The value of the stored secret ``name``, if this line names it (``${secret.NAME}``, ``JOBS_SECRET_NAME``)."""
+        try:
+            return self.secrets[secrets.variable_name(name)]
+        except KeyError:
+            raise LookupError(f"this line does not name the secret {name}") from None
+
+    def secret_environment(self) -> dict[str, str]:
+        """``JOBS_SECRET_NAME`` variables for a subprocess: only the secrets this line names."""
+        prefix = secrets.SECRET_PREFIX
+        return {secrets.environment_name(key[len(prefix):]): value for key, value in self.secrets.items()
+                if key.startswith(prefix)}
+
     def register_process_group(self, pgid: int) -> None:
         """Processes in this group are killed if the line must be stopped by force."""
         self._control.add_process_group(pgid)
@@ -161,11 +175,19 @@ class Run:
         self.lines = plan.lines
         self.journal = journal
         self.control = control
+        # Secrets are opened here, used to resolve the lines, and masked in everything the run stores.
+        self.params = secrets.revealed_values(claim.parameters)
         self.run_as = RunAs(claim.run_as_id)
         # The run's domain: its own (a per-domain run of a global job), else its job's.
         self.domain_id = claim.domain_id if claim.domain_id is not None else self.job.domain_id
         self.variables = context_vars.build_variables(
-            job_identifier=self.job.identifier, domain_slug=claim.domain_slug, params=claim.parameters)
+            job_identifier=self.job.identifier, domain_slug=claim.domain_slug,
+            params=secrets.masked_values(claim.parameters))
+        named = set().union(*(secrets.referenced_names(line.parameters) for line in self.lines))
+        stored, self.secret_problems = secrets.stored_values(self.job.domain_id, named) if named else ({}, [])
+        self.secrets = {f"param.{name}": self.params[name] for name, value in claim.parameters.items()
+                        if secrets.is_sealed(value)} | {secrets.variable_name(n): v for n, v in stored.items()}
+        journal.masker = secrets.Masker(self.secrets.values())
         journal.set_run_fields(variables=self.variables, lines_total=len(self.lines))
 
     def execute(self) -> tuple[str, str]:
@@ -176,6 +198,8 @@ class Run:
             self.journal.write(LogLevel.INFO, "The job has no active lines: nothing to do.")
             return Status.INFO, "Nothing to do: the job has no active lines."
         self.journal.write(LogLevel.INFO, f"Started on {worker_name()}: {len(lines)} active line(s).")
+        for problem in self.secret_problems:
+            self.journal.write(LogLevel.ERROR, problem)
         outcomes: list[tuple[JobLine, LineOutcome]] = []
         records: RecordSet | None = None
         for line in lines:
@@ -216,15 +240,17 @@ class Run:
             arguments, error = self._arguments(line)
             line_result = JobLineResult(
                 result_id=self.result_id, line_no=line.line_no, status=Status.RUNNING, started_at=started,
-                action=line.action.name if line.action_id else "filter", parameters=_jsonable(arguments or {}),
+                action=line.action.name if line.action_id else "filter",
+                parameters=self.journal.masker.value(_jsonable(arguments or {})),
             )
             self.journal.start_line(line_result)
             outcome = error or self._refusal(line) or self._call(line, arguments, records)
         finally:
             self.control.current_line = None
+        outcome.message = self.journal.masker.text(outcome.message)
         ended = {"status": outcome.status, "message": outcome.message, "finished_at": timezone.now()}
         if outcome.tally is not None:
-            ended.update(outcome.tally.fields())
+            ended.update(self.journal.masker.value(outcome.tally.fields()))
         self.journal.end_line(line_result, **ended)
         level = LogLevel.ERROR if outcome.status == Status.ERROR else LogLevel.INFO
         self.journal.write(level, f"Line {line.line_no}: {outcome.status}: {outcome.message}", line.line_no)
@@ -234,11 +260,17 @@ class Run:
         if line.is_filter:
             return {"filter": line.filter_definition}, None
         try:
-            return line.run_parameters(self.variables), None
+            return line.run_parameters(self.variables | self.secrets), None
         except ValidationError as exc:
             problems = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.message_dict.items())
             return None, LineOutcome(Status.ERROR, f"Invalid parameters: {problems}")
-        except (LookupError, KeyError) as exc:
+        except KeyError as exc:
+            name = str(exc.args[0]) if exc.args else ""
+            if name.startswith(secrets.SECRET_PREFIX):  # deleted (or moved to another domain) since the line was saved
+                return None, LineOutcome(Status.ERROR, f"The secret {name[len(secrets.SECRET_PREFIX):]} is not in "
+                                                       "the secrets of this job's domain any more")
+            return None, LineOutcome(Status.ERROR, f"Cannot resolve parameters: {exc}")
+        except LookupError as exc:
             return None, LineOutcome(Status.ERROR, f"Cannot resolve parameters: {exc}")
 
     def _refusal(self, line: JobLine) -> LineOutcome | None:
@@ -258,8 +290,8 @@ class Run:
             tally = self.control.tally = LineTally(external_called=True if spec.external else None)
             ctx = RunContext(
                 result_id=self.result_id, job_identifier=self.job.identifier, line_no=line.line_no,
-                params=self.claim.parameters, variables=self.variables, log=log, records=records,
-                control=self.control, run_as=self.run_as,
+                params=self.params, variables=self.variables, log=log, records=records,
+                control=self.control, run_as=self.run_as, named_secrets=self._named_by(line),
             )
             returned = spec.func(ctx, **arguments)
         except Cancelled:
@@ -275,6 +307,11 @@ class Run:
         if ctx.warnings:
             return LineOutcome(Status.WARNING, "; ".join(ctx.warnings), tally=tally)
         return LineOutcome(Status.SUCCESS, message, tally=tally)
+
+    def _named_by(self, line: JobLine) -> dict[str, str]:
+        """The stored secrets ``line`` names, for ``ctx.secret`` and ``ctx.secret_environment``."""
+        keys = {secrets.variable_name(name) for name in secrets.referenced_names(line.parameters)}
+        return {key: value for key, value in self.secrets.items() if key in keys}
 
     def _select(self, line: JobLine) -> LineOutcome:
         template = line.filter_template
@@ -332,12 +369,13 @@ def execute(result_id: int) -> None:
         control.finished.set()
 
         def end_run() -> bool:  # the journal's last writes and the run's end, with the run's fields: one commit
-            return journal.flush(then=lambda run_fields: states.finish(result_id, status, message, also=run_fields))
+            return journal.flush(then=lambda run_fields: states.finish(
+                result_id, *journal.honest_end(status, message), also=run_fields, cut_short=bool(journal.losses)))
 
         with journal.flushing():
             ended = reconnecting(end_run)
         if ended:
-            aftermath.run_ended(result_id, status, job=job)
+            aftermath.run_ended(result_id, journal.honest_end(status, message)[0], job=job)
     except BaseException as exc:
         control.finished.set()
         if _end_after_runner_failure(result_id, journal, exc):
@@ -363,8 +401,8 @@ def _end_after_runner_failure(result_id: int, journal: RunJournal, exc: BaseExce
 
     def record() -> bool:
         journal.flush()
-        return states.finish(result_id, Status.ERROR, f"The runner failed: {type(exc).__name__}: {exc}",
-                             cut_short=True)
+        return states.finish(result_id, Status.ERROR,
+                             journal.masker.text(f"The runner failed: {type(exc).__name__}: {exc}"), cut_short=True)
 
     try:
         return reconnecting(record)

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from jobs.models import Job
+from jobs.text import storable
 
 from . import statements
 from .models import TERMINAL, JobLineResult, JobResult, Status
@@ -86,7 +87,7 @@ def finish(result_id: int, status: str, message: str, *, cut_short: bool = False
     """
     if status not in TERMINAL:
         raise ValueError(f"{status!r} is not a terminal status")
-    values = {"status": status, "message": message, "finished_at": timezone.now(), **(also or {})}
+    values = {"status": status, "message": storable(message), "finished_at": timezone.now(), **(also or {})}
     ended = bool(statements.update(JobResult, values, id=result_id, status=Status.RUNNING))
     if ended and cut_short:
         end_running_lines(result_id, status)

@@ -22,6 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from . import aftermath, states
+from .db import UNSTORABLE
 from .journal import RunJournal
 from .models import JobLineResult, JobResult, LogLevel, Status
 
@@ -133,8 +134,11 @@ class RunWatch:
             return
         progress = tally.progress_fields()
         if (line_no, progress) != self.progress_written:
-            JobLineResult.objects.filter(result_id=self.result_id, line_no=line_no, status=Status.RUNNING).update(
-                **progress)
+            try:
+                JobLineResult.objects.filter(result_id=self.result_id, line_no=line_no, status=Status.RUNNING).update(
+                    **progress)
+            except UNSTORABLE:  # a count beyond its column: not tried again each tick, the line's end says it
+                logger.warning("progress of result %s line %s not stored", self.result_id, line_no, exc_info=True)
             self.progress_written = (line_no, progress)
 
     def _check_kill(self) -> None:

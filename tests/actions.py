@@ -1,12 +1,14 @@
 """Actions used by the tests only (registered through JOBS_ACTION_MODULES)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
 from typing import Literal
 
 from jobs.registry import action
+from jobs.secrets import Secret
 
 
 @action("testing.echo", label="Echo")
@@ -125,3 +127,39 @@ def guarded(ctx) -> str:
 def slow_check(ctx, seconds: float = 10.0) -> str:
     """Its pre-flight check takes ``seconds``: the Run page must not wait for it."""
     return "checked slowly"
+
+
+@action("testing.login")
+def login(ctx, user: str, password: Secret, token: str = "") -> str:
+    """Logs and returns the secrets it gets (as careless code would): the run must mask them."""
+    ctx.log.info(f"logging in as {user} with password {password} and token {token}")
+    ctx.log.info(f"password sha256 {hashlib.sha256(password.encode()).hexdigest()}")  # proves it got the value
+    if token:
+        ctx.log.info(f"ctx.secret says {ctx.secret('api_token')}")
+    return f"logged in as {user}:{password}"
+
+
+@action("testing.bad_output")
+def bad_output(ctx, failed_record: bool = False, fail: bool = False) -> str:
+    """Writes text a database may refuse: NUL and lone surrogates (what surrogateescape makes of a byte
+    that is not UTF-8) in the log, the returned message and, with ``failed_record``, a failed record;
+    with ``fail``, in the exception that fails the line."""
+    ctx.log.info("a\x00b")
+    ctx.log.warning("bad byte: \udcff, lone half: \ud800")
+    if failed_record:
+        ctx.failed("rec\x00-1", "error with \x00 and \udc80")
+    if fail:
+        raise RuntimeError("broke at \x00 and \udcff")
+    return "returned \x00 and \udcff"
+
+
+@action("testing.huge_progress")
+def huge_progress(ctx, total: int = 10**20, pause: float = 0.0) -> str:
+    """Reports a record count no integer column can hold: its line's counts cannot be stored.
+
+    With ``pause``, waits that long after it, while the watchdog ticks."""
+    ctx.log.info("before the huge count")
+    ctx.progress(1, total)
+    ctx.sleep(pause)
+    ctx.log.info("after the huge count")
+    return "counted"

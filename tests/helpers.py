@@ -87,9 +87,13 @@ class FakeLog:
 
 
 class FakeContext:
-    """What an action needs of the runner's context: a log and the kill flag (``cancel()`` raises it)."""
+    """What an action needs of the runner's context: a log, the kill flag (``cancel()`` raises it), the run's
+    variables and result id."""
 
-    def __init__(self) -> None:
+    def __init__(self, variables: dict | None = None, result_id: int | None = None) -> None:
+        self.variables = variables or {}
+        self.result_id = result_id
+        self.process_groups: set[int] = set()
         self.log = FakeLog()
         self.user = None  # a run without a user (a schedule's)
         self.warnings: list[str] = []
@@ -112,6 +116,12 @@ class FakeContext:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
         self.log.warning(message)
+
+    def register_process_group(self, pgid: int) -> None:
+        self.process_groups.add(pgid)
+
+    def unregister_process_group(self, pgid: int) -> None:
+        self.process_groups.discard(pgid)
 
 
 class Listener:

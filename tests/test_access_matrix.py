@@ -27,7 +27,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from jobs.models import Action, Domain, DomainMembership, FilterTemplate, Job
+from jobs.models import Action, Domain, DomainMembership, FilterTemplate, Job, Secret
 from results.models import JobResult, Status
 from tests.helpers import make_job
 
@@ -157,6 +157,7 @@ class World:
     action: Action
     group: Group
     forms: dict = field(default_factory=dict)  # admin form bodies, built once
+    secrets: dict[str, Secret] = field(default_factory=dict)
 
 
 def build_world() -> World:
@@ -183,7 +184,12 @@ def build_world() -> World:
             DomainMembership.objects.create(user=users[role], domain=domains[scope], role=membership)
     Token.objects.create(user=users["viewer"])
     group = Group.objects.create(name="Auditors")
-    return World(users, domains, jobs, spares, live, done, templates, Action.objects.get(name="core.sleep"), group)
+    world = World(users, domains, jobs, spares, live, done, templates, Action.objects.get(name="core.sleep"), group)
+    for scope in SCOPES:
+        world.secrets[scope] = Secret(name=f"{slug[scope]}_token", domain=domains[scope])
+        world.secrets[scope].set_value(f"{slug[scope]}-secret-value")
+        world.secrets[scope].save()
+    return world
 
 
 @pytest.fixture(scope="module")
@@ -222,6 +228,7 @@ def fingerprint(world: World) -> dict[tuple[str, str], object]:
     jobs = {row["pk"]: row for row in Job.objects.values("pk", "identifier", "name", "domain_id")}
     results = {row["pk"]: row for row in JobResult.objects.values("pk", "job_id", "status", "kill_requested_at")}
     templates = dict(FilterTemplate.objects.values_list("pk", "name"))
+    stored_secrets = {pk: (name, token) for pk, name, token in Secret.objects.values_list("pk", "name", "token")}
     domains = dict(Domain.objects.values_list("pk", "name"))
     state: dict[tuple[str, str], object] = {}
     for scope in SCOPES:
@@ -233,6 +240,7 @@ def fingerprint(world: World) -> dict[tuple[str, str], object]:
         state["done", scope] = world.done[scope].pk in results
         state["spare", scope] = world.spares[scope].pk in jobs
         state["template", scope] = templates.get(world.templates[scope].pk)
+        state["secret", scope] = stored_secrets.get(world.secrets[scope].pk)
     for scope in DOMAIN_SCOPES:
         state["domain", scope] = domains.get(world.domains[scope].pk)
     known = {job.pk for group in (world.jobs, world.spares) for job in group.values()}
@@ -333,6 +341,14 @@ def domain_url(name: str) -> Path:
 
 def template_url(name: str) -> Path:
     return lambda w, s: reverse(f"admin:{name}", args=[w.templates[s].pk])
+
+
+def secret_url(name: str) -> Path:
+    return lambda w, s: reverse(f"admin:{name}", args=[w.secrets[s].pk])
+
+
+def scope_of_secret(world: World, secret: Secret) -> str:
+    return next(scope for scope in SCOPES if world.secrets[scope].pk == secret.pk)
 
 
 def user_url(name: str) -> Path:
@@ -590,6 +606,23 @@ PROBES: list[Probe] = [
     Probe("template-redirect", "admin/jobs/filtertemplate/<path:object_id>/", "GET",
           lambda w, s: f"/admin/jobs/filtertemplate/{w.templates[s].pk}/", for_staff(TO_CHANGE), SCOPES,
           redirect=template_url("jobs_filtertemplate_change")),
+    # --- secrets: members see the names of their domains' ones; domain administrators set them -----------------
+    Probe("secret-list", "admin:jobs_secret_changelist", "GET", admin_url("jobs_secret_changelist"),
+          for_members(200), listed=changelist_scopes(scope_of_secret)),
+    Probe("secret-add", "admin:jobs_secret_add", "GET", admin_url("jobs_secret_add"), for_editors(200)),
+    Probe("secret-change", "admin:jobs_secret_change", "GET", secret_url("jobs_secret_change"), change_page, SCOPES),
+    Probe("secret-change-post", "admin:jobs_secret_change", "POST", secret_url("jobs_secret_change"),
+          on_object(302, edits), SCOPES,
+          body=lambda w, s: admin_form_data(w, reverse("admin:jobs_secret_change", args=[w.secrets[s].pk]),
+                                            value="changed by the matrix"),
+          touches="secret", success=302),
+    Probe("secret-delete", "admin:jobs_secret_delete", "GET", secret_url("jobs_secret_delete"),
+          on_object(200, edits), SCOPES),
+    Probe("secret-history", "admin:jobs_secret_history", "GET", secret_url("jobs_secret_history"), on_object(200),
+          SCOPES),
+    Probe("secret-redirect", "admin/jobs/secret/<path:object_id>/", "GET",
+          lambda w, s: f"/admin/jobs/secret/{w.secrets[s].pk}/", for_staff(TO_CHANGE), SCOPES,
+          redirect=secret_url("jobs_secret_change")),
     # --- jobs --------------------------------------------------------------------------------------------------
     Probe("job-list", "admin:jobs_job_changelist", "GET", admin_url("jobs_job_changelist"), for_members(200),
           listed=changelist_scopes(lambda w, job: scope_of_job(w, job.pk))),

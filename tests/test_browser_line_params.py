@@ -58,3 +58,27 @@ def test_a_missing_required_parameter_is_named_on_save(
     page.click('input[name="_continue"]')
     expect(page.locator("#lines-group .errorlist")).to_contain_text("url: this parameter is required")
     assert not Job.objects.filter(identifier="missing-url").exists()
+
+
+def test_a_shell_command_line_says_how_variables_reach_it_and_refuses_them_in_the_command(
+    browser_page, live_server, admin_user,  # noqa: F811
+):
+    from playwright.sync_api import expect
+
+    Action.objects.sync_with_registry()
+    page = browser_page
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/jobs/job/add/")
+    page.fill("#id_identifier", "shell-line")
+    page.fill("#id_name", "Shell line")
+    page.fill("#id_lines-0-line_no", "10")
+    page.select_option("#id_lines-0-action", label="core.shell")
+    row = page.locator("#lines-0")
+    expect(row.locator(".typed-params")).to_contain_text('command gets them as environment variables: '
+                                                          '"$JOBS_DOMAIN"')
+    row.locator('.typed-param[data-param="command"]').fill("echo '${today}'")
+    page.click('input[name="_continue"]')
+    expect(page.locator("#lines-group .errorlist")).to_contain_text(
+        'command: ${today} would be read by the shell as code; write "$JOBS_TODAY" instead')
+    assert not Job.objects.filter(identifier="shell-line").exists()
+    assert page.js_errors == []

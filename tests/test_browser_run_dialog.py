@@ -50,11 +50,12 @@ def test_parameters_then_confirmation_with_warnings_then_the_run(
     assert page.js_errors == []
 
 
-def test_retry_of_a_destructive_job_confirms_like_run(browser_page, live_server, admin_user):  # noqa: F811
+def test_retry_of_a_destructive_job_confirms_like_run(browser_page, live_server, admin_user, settings):  # noqa: F811
     """Issue 13: the result page's Retry leads to Run's confirmation (pre-flight, identifier) for such a job."""
     from django.utils import timezone
     from playwright.sync_api import expect
 
+    settings.JOBS_HTTP_ALLOWED_HOSTS = ["127.0.0.1"]  # the pre-flight check may try the (closed) local port
     job = make_job("wipe-cache", (10, "core.http", {"url": "http://127.0.0.1:9/wipe"}), destructive=True,
                    queue="nobody-dialog")
     failed = JobResult.objects.create(job=job, status="error", message="it failed", started_at=timezone.now(),

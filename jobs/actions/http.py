@@ -18,6 +18,7 @@ from typing import Literal, TypeVar
 from .. import outbound
 from ..outbound import DestinationNotAllowed, OutboundPolicy
 from ..registry import Cancelled, action
+from ..secrets import SENSITIVE_NAME as _SENSITIVE_NAME
 
 T = TypeVar("T")
 
@@ -56,7 +57,6 @@ HTTP_MAX_TIMEOUT = 600.0
 HTTP_LOG_BODY_CHARS = 2000
 _HTTP_READ_BYTES = 4 * HTTP_LOG_BODY_CHARS + 1  # room for the logged characters in any encoding, and a sign of more
 _WAIT_STEP = 0.02
-_SENSITIVE_NAME = re.compile(r"authorization|cookie|token|secret|password|api[-_]?key", re.IGNORECASE)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _STATUS_ITEM = re.compile(r"^([1-5])(\d\d|xx)$")
 _URL_SAFE = "/%:@!$&'()*+,;=~?[]"

@@ -8,8 +8,10 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 
+from django.conf import settings
 from django.core.management import call_command, get_commands
 
+from ..code_params import ARGV, FIXED, split_words
 from ..registry import action
 
 # core.management_command ----------------------------------------------------------------------------------------
@@ -23,13 +25,44 @@ REFUSED_COMMANDS = {
 }
 
 
+def command_problems(parameters: dict) -> list[str]:
+    """Save-time check of core.management_command: the command is one a job may run here."""
+    command = parameters.get("command")
+    if not isinstance(command, str):
+        return []
+    try:
+        words = split_words(command)
+    except ValueError as exc:
+        return [f"command: {exc}"]
+    if not words:
+        return ["command: give the name of a management command, e.g. clearsessions"]
+    problem = command_refusal(words[0])
+    return [f"command: {problem}"] if problem else []
+
+
+def command_refusal(name: str) -> str | None:
+    """Why the management command ``name`` may not run in a job, or None when it may."""
+    if name in REFUSED_COMMANDS:
+        return f"the management command '{name}' cannot run in a job: {REFUSED_COMMANDS[name]}"
+    allowed = settings.JOBS_MANAGEMENT_COMMANDS
+    if name not in allowed:
+        return (f"the management command '{name}' is not allowed in jobs; the system administrators allow "
+                f"{', '.join(allowed) or 'none'} (setting JOBS_MANAGEMENT_COMMANDS)")
+    return None
+
+
 @action(
     "core.management_command",
     label="Management command",
-    help={"command": "The name of a Django management command, e.g. clearsessions.",
-          "arguments": "Its arguments and options, split like a shell does, e.g. --database default."},
+    help={"command": "The name of a Django management command allowed by the setting JOBS_MANAGEMENT_COMMANDS, "
+                     "e.g. clearsessions; it may not contain variables.",
+          "arguments": "Its arguments and options, split into words like a shell does before variables are "
+                       "filled in: each variable fills only its own word and its value can never start an "
+                       "option; write options yourself, e.g. --database=${param.db}."},
     idempotent=False,
     dangerous=True,
+    code_params={"command": FIXED, "arguments": ARGV},
+    validate=command_problems,
 )
 def management_command(ctx, command: str, arguments: str = "") -> str:
     """Run a Django management command in the worker; its output goes to the log, an error fails the line."""
@@ -63,10 +96,11 @@ def _split(text: str, what: str) -> list[str]:
 
 
 def _check_command(name: str) -> None:
-    if name in REFUSED_COMMANDS:
-        raise ValueError(f"the management command '{name}' cannot run in a job: {REFUSED_COMMANDS[name]}")
     if name not in get_commands():
         raise ValueError(f"unknown management command '{name}'")
+    problem = command_refusal(name)
+    if problem:
+        raise ValueError(problem)
 
 
 class LineWriter(io.TextIOBase):

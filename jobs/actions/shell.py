@@ -7,10 +7,12 @@ import signal
 import subprocess
 import threading
 import time
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.conf import settings
 
+from .. import context
+from ..code_params import SHELL
 from ..registry import Cancelled, action
 
 T = TypeVar("T")
@@ -23,21 +25,34 @@ def folder_usable(cwd: str = "", **_) -> str | None:
     return None
 
 
+def command_environment(variables: dict[str, Any], result_id: int | None) -> dict[str, str]:
+    """The worker's environment plus the run's variables (``JOBS_TODAY``, ``JOBS_PARAM_WHO``, ...).
+
+    Values reach the command only this way, so the shell expands them as data and never reads them as code.
+    """
+    result = {"JOBS_RESULT_ID": "" if result_id is None else str(result_id)}
+    return {**os.environ, **context.environment(variables), **result}
+
+
 @action(
     "core.shell",
     label="Shell command",
-    help={"command": "Run by /bin/sh in its own process group; each output line goes to the log.",
-          "cwd": "Working directory; empty for the worker's."},
+    help={"command": "Run by /bin/sh in its own process group; each output line goes to the log. "
+                     'The run\'s variables are environment variables, e.g. "$JOBS_TODAY", "$JOBS_PARAM_WHO"; '
+                     "${...} is refused here (the shell would read the value as code).",
+          "cwd": "Working directory; empty for the worker's. ${...} variables may be used."},
     idempotent=False,
     dangerous=True,
     supports_cancel=True,
     check=folder_usable,
+    code_params={"command": SHELL},
 )
 def shell(ctx, command: str, cwd: str = "") -> str:
     """Run a shell command; a non-zero exit status fails the line."""
     process = subprocess.Popen(
         ["/bin/sh", "-c", command],
         cwd=cwd or None,
+        env=command_environment(ctx.variables, ctx.result_id) | _secret_environment(ctx),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -64,6 +79,12 @@ def shell(ctx, command: str, cwd: str = "") -> str:
     if process.returncode != 0:
         raise RuntimeError(f"command exited with status {process.returncode}")
     return "command exited with status 0"
+
+
+def _secret_environment(ctx) -> dict[str, str]:
+    """$JOBS_SECRET_NAME for each stored secret the command names."""
+    secret_environment = getattr(ctx, "secret_environment", None)  # contexts of tests may have none
+    return secret_environment() if secret_environment else {}
 
 
 def _pump(stream, write) -> None:

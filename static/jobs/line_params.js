@@ -36,6 +36,8 @@
       if (param.type === "int" || param.type === "float") input.inputMode = "decimal";
       if (param.type === "date") input.placeholder = "YYYY-MM-DD or ${today}";
       if (param.type === "datetime") input.placeholder = "YYYY-MM-DDTHH:MM or ${now}";
+      // A secret is referenced, never typed: the line stores the reference only.
+      if (param.type === "secret") input.placeholder = "${secret.NAME} (a stored secret)";
       input.value = value === undefined ? "" : String(value);
       if (value === undefined && param.default !== undefined && param.default !== null) {
         input.placeholder = "default: " + param.default;
@@ -110,7 +112,7 @@
     }
     const hint = document.createElement("div");
     hint.className = "help";
-    hint.textContent = "Values may use " + spec.variables.join(", ") + ".";
+    hint.textContent = spec.hint || "Values may use " + spec.variables.join(", ") + ".";
     const raw = document.createElement("a");
     raw.href = "#";
     raw.textContent = " Edit as JSON";

@@ -16,6 +16,9 @@ from results.models import JobLogEntry, LogLevel, Status
 from tests.helpers import FakeContext, make_job, wait_for_status
 
 CHECK_TAG = "jobs_action_test"
+NOT_ALLOWED = ("the management command 'dumpdata' is not allowed in jobs; the system administrators allow check, "
+               "clearsessions, createcachetable, fire_schedules, showmigrations, sync_actions "
+               "(setting JOBS_MANAGEMENT_COMMANDS)")
 
 
 @pytest.fixture
@@ -148,7 +151,10 @@ def test_registered_with_its_metadata():
 @pytest.mark.django_db
 @pytest.mark.parametrize(("parameters", "errors"), [
     ({"command": "check", "arguments": "--deploy"}, {}),
-    ({"command": "nope"}, {}),  # types only: the command is looked up when the line runs
+    ({"command": "nope"}, {"parameters": [
+        "command: the management command 'nope' is not allowed in jobs; the system administrators allow check, "
+        "clearsessions, createcachetable, fire_schedules, showmigrations, sync_actions "
+        "(setting JOBS_MANAGEMENT_COMMANDS)"]}),
     ({}, {"parameters": ["command: this parameter is required"]}),
     ({"command": "check", "arguments": ["--deploy"]}, {"parameters": ["arguments: must be text"]}),
     ({"command": "check", "options": "x"}, {"parameters": ["options: unknown parameter of core.management_command"]}),
@@ -187,6 +193,7 @@ def test_failing_commands_on_the_worker_say_what_happened():
     job = make_job("command-fail", (10, "core.management_command", {"command": "nope"}),
                    (20, "core.management_command", {"command": "check", "arguments": "--bogus"}),
                    (30, "core.management_command", {"command": "flush", "arguments": "--noinput"}),
+                   (35, "core.management_command", {"command": "dumpdata", "arguments": "auth.user"}),
                    (40, "core.sleep", {"seconds": 0}),
                    stops_on_error=False)
     result = wait_for_status(start_run(job).id)
@@ -196,6 +203,60 @@ def test_failing_commands_on_the_worker_say_what_happened():
         (Status.ERROR, "CommandError: Error: unrecognized arguments: --bogus"),
         (Status.ERROR, "ValueError: the management command 'flush' cannot run in a job: "
                        "it deletes every row of the database"),
+        (Status.ERROR, f"ValueError: {NOT_ALLOWED}"),  # a stored line is refused when it runs too
         (Status.SUCCESS, "slept 0 s"),
     ]
     assert Job.objects.filter(identifier="command-fail").exists()  # flush did not run
+
+
+# Allowed commands and values that stay data ------------------------------------------------------------------------
+
+
+def test_a_command_off_the_allow_list_does_not_run():
+    ctx = FakeContext()
+    with pytest.raises(ValueError) as info:
+        management_command(ctx, "dumpdata", "auth.user")
+    assert str(info.value) == NOT_ALLOWED and ctx.log.entries == []
+
+
+@pytest.mark.django_db
+def test_the_allow_list_is_a_setting(settings):
+    settings.JOBS_MANAGEMENT_COMMANDS = ["dumpdata"]
+    assert management_command(FakeContext(), "dumpdata", "auth.group").startswith("manage.py dumpdata auth.group")
+    with pytest.raises(ValueError, match=r"^the management command 'check' is not allowed in jobs; the system "
+                                         r"administrators allow dumpdata \(setting JOBS_MANAGEMENT_COMMANDS\)$"):
+        management_command(FakeContext(), "check")
+    settings.JOBS_MANAGEMENT_COMMANDS = ["flush"]  # refused whatever the setting says
+    with pytest.raises(ValueError, match="'flush' cannot run in a job: it deletes every row"):
+        management_command(FakeContext(), "flush", "--noinput")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("parameters", "message"), [
+    ({"command": "dumpdata", "arguments": "auth.user"}, f"command: {NOT_ALLOWED}"),
+    ({"command": "flush"}, "command: the management command 'flush' cannot run in a job: "
+                           "it deletes every row of the database"),
+    ({"command": "${param.x}"}, "command: ${param.x} cannot be used here: this parameter runs exactly as its "
+                                "author wrote it"),
+    ({"command": "check ${param.x}"}, "command: ${param.x} cannot be used here: this parameter runs exactly as "
+                                      "its author wrote it"),
+    ({"command": "'check"}, "command: cannot be split into words: No closing quotation in \"'check\""),
+    ({"command": " "}, "command: give the name of a management command, e.g. clearsessions"),
+    ({"command": "check", "arguments": "--tag '${param.x}"},
+     "arguments: cannot be split into words: No closing quotation in \"--tag '${param.x}\""),
+])
+def test_a_line_is_refused_when_saved(parameters, message):
+    Action.objects.sync_with_registry()
+    job = Job.objects.create(identifier="command-save", name="Command save", params=[{"name": "x", "type": "str"}])
+    line = JobLine(job=job, line_no=10, action=Action.objects.get(name="core.management_command"),
+                   parameters=parameters)
+    assert line.validation_errors(["x"]) == {"parameters": [message]}
+
+
+@pytest.mark.django_db
+def test_variables_in_the_arguments_are_allowed_when_saved():
+    Action.objects.sync_with_registry()
+    job = Job.objects.create(identifier="command-ok", name="Command ok", params=[{"name": "x", "type": "str"}])
+    line = JobLine(job=job, line_no=10, action=Action.objects.get(name="core.management_command"),
+                   parameters={"command": "showmigrations", "arguments": "${param.x} --database=${param.x}"})
+    assert line.validation_errors(["x"]) == {}

@@ -132,7 +132,7 @@ def test_json_nested_too_deeply_is_a_field_error_not_a_server_error(client, admi
 
 
 def test_a_line_may_use_a_param_declared_on_the_same_page(client, admin_user):
-    line = {"line_no": 10, "action": "core.shell", "parameters": {"command": "echo ${param.days} ${today}"}}
+    line = {"line_no": 10, "action": "testing.echo", "parameters": {"text": "echo ${param.days} ${today}"}}
     response = post_add(client, admin_user, [line], params=json.dumps([{"name": "days", "type": "int"}]))
     assert response.status_code == 302, line_errors(response)
     assert Job.objects.get(identifier="nightly").lines.get().parameters == line["parameters"]
@@ -264,3 +264,20 @@ def test_viewer_sees_no_run_link(client, member, acme):
     response = client.get(reverse("admin:jobs_job_change", args=[job.pk]))
     assert response.status_code == 200
     assert reverse("admin:jobs_job_run", args=[job.pk]) not in response.content.decode()
+
+
+def test_a_variable_in_a_shell_command_becomes_its_environment_variable(client, admin_user):
+    line = {"line_no": 10, "action": "core.shell", "parameters": {"command": 'echo "Hello ${param.who}" ${today}'}}
+    response = post_add(client, admin_user, [line], params=json.dumps([{"name": "who", "type": "str"}]))
+    assert response.status_code == 302, line_errors(response)
+    assert JobLine.objects.get().parameters == {"command": 'echo "Hello $JOBS_PARAM_WHO" "$JOBS_TODAY"'}
+
+
+def test_a_variable_in_single_quotes_of_a_shell_command_is_refused_naming_the_safe_form(client, admin_user):
+    line = {"line_no": 10, "action": "core.shell", "parameters": {"command": "echo 'Hello ${param.who}'"}}
+    response = post_add(client, admin_user, [line], params=json.dumps([{"name": "who", "type": "str"}]))
+    assert response.status_code == 200
+    assert line_errors(response) == ['command: ${param.who} would be read by the shell as code; write '
+                                     '"$JOBS_PARAM_WHO" instead (variables reach the command as environment '
+                                     'variables)']
+    assert not Job.objects.exists()

@@ -20,7 +20,7 @@ PARAMS = [
 def report_job(acme):
     return make_job(
         "weekly-report",
-        (10, "core.shell", {"command": "echo report for ${param.days} days"}),
+        (10, "core.shell", {"command": "echo report for $JOBS_PARAM_DAYS days"}),
         (20, "core.sleep", {"seconds": 0.5}),
         (30, "testing.echo", {"text": "switched off"}, False),
         name="Weekly report", domain=acme, params=PARAMS,
@@ -49,7 +49,7 @@ def test_run_page_lists_the_active_lines(client, admin_user, report_job):
     client.force_login(admin_user)
     html = client.get(run_url(report_job)).content.decode()
     assert "Weekly report" in html and "weekly-report" in html and "Acme Corp" in html
-    assert "core.shell" in html and "echo report for ${param.days} days" in html
+    assert "core.shell" in html and "echo report for $JOBS_PARAM_DAYS days" in html
     assert "core.sleep" in html
     assert "switched off" not in html
 

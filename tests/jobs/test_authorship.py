@@ -20,13 +20,13 @@ pytestmark = pytest.mark.django_db
 
 WHO = {"name": "who", "type": "str", "required": True, "pattern": "[a-z]+", "help": "Whose files."}
 MODE = {"name": "mode", "type": "choice", "choices": ["dry", "apply"], "default": "dry"}
-FREE = {"name": "note", "type": "str"}  # used by no author's line
+FREE = {"name": "note", "type": "str"}  # not named by the shell line, yet in its environment
 
 
 @pytest.fixture
 def shell_job(acme):
-    """A system administrator's job in Acme: a shell line using ${param.who} and ${param.mode}, and a sleep."""
-    return make_job("cleanup", (10, "core.shell", {"command": "clean ${param.who} ${param.mode}"}),
+    """A system administrator's job in Acme: a shell line using $JOBS_PARAM_WHO and $JOBS_PARAM_MODE, and a sleep."""
+    return make_job("cleanup", (10, "core.shell", {"command": 'clean "$JOBS_PARAM_WHO" "$JOBS_PARAM_MODE"'}),
                     (20, "core.sleep", {"seconds": 0}), domain=acme, params=[WHO, MODE, FREE],
                     stops_on_error=True)
 
@@ -159,19 +159,27 @@ def test_domain_admin_cannot_move_a_job_with_an_authors_line_to_another_queue(cl
     assert shell_job.queue == ""
 
 
+def test_every_param_reaches_a_shell_line_so_none_may_be_loosened(client, shell_job, domain_admin):
+    """The shell line does not name ``note``, but $JOBS_PARAM_NOTE is in its command's environment."""
+    response, _ = post_change(client, domain_admin, shell_job, set_params([WHO, MODE, {**FREE, "type": "int"}]))
+    assert "parameter 'note' is used by line 10" in page_errors(response)
+    shell_job.refresh_from_db()
+    assert shell_job.params == [WHO, MODE, FREE]
+
+
 def test_domain_admin_may_still_edit_the_rest(client, shell_job, domain_admin):
     """Name, help/label/default of a guarded param, other params, the other lines: the domain's to edit."""
     def edit(data):
         data["name"] = "Renamed"
         data["params"] = json.dumps([{**WHO, "help": "Whose old files.", "label": "Who", "default": "bob"},
-                                     {**MODE, "default": "apply"}, {**FREE, "type": "int"}])
+                                     {**MODE, "default": "apply"}, {**FREE, "help": "Anything."}])
         data[f"{row(data, 20)}-parameters"] = json.dumps({"seconds": 1})
 
     response, _ = post_change(client, domain_admin, shell_job, edit)
     assert response.status_code == 302, page_errors(response)
     shell_job.refresh_from_db()
     assert shell_job.name == "Renamed"
-    assert shell_job.params[0]["default"] == "bob" and shell_job.params[2]["type"] == "int"
+    assert shell_job.params[0]["default"] == "bob" and shell_job.params[2]["help"] == "Anything."
     assert JobLine.objects.get(job=shell_job, line_no=20).parameters == {"seconds": 1}
 
 
@@ -215,4 +223,4 @@ def test_stops_on_error_is_free_on_a_job_without_an_authors_line(client, acme, d
 
 def test_the_rule_in_one_place(shell_job):
     assert [line.line_no for line in authorship.protected_lines(shell_job)] == [10]
-    assert sorted(authorship.protected_param_names(shell_job)) == ["mode", "who"]
+    assert sorted(authorship.protected_param_names(shell_job)) == ["mode", "note", "who"]  # a shell line gets them all

@@ -42,7 +42,7 @@ FULL = textwrap.dedent("""\
           - line_no: 10
             action: core.shell
             active: true
-            parameters: {command: "echo ${param.days} ${today}"}
+            parameters: {command: 'echo "$JOBS_PARAM_DAYS $JOBS_TODAY"'}
           - line_no: 20
             action: testing.typed
             active: false
@@ -100,7 +100,7 @@ def test_import_creates_jobs_with_every_field_and_line():
     assert (job.schedule.kind, job.schedule.cron, job.schedule.timezone) == ("calendar", "0 18 * * 5", "Europe/Madrid")
     assert job.report == {"recipients": ["ops@example.com"], "when": "failure"}
     lines = list(job.lines.order_by("line_no").values_list("line_no", "action__name", "active", "parameters"))
-    assert lines == [(10, "core.shell", True, {"command": "echo ${param.days} ${today}"}),
+    assert lines == [(10, "core.shell", True, {"command": 'echo "$JOBS_PARAM_DAYS $JOBS_TODAY"'}),
                      (20, "testing.typed", False, {"count": 3, "mode": "slow"})]
     cleanup = Job.objects.get(identifier="cleanup")
     assert (cleanup.domain, cleanup.active, cleanup.stops_on_error, cleanup.params) == (None, False, False, [])
@@ -249,6 +249,11 @@ def test_a_job_twice_in_one_file():
      "job job-a, line 10: parameters: txt: unknown parameter of testing.echo"),
     ({"line_no": 10, "action": "testing.echo", "parameters": {"text": "${param.who}"}},
      "job job-a, line 10: parameters: text: unknown variable ${param.who}"),
+    ({"line_no": 10, "action": "core.shell", "parameters": {"command": "echo '${job.identifier}'"}},
+     'job job-a, line 10: parameters: command: ${job.identifier} would be read by the shell as code; write '
+     '"$JOBS_JOB_IDENTIFIER" instead (variables reach the command as environment variables)'),
+    ({"line_no": 10, "action": "core.management_command", "parameters": {"command": "dumpdata"}},
+     "job job-a, line 10: parameters: command: the management command 'dumpdata' is not allowed in jobs"),
     ({"line_no": 10, "is_filter": True, "filter_template": "Missing"},
      "job job-a, line 10: unknown filter template 'Missing'"),
     ({"line_no": -1, "action": "core.sleep"}, "job job-a, line -1: line_no must be a whole number, 0 or more"),
@@ -382,7 +387,7 @@ def test_export_writes_the_contract_shape():
         "report": {"recipients": ["ops@example.com"], "when": "failure"},
         "lines": [
             {"line_no": 10, "action": "core.shell", "active": True,
-             "parameters": {"command": "echo ${param.days} ${today}"}, "module": "", "is_filter": False,
+             "parameters": {"command": 'echo "$JOBS_PARAM_DAYS $JOBS_TODAY"'}, "module": "", "is_filter": False,
              "filter_template": None, "filter_definition": {}},
             {"line_no": 20, "action": "testing.typed", "active": False, "parameters": {"count": 3, "mode": "slow"},
              "module": "", "is_filter": False, "filter_template": None, "filter_definition": {}},
@@ -583,3 +588,10 @@ def test_an_empty_folder_is_exit_2(tmp_path):
     with pytest.raises(CommandError) as info:
         call_command("import_jobs", str(tmp_path))
     assert info.value.returncode == 2 and "no *.yaml file" in str(info.value)
+
+
+def test_the_demo_jobs_import_and_their_shell_commands_use_environment_variables():
+    report = import_jobs((REPO / "demo" / "jobs.yaml").read_text())
+    assert "hello-world" in report["created"] and not report["skipped"]
+    assert JobLine.objects.get(job__identifier="hello-world", line_no=10).parameters == {
+        "command": 'echo "Hello $JOBS_PARAM_WHO, today is $JOBS_TODAY"'}

@@ -84,7 +84,7 @@ def test_unknown_variable(job):
     "echo $${not_a_variable}",
 ])
 def test_known_variables_are_allowed(job, command):
-    assert errors(job, "core.shell", {"command": command}) == {}
+    assert errors(job, "testing.echo", {"text": command}) == {}
 
 
 def test_a_param_variable_needs_the_job_to_declare_it(job):
@@ -106,7 +106,7 @@ def test_variables_are_found_in_nested_json_values():
 
 
 def test_clean_uses_the_params_of_the_line_job(job):
-    line_for(job, "core.shell", {"command": "echo ${param.region}"}).clean()
+    line_for(job, "testing.echo", {"text": "echo ${param.region}"}).clean()
     with pytest.raises(ValidationError) as info:
         line_for(job, "core.shell", {"command": "echo ${param.zone}"}).clean()
     assert info.value.message_dict == {"parameters": ["command: unknown variable ${param.zone}"]}

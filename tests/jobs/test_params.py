@@ -259,6 +259,10 @@ def test_validate_param_specs_empty_is_no_params(empty):
     ([{"name": "ok"}, "days"], "parameter 2: needs a name"),
     ([{"name": "two words"}], "parameter 'two words': the name must be letters, digits and _"),
     ([{"name": "days"}, {"name": "days", "type": "int"}], "parameter 'days': declared twice"),
+    ([{"name": "who"}, {"name": "WHO"}], "parameter 'WHO': differs from 'who' only in case; both would reach shell "
+                                         "commands as $JOBS_PARAM_WHO"),
+    ([{"name": "día"}], "parameter 'día': the name must be ASCII letters, digits and _ (shell commands read it as "
+                        "$JOBS_PARAM_DÍA)"),
     ([{"name": "days", "typo": "int"}], "parameter 'days': unknown keys typo"),
     ([{"name": "days", "type": "integer"}], "parameter 'days': type must be one of"),
     ([{"name": "region", "type": "choice"}], "parameter 'region': a choice needs a non-empty list of choices"),

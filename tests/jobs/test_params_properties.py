@@ -35,6 +35,7 @@ RULES = {
     "datetime": "must be a date and time as YYYY-MM-DDTHH:MM[:SS][+HH:MM]",
     "email": "must be a valid e-mail address",
     "json": "must be valid JSON",
+    "secret": "must be text",
 }
 NAMES = ["days", "region", "day", "at", "dry_run", "ratio", "to", "payload", "note"]
 SPEC_KEYS = ["name", "type", "default", "required", "choices", "help", "label"]
@@ -86,7 +87,7 @@ def has_the_type(spec: dict, value: Any) -> bool:
     kind = spec["type"]
     if nul_inside(value):
         return False
-    if kind in ("str", "choice", "email"):
+    if kind in ("str", "choice", "email", "secret"):
         if type(value) is not str:
             return False
         if kind == "choice":
@@ -181,6 +182,7 @@ CHOICES = ["north", "south", "7", "a b"]
 def typed_values(kind: str) -> st.SearchStrategy:
     return {
         "str": text(nul=False),
+        "secret": text(nul=False),
         "int": st.integers(),
         "float": st.floats(allow_nan=False, allow_infinity=False),
         "bool": st.booleans(),
@@ -256,7 +258,7 @@ def declared(draw) -> list[dict]:
         spec = {"name": name, "type": kind, "required": draw(st.booleans())}
         if kind == "choice":
             spec["choices"] = CHOICES
-        if draw(st.booleans()):
+        if kind != "secret" and draw(st.booleans()):  # a secret has no default (it would be stored in clear)
             spec["default"] = to_json(draw(typed_values(kind)))
         result.append(spec)
     return validate_param_specs(result)

@@ -107,7 +107,9 @@ def test_built_in_and_test_actions_are_registered():
     assert {"core.shell", "core.sleep", "testing.echo", "testing.typed"} <= set(names)
     assert registry.get("core.shell").parameter("command") == {
         "name": "command", "type": "str", "required": True,
-        "help": "Run by /bin/sh in its own process group; each output line goes to the log."}
+        "help": "Run by /bin/sh in its own process group; each output line goes to the log. "
+                'The run\'s variables are environment variables, e.g. "$JOBS_TODAY", "$JOBS_PARAM_WHO"; '
+                "${...} is refused here (the shell would read the value as code)."}
     assert registry.get("core.sleep").supports_cancel is True
 
 

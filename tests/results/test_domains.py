@@ -101,8 +101,8 @@ def test_a_required_permission_is_needed_besides_the_role(acme, member):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_the_domain_variable_of_a_per_domain_run_is_its_own_domain(acme, globex, celery_worker):
-    job = make_job("say-domain", (10, "core.shell", {"command": "echo domain=${domain}"}), execution=Job.PER_DOMAIN,
-                   concurrency="parallel")
+    job = make_job("say-domain", (10, "core.shell", {"command": 'echo domain="$JOBS_DOMAIN"'}),
+                   execution=Job.PER_DOMAIN, concurrency="parallel")
     results = start_runs(job)
     for result in results:
         done = wait_for_status(result.id)

@@ -89,15 +89,19 @@ def test_shell_output_goes_to_the_log_in_order_and_non_zero_exit_fails():
 
 
 def test_context_variables_and_run_parameters_are_resolved_once_and_stored():
-    job = make_job("vars", (10, "core.shell", {"command": "echo ${job.identifier} ${param.days} ${today}"}),
+    command = 'echo "$JOBS_JOB_IDENTIFIER" "$JOBS_PARAM_DAYS" "$JOBS_TODAY"'
+    job = make_job("vars", (10, "core.shell", {"command": command}),
+                   (20, "testing.echo", {"text": "${job.identifier} ${param.days} ${today}"}),
                    params=[{"name": "days", "type": "int", "default": 7}])
     result = wait_for_status(start_run(job, parameters={"days": "3"}).id)
     assert result.status == Status.SUCCESS, result.message
     assert result.parameters == {"days": 3}
     assert result.variables["param.days"] == 3
-    line = result.line_results.get()
-    assert line.parameters["command"] == f"echo vars 3 {result.variables['today']}"
-    assert result.log_entries.filter(message=f"vars 3 {result.variables['today']}").exists()
+    shell_line, echo_line = result.line_results.order_by("line_no")
+    assert shell_line.parameters["command"] == command  # the shell gets the values as environment variables
+    assert echo_line.parameters["text"] == f"vars 3 {result.variables['today']}"
+    assert result.log_entries.filter(line_no=10, message=f"vars 3 {result.variables['today']}").exists()
+    assert result.log_entries.filter(line_no=20, message=f"vars 3 {result.variables['today']}").exists()
 
 
 def test_a_second_delivery_of_the_same_message_runs_nothing(tmp_path):

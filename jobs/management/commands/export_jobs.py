@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from jobs.definitions import export_jobs
 from jobs.models import Job
+from jobs.text import named_problem
 
 
 class Command(BaseCommand):
@@ -17,6 +18,9 @@ class Command(BaseCommand):
                             help="Write one file per job (with the filter templates it uses) into DIR.")
 
     def handle(self, *args, identifiers: list[str], module: str | None, split: str | None, **options) -> None:
+        problem = named_problem({"IDENTIFIER": identifiers, "--module": module, "--split": split})
+        if problem:
+            raise CommandError(problem, returncode=2)
         jobs = Job.objects.all()
         if module:
             jobs = jobs.filter(module=module)

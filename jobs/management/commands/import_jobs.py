@@ -44,7 +44,8 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot read {file}: {exc.strerror}", returncode=2) from exc
         except UnicodeDecodeError as exc:
-            raise CommandError(f"cannot read {file}: not UTF-8 text", returncode=2) from exc
+            raise CommandError(f"{file}: not UTF-8 text (byte {exc.start + 1}) (nothing was imported)",
+                               returncode=2) from exc
 
     def _preview(self, texts: list[tuple[str, str]], skip_existing: bool) -> None:
         for change in preview_texts(texts, update_existing=not skip_existing):

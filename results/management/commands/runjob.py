@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from jobs import access
 from jobs.models import Job
+from jobs.text import named_problem
 from results.dispatch import RunRefused, start_run
 from results.models import TERMINAL, JobResult, Status, Trigger
 
@@ -28,6 +29,9 @@ class Command(BaseCommand):
                user: str | None, **options) -> None:
         if timeout is not None and timeout <= 0:
             raise CommandError("--timeout must be a number of seconds above 0", returncode=2)
+        problem = named_problem({"IDENTIFIER": identifier, "--user": user})  # --param values: checked as parameters
+        if problem:
+            raise CommandError(problem, returncode=2)
         runner = self._user(user)
         jobs = access.visible_jobs(runner) if runner is not None else Job.objects.all()
         job = jobs.filter(identifier=identifier).first()
