@@ -20,6 +20,7 @@ import datetime as dt
 import math
 import os
 import re
+import secrets
 import shutil
 import signal
 import statistics
@@ -43,6 +44,9 @@ LOST_SECONDS, HEARTBEAT_SECONDS, REAPER_INTERVAL_SECONDS, REPUBLISH_AFTER_SECOND
 REAPER_BOUND_SECONDS = LOST_SECONDS + REAPER_INTERVAL_SECONDS + 2
 ENV = {
     "DJANGO_SETTINGS_MODULE": "jobs_project.settings",
+    # As deployed: DEBUG off, which needs a key (only the processes of this run use it).
+    "DEBUG": "false",
+    "SECRET_KEY": f"chaos-{secrets.token_urlsafe(40)}",
     "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{DATABASE_NAME}",
     "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{BROKER_DB}",
     "JOBS_VAR_DIR": str(VAR),

@@ -5,6 +5,8 @@ in the queryset, so Django's admin answers 404 for them.
 """
 from __future__ import annotations
 
+import uuid
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -24,7 +26,7 @@ from results.models import JobLogEntry, JobResult, LogRead, Trigger
 from . import access, authorship, registry, secrets
 from . import context as context_vars
 from .code_params import variables_hint
-from .definitions import DefinitionError, export_jobs, import_jobs
+from .definitions import DefinitionError, export_jobs, import_texts, preview_texts
 from .filters import model_for, relations_followed
 from .forms import ImportJobsForm, JSONTextField, RunParametersForm, ScheduleForm
 from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule, Secret
@@ -610,24 +612,48 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    IMPORT_SESSION_KEY = "jobs_import_pending"
+
     def import_view(self, request):
-        """Upload a job definition file: one transaction, every error named by job and line (system admins)."""
+        """Upload a job definition file, see what it would change (job by job, field by field), then Apply:
+        one transaction, every error named by job and line (system admins only)."""
         if not access.is_system_admin(request.user):
             raise PermissionDenied
+        if request.method == "POST" and "apply" in request.POST:
+            return self._apply_import(request)
         form = ImportJobsForm(request.POST or None, request.FILES or None)
-        report = None
         if request.method == "POST" and form.is_valid():
+            update_existing = not form.cleaned_data["skip_existing"]
             try:
-                report = import_jobs(form.text(), update_existing=not form.cleaned_data["skip_existing"])
+                changes = preview_texts([("the file", form.text())], update_existing=update_existing)
             except DefinitionError as exc:
                 form.add_error("file", f"{exc} (nothing was imported)")
             else:
-                summary = "; ".join(f"{k}: {', '.join(v)}" for k, v in report.items() if v) or "nothing to do"
-                self.message_user(request, f"Imported. {summary}", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:jobs_job_changelist"))
+                # The text stays on the server (the session) between preview and Apply; Apply validates it again.
+                token = uuid.uuid4().hex
+                request.session[self.IMPORT_SESSION_KEY] = {"token": token, "text": form.text(),
+                                                            "update_existing": update_existing}
+                context = {**self.admin_site.each_context(request), "title": "Import jobs: what would change",
+                           "changes": changes, "token": token, "opts": self.model._meta}
+                return TemplateResponse(request, "admin/jobs/job/import_preview.html", context)
         context = {**self.admin_site.each_context(request), "title": "Import jobs", "form": form,
                    "opts": self.model._meta}
         return TemplateResponse(request, "admin/jobs/job/import.html", context)
+
+    def _apply_import(self, request):
+        pending = request.session.get(self.IMPORT_SESSION_KEY)
+        if not pending or request.POST.get("token") != pending.get("token"):
+            self.message_user(request, "Nothing to apply: upload the file again.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:jobs_job_import"))
+        try:
+            report = import_texts([("the file", pending["text"])], update_existing=pending["update_existing"])
+        except DefinitionError as exc:  # the database changed since the preview
+            self.message_user(request, f"{exc} (nothing was imported)", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:jobs_job_import"))
+        del request.session[self.IMPORT_SESSION_KEY]
+        summary = "; ".join(f"{k}: {', '.join(v)}" for k, v in report.items() if v) or "nothing to do"
+        self.message_user(request, f"Imported. {summary}", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:jobs_job_changelist"))
 
     @admin.action(description="Export selected jobs as YAML")
     def export_yaml(self, request, queryset):

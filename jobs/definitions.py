@@ -1,4 +1,12 @@
-"""Job definition files (YAML): export and import, per the contract.
+"""Job definition files (YAML): export and import, per the contract; format version 1.
+
+A file holds ``version: 1``, the ``filter_templates`` its lines use and its
+``jobs``, each with every field (``JOB_FIELDS``), its schedule, report, params
+and lines, so that export, then import into a database that has none of them,
+gives the same jobs back. The JSON Schema docs/job-definitions.schema.json
+describes the format (``jobs.definition_schema``); files without ``version``
+are version 1 (written before it was added) and missing keys take the field's
+default.
 
 An import is one transaction: every job and line is validated first, and a
 single error (named by job and line) leaves the database as it was. Importing
@@ -6,33 +14,49 @@ the same file twice changes nothing: rows are only written when they differ.
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import yaml
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import models, transaction
 
 from . import registry
+from .definition_schema import validation_problem
 from .models import Action, Domain, FilterTemplate, Job, JobLine, Schedule
 from .params import MAX_JSON_DEPTH, json_problem
 from .scheduling import DAY_NAMES, UNITS, WEEKDAYS, PlanError, zone
 from .secrets import without_literal_credentials
 from .text import storable, text_problem
 
-JOB_KEYS = {"identifier", "name", "description", "domain", "active", "stops_on_error", "module", "queue",
-            "params", "schedule", "report", "lines"}
-LINE_KEYS = {"line_no", "action", "active", "parameters", "module", "is_filter", "filter_template",
-             "filter_definition"}
-JOB_FIELDS = ["name", "description", "domain_id", "active", "stops_on_error", "module", "queue", "params",
-              "report"]
-SCHEDULE_FIELDS = ["kind", "every", "every_unit", "weekdays", "times", "cron", "timezone", "starts_at", "ends_at",
-                   "catch_up"]
-SCHEDULE_KEYS = {"type", "every", "cron", "weekdays", "times", "timezone", "start", "end", "catch_up"}
-LINE_FIELDS = ["active", "is_filter", "filter_template_id", "filter_definition", "action_id", "module",
-               "parameters"]
+FORMAT_VERSION = 1
+# Every field of a job under its own name, in file order (``run_as`` as a username, ``domain`` as a slug).
+# Not in the file: the bookkeeping below, and the relations with their own keys (``schedule``, ``lines``).
+JOB_FIELDS = ["identifier", "name", "description", "domain", "active", "stops_on_error", "module", "queue",
+              "job_type", "execution", "run_as", "required_permission", "destructive", "external", "concurrency",
+              "time_limit", "idempotent", "retries", "retry_delay", "owner", "expected_runtime", "expected_result",
+              "troubleshooting", "params", "report"]
+JOB_BOOKKEEPING = ("id", "created_at", "updated_at", "revision")
+JOB_KEYS = {*JOB_FIELDS, "schedule", "lines"}
+LINE_FIELDS = ["line_no", "action", "active", "parameters", "module", "is_filter", "filter_template",
+               "filter_definition"]
+LINE_BOOKKEEPING = ("id", "job")
+LINE_KEYS = set(LINE_FIELDS)
+TEMPLATE_FIELDS = ["name", "model", "domain", "domain_path", "definition", "module"]
+TEMPLATE_BOOKKEEPING = ("id",)
+# A schedule's fields by their file key; when the interval's grid was laid and the next and last runs are the
+# installation's bookkeeping (an interval without ``start`` counts its slots from when it was imported).
+SCHEDULE_KEYS_BY_FIELD = {"kind": "type", "every": "every", "every_unit": "every_unit", "weekdays": "weekdays",
+                          "times": "times", "cron": "cron", "timezone": "timezone", "starts_at": "start",
+                          "ends_at": "end", "catch_up": "catch_up"}
+SCHEDULE_BOOKKEEPING = ("id", "job", "anchor_at", "next_run_at", "last_run_at")
+SCHEDULE_FIELDS = list(SCHEDULE_KEYS_BY_FIELD)
+SCHEDULE_KEYS = set(SCHEDULE_KEYS_BY_FIELD.values())
 # A loaded file is walked recursively later on: deeper or larger ones (YAML aliases multiply) are refused first.
 MAX_DOCUMENT_DEPTH = MAX_JSON_DEPTH + 10
 MAX_DOCUMENT_NODES = 100_000
@@ -42,52 +66,99 @@ class DefinitionError(Exception):
     """A definition file that cannot be imported; the message names the job and line."""
 
 
+# --- export -------------------------------------------------------------------------------------------------------
+
+
 def export_jobs(jobs) -> str:
-    documents = [_job_document(job) for job in jobs.select_related("domain", "schedule").prefetch_related(
-        "lines__action", "lines__filter_template")]
-    return yaml.safe_dump({"jobs": documents}, sort_keys=False, allow_unicode=True)
+    """The jobs (a queryset) as one definition file, with the filter templates their lines use."""
+    return dump_document(export_document(jobs))
 
 
-def _job_document(job: Job) -> dict[str, Any]:
-    document: dict[str, Any] = {
-        "identifier": job.identifier, "name": job.name, "description": job.description,
-        "domain": job.domain.slug if job.domain_id else None, "active": job.active,
-        "stops_on_error": job.stops_on_error, "module": job.module, "queue": job.queue,
-        "params": job.params or [],
-    }
+def export_document(jobs) -> dict[str, Any]:
+    jobs = list(jobs.select_related("domain", "run_as", "schedule").prefetch_related(
+        "lines__action", "lines__filter_template__domain"))
+    templates = {line.filter_template.name: line.filter_template
+                 for job in jobs for line in job.lines.all() if line.filter_template_id}
+    return {"version": FORMAT_VERSION,
+            "filter_templates": [template_document(templates[name]) for name in sorted(templates)],
+            "jobs": [job_document(job) for job in jobs]}
+
+
+def dump_document(document: dict[str, Any]) -> str:
+    """Stable text: keys in the format's order, no timestamps, so that a folder of files diffs cleanly."""
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+def job_document(job: Job) -> dict[str, Any]:
+    document: dict[str, Any] = {name: _exported_job_field(job, name) for name in JOB_FIELDS}
     schedule = getattr(job, "schedule", None)  # the reverse one-to-one raises an AttributeError when absent
+    report = document.pop("report")
     if schedule is not None and schedule.kind != Schedule.DISABLED:
         document["schedule"] = _schedule_document(schedule)
-    if job.report:
-        document["report"] = job.report
-    hidden = job.secret_variables()
-    document["lines"] = [_line_document(line, hidden) for line in sorted(job.lines.all(), key=lambda li: li.line_no)]
+    else:
+        document["schedule"] = None
+    document["report"] = report
+    document["lines"] = [_line_document(line) for line in sorted(job.lines.all(), key=lambda li: li.line_no)]
     return document
 
 
-def _line_document(line: JobLine, secret_variables: set[str]) -> dict[str, Any]:
-    spec = registry.get(line.action.name) if line.action_id else None
+def _exported_job_field(job: Job, name: str) -> Any:
+    if name == "domain":
+        return job.domain.slug if job.domain_id else None
+    if name == "run_as":
+        return job.run_as.get_username() if job.run_as_id else None
+    if name == "params":
+        return job.params or []
+    return getattr(job, name)
+
+
+def _line_document(line: JobLine) -> dict[str, Any]:
+    return {"line_no": line.line_no, "action": line.action.name if line.action_id else None,
+            "active": line.active, "parameters": _line_parameters(line), "module": line.module,
+            "is_filter": line.is_filter,
+            "filter_template": line.filter_template.name if line.filter_template_id else None,
+            "filter_definition": line.filter_definition or {}}
+
+
+def _line_parameters(line: JobLine) -> dict[str, Any]:
     parameters = line.parameters or {}
+    spec = registry.get(line.action.name) if line.action_id else None
     if spec is not None and isinstance(parameters, dict):  # a credential saved before references were required
-        parameters = without_literal_credentials(spec.parameters, parameters, secret_variables)
-    document: dict[str, Any] = {"line_no": line.line_no, "action": line.action.name if line.action_id else None,
-                                "active": line.active, "parameters": parameters}
-    if line.module:
-        document["module"] = line.module
-    if line.is_filter:
-        document.update(is_filter=True, filter_template=line.filter_template.name if line.filter_template_id
-                        else None, filter_definition=line.filter_definition or {})
-    return document
+        parameters = without_literal_credentials(spec.parameters, parameters, line.job.secret_variables())
+    return {name: exported_parameter_value(line, name, value) for name, value in parameters.items()}
 
 
-def load(text: str) -> list[dict]:
+def exported_parameter_value(line: JobLine, name: str, value: Any) -> Any:
+    """How one line parameter's value is written to a file: the one place that decides it (a stored secret is
+    to be written as its reference here, never in clear; ``${secret.NAME}`` references are text already)."""
+    return value
+
+
+def template_document(template: FilterTemplate) -> dict[str, Any]:
+    return {"name": template.name, "model": template.model,
+            "domain": template.domain.slug if template.domain_id else None, "domain_path": template.domain_path,
+            "definition": template.definition or {}, "module": template.module}
+
+
+# --- import -------------------------------------------------------------------------------------------------------
+
+
+def load(text: str) -> dict[str, Any]:
+    """The file's document, checked as far as walking it is safe (not yet against the schema)."""
     data = _parse(text)
     problem = structure_problem(data)
     if problem:
         raise DefinitionError(problem)
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
         raise DefinitionError("the file must hold a mapping with a 'jobs' list")
-    return data["jobs"]
+    unknown = set(data) - {"version", "filter_templates", "jobs"}
+    if unknown:
+        raise DefinitionError(f"unknown top-level keys {_names(unknown)}")
+    version = data.get("version", FORMAT_VERSION)  # files written before the format had a version are version 1
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise DefinitionError(f"version: {version!r} is not a format this installation reads (it reads "
+                              f"{FORMAT_VERSION})")
+    return data
 
 
 def _parse(text: str) -> Any:
@@ -143,12 +214,29 @@ def _children(item: dict | list, path: str) -> list[tuple[Any, str]]:
     return children
 
 
-@transaction.atomic
-def import_jobs(text: str, *, update_existing: bool = True) -> dict[str, list[str]]:
-    """Create or update the file's jobs; returns identifiers by what happened to them."""
-    report: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": [], "skipped": []}
-    seen = set()
-    for index, raw in enumerate(load(text), start=1):
+class Importer:
+    """Imports one or more files in the caller's transaction; every job and filter template at most once."""
+
+    def __init__(self, *, update_existing: bool = True) -> None:
+        self.update_existing = update_existing
+        self.report: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": [], "skipped": []}
+        self.job_sources: dict[str, str] = {}  # identifier: the file it came from
+        self.templates: dict[str, tuple[dict, str]] = {}  # name: (its document, the file it came from)
+
+    def import_text(self, text: str, source: str = "the file") -> None:
+        data = load(text)
+        templates = data.get("filter_templates") or []
+        if not isinstance(templates, list):
+            raise DefinitionError("filter_templates must be a list")
+        for index, raw in enumerate(templates, start=1):
+            self._import_template(raw, index, source)
+        for index, raw in enumerate(data["jobs"], start=1):
+            self._import_job(raw, index, source)
+        schema_problem = validation_problem(data)  # what the checks above let through (e.g. a number as a name)
+        if schema_problem:
+            raise DefinitionError(schema_problem)
+
+    def _import_job(self, raw: Any, index: int, source: str) -> None:
         where = f"job {index}"
         if not isinstance(raw, dict):
             raise DefinitionError(f"{where}: must be a mapping")
@@ -156,16 +244,166 @@ def import_jobs(text: str, *, update_existing: bool = True) -> dict[str, list[st
         if not isinstance(identifier, str) or not identifier:
             raise DefinitionError(f"{where}: identifier is required and must be text")
         where = f"job {identifier}"
-        if identifier in seen:
-            raise DefinitionError(f"{where}: appears twice in the file")
-        seen.add(identifier)
+        if identifier in self.job_sources:
+            elsewhere = "" if self.job_sources[identifier] == source else f" (and in {self.job_sources[identifier]})"
+            raise DefinitionError(f"{where}: appears twice in the file{elsewhere}")
+        self.job_sources[identifier] = source
         existing = Job.objects.filter(identifier=identifier).first()
-        if existing and not update_existing:
-            report["skipped"].append(identifier)
-            continue
-        outcome = _import_job(raw, existing, where)
-        report[outcome].append(identifier)
-    return report
+        if existing and not self.update_existing:
+            self.report["skipped"].append(identifier)
+            return
+        self.report[_import_job(raw, existing, where)].append(identifier)
+
+    def _import_template(self, raw: Any, index: int, source: str) -> None:
+        where = f"filter template {index}"
+        if not isinstance(raw, dict):
+            raise DefinitionError(f"{where}: must be a mapping")
+        name = raw.get("name")
+        if not isinstance(name, str) or not name:
+            raise DefinitionError(f"{where}: name is required and must be text")
+        where = f"filter template {name}"
+        if name in self.templates:
+            document, elsewhere = self.templates[name]
+            if not same(document, raw):
+                raise DefinitionError(f"{where}: appears twice ({elsewhere}, {source}) with different fields")
+            return
+        self.templates[name] = (raw, source)
+        if not self.update_existing and FilterTemplate.objects.filter(name=name).exists():
+            return  # left as it is, like the jobs that exist
+        outcome = _import_template(raw, where)
+        if outcome != "unchanged":  # only what changed: the templates come with every job that uses them
+            self.report[outcome].append(where)
+
+
+def import_jobs(text: str, *, update_existing: bool = True, dry_run: bool = False) -> dict[str, list[str]]:
+    """Create or update the file's filter templates and jobs; returns their names by what happened to them
+    (filter templates as "filter template NAME"). One transaction; ``dry_run`` changes nothing."""
+    return import_texts([("the file", text)], update_existing=update_existing, dry_run=dry_run)
+
+
+def import_texts(texts: list[tuple[str, str]], *, update_existing: bool = True,
+                 dry_run: bool = False) -> dict[str, list[str]]:
+    """``import_jobs`` of several files ((source name, text), e.g. a folder of ``export_jobs --split``) at once."""
+    importer = Importer(update_existing=update_existing)
+    with transaction.atomic():
+        for source, text in texts:
+            try:
+                importer.import_text(text, source)
+            except DefinitionError as exc:
+                if len(texts) > 1:
+                    raise DefinitionError(f"{source}: {exc}") from exc
+                raise
+        if dry_run:
+            transaction.set_rollback(True)
+    return importer.report
+
+
+# --- dry run: what an import would change ---------------------------------------------------------------------
+
+
+ABSENT = "(none)"
+
+
+@dataclass
+class Change:
+    """What importing would do to one job or filter template; ``fields`` are (field, old, new) when changed."""
+
+    kind: str  # "job" or "filter template"
+    name: str
+    outcome: str  # created, changed, unchanged or skipped
+    fields: list[tuple[str, Any, Any]] = field(default_factory=list)
+
+    @property
+    def shown_fields(self) -> list[tuple[str, str, str]]:
+        """The changed fields with their values as JSON text, for people."""
+        return [(name, _shown(old), _shown(new)) for name, old, new in self.fields]
+
+
+def _shown(value: Any) -> str:
+    return value if value is ABSENT else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def preview_texts(texts: list[tuple[str, str]], *, update_existing: bool = True) -> list[Change]:
+    """What ``import_texts`` would do, field by field; the database is left as it was (DefinitionError as there)."""
+    names = _names_in(texts)
+    with transaction.atomic():
+        before = _documents(names)
+        report = import_texts(texts, update_existing=update_existing)
+        after = _documents(names)
+        transaction.set_rollback(True)
+    outcomes = {name: outcome for outcome, entries in report.items() for name in entries}
+    changes = []
+    for kind, name in names:
+        key = f"filter template {name}" if kind == "filter template" else name
+        outcome = outcomes.get(key, "unchanged")
+        outcome = "changed" if outcome == "updated" else outcome
+        fields = _differences(before.get((kind, name), {}), after.get((kind, name), {})) if outcome == "changed" \
+            else []
+        changes.append(Change(kind, name, outcome, fields))
+    return changes
+
+
+def _names_in(texts: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """("filter template", name) and ("job", identifier) of the files, in order, once each."""
+    names: dict[tuple[str, str], None] = {}
+    for _, text in texts:
+        data = load(text)
+        for kind, entries, key in (("filter template", data.get("filter_templates"), "name"),
+                                   ("job", data["jobs"], "identifier")):
+            for entry in entries if isinstance(entries, list) else []:
+                if isinstance(entry, dict) and isinstance(entry.get(key), str):
+                    names[(kind, entry[key])] = None
+    return list(names)
+
+
+def _documents(names: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    identifiers = [name for kind, name in names if kind == "job"]
+    templates = [name for kind, name in names if kind == "filter template"]
+    documents = {("job", doc["identifier"]): doc
+                 for doc in export_document(Job.objects.filter(identifier__in=identifiers))["jobs"]}
+    documents.update({("filter template", template.name): template_document(template)
+                      for template in FilterTemplate.objects.filter(name__in=templates).select_related("domain")})
+    return documents
+
+
+def _differences(old: dict, new: dict) -> list[tuple[str, Any, Any]]:
+    old, new = _flatten(old), _flatten(new)
+    return [(key, old.get(key, ABSENT), new.get(key, ABSENT))
+            for key in list(dict.fromkeys([*old, *new])) if not same(old.get(key, ABSENT), new.get(key, ABSENT))]
+
+
+def _flatten(document: dict, prefix: str = "") -> dict[str, Any]:
+    """Leaves by dotted path; lines by their number (``line 10.parameters.command``)."""
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        path = f"{prefix}{key}"
+        if key == "lines" and not prefix and isinstance(value, list):
+            for line in value:
+                flat.update(_flatten(line, f"line {line['line_no']}."))
+        elif isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def _import_template(raw: dict, where: str) -> str:
+    unknown = set(raw) - set(TEMPLATE_FIELDS)
+    if unknown:
+        raise DefinitionError(f"{where}: unknown keys {_names(unknown)}")
+    existing = FilterTemplate.objects.filter(name=raw["name"]).first()
+    template = existing or FilterTemplate(name=raw["name"])
+    before = template_document(existing) if existing else None
+    template.model = raw.get("model") or ""
+    template.domain_id = _domain_id(raw.get("domain"), where)
+    template.domain_path = raw.get("domain_path") or ""
+    template.definition = raw.get("definition") or {}
+    template.module = raw.get("module") or ""
+    _full_clean(template, where)
+    if existing and same(before, template_document(template)):
+        return "unchanged"
+    template.save()
+    return "updated" if existing else "created"
 
 
 def _import_job(raw: dict, existing: Job | None, where: str) -> str:
@@ -173,18 +411,12 @@ def _import_job(raw: dict, existing: Job | None, where: str) -> str:
     if unknown:
         raise DefinitionError(f"{where}: unknown keys {_names(unknown)}")
     job = existing or Job(identifier=raw["identifier"])
-    before = {name: getattr(job, name) for name in JOB_FIELDS} if existing else None
-    job.name = raw.get("name") or raw["identifier"]
-    job.description = raw.get("description") or ""
-    job.domain_id = _domain_id(raw.get("domain"), where)
-    job.active = _flag(raw, "active", True, where)
-    job.stops_on_error = _flag(raw, "stops_on_error", True, where)
-    job.module = raw.get("module") or ""
-    job.queue = raw.get("queue") or ""
-    job.params = raw.get("params") or []
-    job.report = validate_report(raw.get("report"), where)
+    stored = [model_field.attname for model_field in Job._meta.concrete_fields if model_field.name in JOB_FIELDS]
+    before = {name: getattr(job, name) for name in stored} if existing else None
+    for name in JOB_FIELDS[1:]:
+        _set_job_field(job, name, raw, where)
     _full_clean(job, where)
-    changed = not same(before, {name: getattr(job, name) for name in JOB_FIELDS})
+    changed = not same(before, {name: getattr(job, name) for name in stored})
     if changed:
         job.save()
     lines_changed = _import_lines(job, raw.get("lines") or [], where)
@@ -194,10 +426,30 @@ def _import_job(raw: dict, existing: Job | None, where: str) -> str:
     return "updated" if changed or lines_changed or schedule_changed else "unchanged"
 
 
+def _set_job_field(job: Job, name: str, raw: dict, where: str) -> None:
+    """The file's value, or the field's default when the key is missing (files from before the field existed)."""
+    model_field = Job._meta.get_field(name)
+    if name == "name":
+        job.name = raw.get("name") or raw["identifier"]
+    elif name == "domain":
+        job.domain_id = _domain_id(raw.get("domain"), where)
+    elif name == "run_as":
+        job.run_as_id = _user_id(raw.get("run_as"), where)
+    elif name == "report":
+        job.report = validate_report(raw.get("report"), where)
+    elif isinstance(model_field, models.BooleanField):
+        setattr(job, name, _flag(raw, name, model_field.get_default(), where))
+    else:
+        value = raw.get(name)
+        setattr(job, name, model_field.get_default() if value is None else value)
+
+
 def _schedule_document(schedule: Schedule) -> dict[str, Any]:
+    """The fields that define the plan of the schedule's kind (an interval in seconds, with the unit it is shown in)."""
     document: dict[str, Any] = {"type": schedule.kind}
     if schedule.kind == Schedule.INTERVAL:
         document["every"] = schedule.every * UNITS[schedule.every_unit]
+        document["every_unit"] = schedule.every_unit
     elif schedule.kind == Schedule.CALENDAR:
         if schedule.cron:
             document["cron"] = schedule.cron
@@ -206,22 +458,20 @@ def _schedule_document(schedule: Schedule) -> dict[str, Any]:
             document["times"] = sorted(schedule.times)
     document["timezone"] = schedule.timezone
     for key, value in (("start", schedule.starts_at), ("end", schedule.ends_at)):
-        if value is not None:
-            document[key] = value.astimezone(zone(schedule.timezone)).isoformat()
-    if schedule.catch_up != Schedule.CATCH_UP_ONCE:
-        document["catch_up"] = schedule.catch_up
+        document[key] = value.astimezone(zone(schedule.timezone)).isoformat() if value is not None else None
+    document["catch_up"] = schedule.catch_up
     return document
 
 
 def _import_schedule(job: Job, raw: Any, where: str) -> bool:
     """Make the job's schedule what the file says; True if that changed anything."""
     existing = Schedule.objects.filter(job=job).first()
-    if not raw:
+    fields = _schedule_fields(raw, f"{where}: schedule") if raw else None
+    if fields is None or fields["kind"] == Schedule.DISABLED:  # by hand only: no schedule, as it is exported
         if existing is None:
             return False
         existing.delete()
         return True
-    fields = _schedule_fields(raw, f"{where}: schedule")
     schedule = existing or Schedule(job=job)
     before = {name: getattr(schedule, name) for name in SCHEDULE_FIELDS} if existing else None
     for name, value in fields.items():
@@ -263,14 +513,19 @@ def _schedule_fields(raw: Any, where: str) -> dict[str, Any]:
         every = raw.get("every")
         if not isinstance(every, int) or isinstance(every, bool) or every <= 0:
             raise DefinitionError(f"{where}: every must be a whole number of seconds above 0")
-        unit = next(u for u, seconds in reversed(UNITS.items()) if every % seconds == 0)
+        unit = raw.get("every_unit") or next(u for u, seconds in reversed(UNITS.items()) if every % seconds == 0)
+        if not isinstance(unit, str) or unit not in UNITS:
+            raise DefinitionError(f"{where}: every_unit must be one of {', '.join(UNITS)}")
+        if every % UNITS[unit]:
+            raise DefinitionError(f"{where}: every: {every} seconds is not a whole number of {unit}")
         fields.update(every=every // UNITS[unit], every_unit=unit)
     elif kind == Schedule.CALENDAR:
         if raw.get("cron"):
             fields["cron"] = str(raw["cron"])
         else:
-            fields["weekdays"] = [_weekday(day, where) for day in raw.get("weekdays") or []]
-            fields["times"] = [str(t) for t in raw.get("times") or []]
+            # Stored in order, as exported: the order means nothing, and a file then gives back the same row.
+            fields["weekdays"] = sorted(_weekday(day, where) for day in raw.get("weekdays") or [])
+            fields["times"] = sorted(str(t) for t in raw.get("times") or [])
     return fields
 
 
@@ -380,6 +635,17 @@ def _domain_id(slug: Any, where: str) -> int | None:
     if domain_id is None:
         raise DefinitionError(f"{where}: unknown domain {slug!r}")
     return domain_id
+
+
+def _user_id(username: Any, where: str) -> int | None:
+    if username in (None, ""):
+        return None
+    user_model = get_user_model()
+    user_id = user_model.objects.filter(**{user_model.USERNAME_FIELD: str(username)}).values_list(
+        "id", flat=True).first()
+    if user_id is None:
+        raise DefinitionError(f"{where}: run_as: unknown user {username!r}")
+    return user_id
 
 
 def _action_id(name: str, where: str) -> int:

@@ -7,6 +7,7 @@ switch to PostgreSQL and Redis.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -14,8 +15,15 @@ env = environ.Env()
 VAR_DIR = Path(env.str("JOBS_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env.bool("DEBUG", default=True)
-SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key" if DEBUG else environ.Env.NOTSET)
+# Off unless set: a forgotten setting must not serve tracebacks. `make run` and the tests set what they need.
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key" if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set when DEBUG is off; e.g. "
+        "SECRET_KEY=\"$(python -c 'import secrets; print(secrets.token_urlsafe(64))')\" "
+        "(or DEBUG=true on a development machine)."
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("JOBS_SITE_URL", default="http://127.0.0.1:8000")
@@ -30,6 +38,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_crontab",
+    "axes",
+    "csp",
     "jobs",
     "results",
 ]
@@ -43,6 +53,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks: it turns a lockout into its answer
 ]
 
 ROOT_URLCONF = "jobs_project.urls"
@@ -181,13 +193,17 @@ JOBS_HTTP_ALLOWED_HOSTS = env.list("JOBS_HTTP_ALLOWED_HOSTS", default=[])
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "jobs_project.throttling.ThrottledTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["results.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "results.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # Wrong tokens per client address (jobs_project.throttling): then 429 until the window has passed.
+    "DEFAULT_THROTTLE_RATES": {"failed_token": env.str("JOBS_FAILED_TOKEN_RATE", default="10/min")},
+    # Proxies in front that append to X-Forwarded-For; 0: the address is REMOTE_ADDR (the header is not trusted).
+    "NUM_PROXIES": env.int("JOBS_PROXY_COUNT", default=0),
 }
 
 # --- E-mail -------------------------------------------------------------------
@@ -207,13 +223,57 @@ EMAIL_BACKEND = env.str(
 
 # --- Production hardening (all on when DEBUG is off) ---------------------------
 if not DEBUG:
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = True
+    # Preloading is hard to undo (browsers ship the list): only when asked for.
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    if not SECURE_HSTS_PRELOAD:
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]  # "preload is off": a decision, not an oversight
+# Trusting X-Forwarded-Proto is only safe behind a proxy that sets it, so only when named:
+# SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https
+if _proxy_ssl_header := env.list("SECURE_PROXY_SSL_HEADER", default=[]):
+    if len(_proxy_ssl_header) != 2:
+        raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be 'HEADER,value', e.g. HTTP_X_FORWARDED_PROTO,https")
+    SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header)
+
+# --- Cache (shared by every process: the API's failed-token throttle counts there) ---
+# Default: a table in the database (created by a migration), so web processes on
+# several hosts count together; CACHE_URL=redis://host:6379/3 to use Redis instead.
+CACHES = {"default": env.cache("CACHE_URL", default="dbcache://jobs_cache")}
+
+# --- Brute force: admin log-in (django-axes) and API tokens (DRF throttle) ----
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out attempt before the password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+# After AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair is
+# locked out for AXES_COOLOFF_MINUTES (attempts are stored in the database: every process counts).
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_MINUTES", default=15.0) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_ENABLE_ADMIN = False  # no admin pages of its own; unlock with `manage.py axes_reset_username NAME`
+# The client's address, as the API throttle sees it (REST_FRAMEWORK["NUM_PROXIES"], env JOBS_PROXY_COUNT).
+AXES_CLIENT_IP_CALLABLE = "jobs_project.throttling.client_address"
+
+# --- Content-Security-Policy (django-csp): no inline script or style anywhere ---
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],  # as X-Frame-Options: DENY; nothing frames these pages
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -12,6 +12,11 @@ os.environ.setdefault("JOBS_HEARTBEAT_SECONDS", "1")
 os.environ.setdefault("JOBS_WORKER_LOST_SECONDS", "4")
 os.environ.setdefault("JOBS_KILL_GRACE_SECONDS", "1")
 os.environ.setdefault("JOBS_ACTION_MODULES", "tests.actions")
+# Production-like: DEBUG off, with a key of its own (never used outside the tests), served over plain http.
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", "test-only-key-not-secret-5b1f0c7e2d9a4e8f")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 
 from .settings import *  # noqa: F403
 

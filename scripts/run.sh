@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
+# A development server on this machine: DEBUG on unless set (settings refuse DEBUG off without a SECRET_KEY).
+export DEBUG="${DEBUG:-true}"
 pids=()
 stop() {
   trap - INT TERM EXIT

@@ -49,9 +49,26 @@ def chromium_executable() -> str:
     return path
 
 
+# Runs in every document before its own scripts: each Content-Security-Policy violation is reported to the test.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.reportCspViolation(`${event.violatedDirective} blocked ${event.blockedURI || "inline"} on ${
+    event.documentURI} (${event.sourceFile || "?"}:${event.lineNumber}) ${event.sample || ""}`);
+});
+"""
+
+
+def assert_no_csp_violations(page) -> None:
+    """The pages seen so far broke no rule of the Content-Security-Policy (each one is blocked in real use)."""
+    assert page.csp_violations == [], "Content-Security-Policy violations:\n" + "\n".join(page.csp_violations)
+
+
 @pytest.fixture
 def browser_page(chromium_executable, monkeypatch):
-    """A fresh page of headless Chromium; JavaScript errors on it are collected in ``page.js_errors``."""
+    """A fresh page of headless Chromium; JavaScript errors on it are collected in ``page.js_errors``.
+
+    Content-Security-Policy violations are collected in ``page.csp_violations``; a test that leaves any fails.
+    """
     from playwright.sync_api import sync_playwright
 
     # Playwright's sync API runs an event loop in this thread; the test still uses the ORM between steps.
@@ -63,8 +80,12 @@ def browser_page(chromium_executable, monkeypatch):
         page = context.new_page()
         page.js_errors = []
         page.on("pageerror", lambda error: page.js_errors.append(str(error)))
+        page.csp_violations = []
+        page.expose_function("reportCspViolation", lambda violation: page.csp_violations.append(violation))
+        page.add_init_script(REPORT_CSP_VIOLATIONS)
         try:
             yield page
+            assert_no_csp_violations(page)
         finally:
             # While Playwright's loop runs, Django keeps the test's connections apart from the thread's own:
             # close them here, or they outlive the test and block dropping the test database.

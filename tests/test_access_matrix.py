@@ -629,6 +629,8 @@ PROBES: list[Probe] = [
     Probe("job-import", "admin:jobs_job_import", "GET", lambda w, s: "/admin/jobs/job/import/", for_superuser(200)),
     Probe("job-import-post", "admin:jobs_job_import", "POST", lambda w, s: "/admin/jobs/job/import/",
           for_superuser(200), body=lambda w, s: {}),
+    Probe("job-import-apply", "admin:jobs_job_import", "POST", lambda w, s: "/admin/jobs/job/import/",
+          for_superuser(302), body=lambda w, s: {"apply": "Apply", "token": "not-the-previewed-one"}),
     Probe("job-bulk-run_now", "admin:jobs_job_changelist", "POST", admin_url("jobs_job_changelist"),
           for_members(302), body=selection("run_now"), changes=bulk_run_changes),
     Probe("job-bulk-delete", "admin:jobs_job_changelist", "POST", admin_url("jobs_job_changelist"),

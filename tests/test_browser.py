@@ -8,7 +8,12 @@ import pytest
 
 from jobs.models import Action, Job
 from results.models import Status
-from tests.browser_support import browser_page, chromium_executable, screenshot  # noqa: F401  (fixtures)
+from tests.browser_support import (  # noqa: F401  (browser_page, chromium_executable: fixtures)
+    assert_no_csp_violations,
+    browser_page,
+    chromium_executable,
+    screenshot,
+)
 from tests.helpers import log_in, wait_for_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -42,9 +47,14 @@ def test_create_a_job_run_it_and_watch_it_succeed_live(
     assert [(line.line_no, line.action.name) for line in job.lines.order_by("line_no")] == [
         (10, "core.shell"), (20, "core.sleep")]
     screenshot(page, "admin-job-change.png")
+    page.goto(f"{live_server.url}/admin/jobs/job/")
+    expect(page.locator("#result_list")).to_contain_text("browser-job")
+    assert_no_csp_violations(page)  # the job list, the job's add and change pages
+    page.goto(f"{live_server.url}/admin/jobs/job/{job.pk}/change/")
 
     page.click("#run-job")
     page.wait_for_url(re.compile(rf"/admin/jobs/job/{job.pk}/run/$"))
+    assert_no_csp_violations(page)  # the run dialog
     page.click("#confirm-run")
     page.wait_for_url(re.compile(r"/admin/results/jobresult/\d+/change/$"))
     result_id = int(re.search(r"/jobresult/(\d+)/change/", page.url).group(1))
@@ -58,5 +68,6 @@ def test_create_a_job_run_it_and_watch_it_succeed_live(
     expect(page.locator("#retry-result")).to_be_visible()
     assert page.evaluate("window.sameDocument") is True, "the result page reloaded"
     assert page.js_errors == []
+    assert_no_csp_violations(page)  # the result page with its live log
     screenshot(page, "admin-result-success.png")
     assert wait_for_status(result_id).status == Status.SUCCESS

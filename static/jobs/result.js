@@ -115,7 +115,7 @@
       : a.retry_safe ? "yes (the job is idempotent)" : "yes, but the job is not idempotent: check what it already did");
     const table = document.getElementById("result-failures");
     if (a.failures.length) {
-      table.style.display = "";
+      table.hidden = false;
       table.querySelector("tbody").replaceChildren(...a.failures.map((f) => {
         const row = document.createElement("tr");
         for (const value of [f.line_no, f.id, f.error]) {
@@ -167,9 +167,9 @@
     renderLines(result.lines);
     if (ACTIVE.indexOf(result.status) === -1) {
       const kill = document.getElementById("kill-result");
-      if (kill) kill.closest("li").style.display = "none";
+      if (kill) kill.closest("li").hidden = true;
       const retry = document.getElementById("retry-item");
-      if (retry) retry.style.display = "";
+      if (retry) retry.hidden = false;
     }
   }
 

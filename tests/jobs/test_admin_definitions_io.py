@@ -6,6 +6,8 @@ import yaml
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from jobs.admin import JobAdmin
+from jobs.definitions import export_jobs
 from jobs.models import Action, Domain, DomainMembership, Job
 from tests.helpers import make_job
 
@@ -41,8 +43,74 @@ def test_export_selected_jobs_gives_a_file_that_imports_back_unchanged(client, a
     document = yaml.safe_load(response.content)
     assert [job["identifier"] for job in document["jobs"]] == ["first", "second"]
     upload = SimpleUploadedFile("jobs.yaml", response.content, content_type="application/yaml")
-    imported = client.post(reverse("admin:jobs_job_import"), {"file": upload}, follow=True)
-    assert "unchanged: first, second" in imported.content.decode()
+    preview = client.post(reverse("admin:jobs_job_import"), {"file": upload})
+    assert [change.outcome for change in preview.context["changes"]] == ["unchanged", "unchanged"]
+    imported = client.post(reverse("admin:jobs_job_import"), {"apply": "Apply", "token": preview.context["token"]},
+                           follow=True)
+    assert "Imported. unchanged: first, second" in imported.content.decode()
+
+
+def upload(client, text: str, **fields):
+    file = SimpleUploadedFile("jobs.yaml", text.encode(), content_type="application/yaml")
+    return client.post(reverse("admin:jobs_job_import"), {"file": file, **fields})
+
+
+def test_import_shows_what_would_change_field_by_field_and_changes_nothing_until_applied(client, admin_user):
+    make_job("kept", (10, "core.sleep", {"seconds": 1}), owner="Ops")
+    make_job("edited", (10, "core.sleep", {"seconds": 1}), owner="Ops")
+    text = export_jobs(Job.objects.order_by("identifier"))
+    text = text.replace("identifier: edited\n  name: Edited", "identifier: edited\n  name: Renamed")
+    text = text.replace("seconds: 1\n    module: ''\n    is_filter: false\n    filter_template: null\n"
+                        "    filter_definition: {}\n- identifier: kept", "seconds: 2\n    module: ''\n    "
+                        "is_filter: false\n    filter_template: null\n    filter_definition: {}\n- identifier: kept")
+    text += "- identifier: brand-new\n  destructive: true\n"
+    client.force_login(admin_user)
+    preview = upload(client, text)
+    changes = {change.name: change for change in preview.context["changes"]}
+    assert (changes["brand-new"].outcome, changes["kept"].outcome, changes["edited"].outcome) == (
+        "created", "unchanged", "changed")
+    assert changes["edited"].shown_fields == [("name", '"Edited"', '"Renamed"'),
+                                              ("line 10.parameters.seconds", "1", "2")]
+    page = preview.content.decode()
+    assert "<code>line 10.parameters.seconds</code>" in page and 'name="apply"' in page
+    assert not Job.objects.filter(identifier="brand-new").exists()
+    assert Job.objects.get(identifier="edited").name == "Edited"
+
+    applied = client.post(reverse("admin:jobs_job_import"), {"apply": "Apply", "token": preview.context["token"]})
+    assert applied.status_code == 302
+    assert Job.objects.get(identifier="brand-new").destructive
+    assert Job.objects.get(identifier="edited").lines.get().parameters == {"seconds": 2}
+    again = client.post(reverse("admin:jobs_job_import"), {"apply": "Apply", "token": preview.context["token"]},
+                        follow=True)
+    assert "Nothing to apply: upload the file again." in again.content.decode()
+
+
+def test_apply_checks_the_file_again(client, admin_user):
+    acme = Domain.objects.create(name="Acme", slug="acme")
+    client.force_login(admin_user)
+    preview = upload(client, "jobs:\n  - {identifier: moved, domain: acme}\n")
+    assert preview.context["changes"][0].outcome == "created"
+    acme.delete()
+    answer = client.post(reverse("admin:jobs_job_import"), {"apply": "Apply", "token": preview.context["token"]},
+                         follow=True)
+    assert "Job moved: unknown domain &#x27;acme&#x27; (nothing was imported)" in answer.content.decode()
+    assert not Job.objects.exists()
+
+
+def test_only_system_administrators_preview_or_apply(client, admin_user, django_user_model):
+    acme = Domain.objects.create(name="Acme", slug="acme")
+    boss = django_user_model.objects.create_user("boss", "boss@example.com", "pw", is_staff=True)
+    DomainMembership.objects.create(user=boss, domain=acme, role="admin")
+    client.force_login(admin_user)
+    token = upload(client, "jobs:\n  - {identifier: sneaky, domain: acme}\n").context["token"]
+    client.force_login(boss)
+    session = client.session
+    session[JobAdmin.IMPORT_SESSION_KEY] = {"token": token, "text": "jobs: [{identifier: sneaky}]",
+                                            "update_existing": True}
+    session.save()
+    assert upload(client, "jobs: []").status_code == 403
+    assert client.post(reverse("admin:jobs_job_import"), {"apply": "Apply", "token": token}).status_code == 403
+    assert not Job.objects.exists()
 
 
 def test_a_bad_file_imports_nothing_and_says_which_job_and_line(client, admin_user):

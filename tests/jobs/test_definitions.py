@@ -370,23 +370,32 @@ def test_same_compares_numbers_as_stored_but_keeps_true_apart_from_one():
 def test_export_writes_the_contract_shape():
     import_jobs(FULL)
     data = yaml.safe_load(export_all())
+    assert (data["version"], data["filter_templates"]) == (1, [])
     assert [job["identifier"] for job in data["jobs"]] == ["cleanup", "weekly-report"]
     weekly = data["jobs"][1]
     assert weekly == {
         "identifier": "weekly-report", "name": "Weekly report", "description": "Sends the weekly report",
         "domain": "acme", "active": True, "stops_on_error": True, "module": "reports", "queue": "",
+        "job_type": "manual", "execution": "installation", "run_as": None, "required_permission": "",
+        "destructive": False, "external": False, "concurrency": "one", "time_limit": None, "idempotent": False,
+        "retries": 0, "retry_delay": 60, "owner": "", "expected_runtime": "", "expected_result": "",
+        "troubleshooting": "",
         "params": [{"name": "days", "type": "int", "required": False, "default": 7},
                    {"name": "region", "type": "choice", "required": True, "choices": ["north", "south"]}],
-        "schedule": {"type": "calendar", "cron": "0 18 * * 5", "timezone": "Europe/Madrid"},
+        "schedule": {"type": "calendar", "cron": "0 18 * * 5", "timezone": "Europe/Madrid", "start": None,
+                     "end": None, "catch_up": "once"},
         "report": {"recipients": ["ops@example.com"], "when": "failure"},
         "lines": [
             {"line_no": 10, "action": "core.shell", "active": True,
-             "parameters": {"command": 'echo "$JOBS_PARAM_DAYS $JOBS_TODAY"'}},
-            {"line_no": 20, "action": "testing.typed", "active": False, "parameters": {"count": 3, "mode": "slow"}},
+             "parameters": {"command": 'echo "$JOBS_PARAM_DAYS $JOBS_TODAY"'}, "module": "", "is_filter": False,
+             "filter_template": None, "filter_definition": {}},
+            {"line_no": 20, "action": "testing.typed", "active": False, "parameters": {"count": 3, "mode": "slow"},
+             "module": "", "is_filter": False, "filter_template": None, "filter_definition": {}},
         ],
     }
+    assert list(weekly)[-3:] == ["schedule", "report", "lines"]
     assert data["jobs"][0]["domain"] is None
-    assert "report" not in data["jobs"][0]
+    assert data["jobs"][0]["report"] is None
 
 
 def test_export_then_import_round_trips_exactly():
@@ -407,7 +416,7 @@ def test_export_then_import_round_trips_exactly():
 
 
 def test_export_of_nothing_is_an_empty_list():
-    assert yaml.safe_load(export_all()) == {"jobs": []}
+    assert yaml.safe_load(export_all()) == {"version": 1, "filter_templates": [], "jobs": []}
 
 
 # --- the commands -------------------------------------------------------------------------------------------------
@@ -499,6 +508,86 @@ def test_import_command_reads_standard_input():
     done = manage("import_jobs", "-", stdin=dump(job_doc("from-stdin")))
     assert (done.returncode, done.stdout.strip(), done.stderr) == (0, "created: from-stdin", "")
     assert Job.objects.filter(identifier="from-stdin").exists()
+
+
+# --- dry run, and folders of one file per job ---------------------------------------------------------------------
+
+
+def rows() -> tuple:
+    return tuple(list(model.objects.order_by("pk").values()) for model in (Job, JobLine, Schedule, FilterTemplate))
+
+
+def test_import_dry_run_says_what_would_change_field_by_field_and_changes_nothing(tmp_path):
+    import_jobs(FULL)
+    before = rows()
+    changed = FULL.replace("name: Cleanup", "name: Nightly cleanup").replace("{seconds: 0.5}", "{seconds: 2}")
+    out = StringIO()
+    call_command("import_jobs", write(tmp_path, changed + "  - {identifier: job-new}\n"),
+                 "--dry-run", stdout=out)
+    assert out.getvalue().splitlines() == [
+        "unchanged: job weekly-report",
+        "changed: job cleanup",
+        '  name: "Cleanup" -> "Nightly cleanup"',
+        "  line 5.parameters.seconds: 0.5 -> 2",
+        "created: job job-new",
+        "dry run: nothing was changed",
+    ]
+    assert rows() == before
+
+
+def test_import_dry_run_of_a_bad_file_is_exit_2(tmp_path):
+    with pytest.raises(CommandError) as info:
+        call_command("import_jobs", write(tmp_path, dump(job_doc(domain="nowhere"))), "--dry-run")
+    assert info.value.returncode == 2 and "unknown domain 'nowhere'" in str(info.value)
+    assert not Job.objects.exists()
+
+
+def test_export_split_writes_one_stable_file_per_job_and_the_folder_imports_back(tmp_path):
+    FilterTemplate.objects.create(name="Active users", model="auth.User", definition={"is_active": True})
+    import_jobs(FULL)
+    import_jobs(dump(job_doc("with-filter", lines=[
+        {"line_no": 1, "is_filter": True, "filter_template": "Active users"},
+        {"line_no": 2, "action": "testing.echo"}])))
+    folder = tmp_path / "definitions"
+    call_command("export_jobs", "--split", str(folder), stdout=StringIO())
+    files = sorted(path.name for path in folder.iterdir())
+    assert files == ["cleanup.yaml", "weekly-report.yaml", "with-filter.yaml"]
+    texts = {name: (folder / name).read_text() for name in files}
+    assert texts["cleanup.yaml"] == export_jobs(Job.objects.filter(identifier="cleanup"))
+    assert yaml.safe_load(texts["with-filter.yaml"])["filter_templates"][0]["name"] == "Active users"
+    assert yaml.safe_load(texts["cleanup.yaml"])["filter_templates"] == []
+
+    Job.objects.all().delete()
+    FilterTemplate.objects.all().delete()
+    out = StringIO()
+    call_command("import_jobs", str(folder), stdout=out)
+    assert out.getvalue().splitlines() == [
+        "created: cleanup, weekly-report, filter template Active users, with-filter"]
+    call_command("export_jobs", "--split", str(folder), stdout=StringIO())
+    assert {name: (folder / name).read_text() for name in files} == texts  # the same bytes: nothing to commit
+
+
+def test_a_folder_imports_in_one_transaction_and_errors_name_the_file(tmp_path):
+    (tmp_path / "a.yaml").write_text(dump(job_doc("job-a")))
+    (tmp_path / "b.yaml").write_text(dump(job_doc("job-b", domain="nowhere")))
+    with pytest.raises(CommandError) as info:
+        call_command("import_jobs", str(tmp_path))
+    assert str(info.value) == f"{tmp_path}: b.yaml: job job-b: unknown domain 'nowhere' (nothing was imported)"
+    assert not Job.objects.exists()
+
+
+def test_a_job_in_two_files_of_a_folder_is_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text(dump(job_doc("job-a")))
+    (tmp_path / "b.yaml").write_text(dump(job_doc("job-a", description="other")))
+    with pytest.raises(CommandError) as info:
+        call_command("import_jobs", str(tmp_path))
+    assert "b.yaml: job job-a: appears twice in the file (and in a.yaml)" in str(info.value)
+
+
+def test_an_empty_folder_is_exit_2(tmp_path):
+    with pytest.raises(CommandError) as info:
+        call_command("import_jobs", str(tmp_path))
+    assert info.value.returncode == 2 and "no *.yaml file" in str(info.value)
 
 
 def test_the_demo_jobs_import_and_their_shell_commands_use_environment_variables():

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from django.db import transaction
 from hypothesis import assume, event, example, given
 from hypothesis import strategies as st
 
@@ -361,3 +362,63 @@ def test_bug_yaml_errors_that_are_not_yaml_errors(world, source):
 def test_bug_recursive_aliases(world, source):
     check_import(source)
 
+
+
+# --- lossless: export, import into an empty database, export again is the same text (issue 14) --------------------
+
+EVERY_OTHER_FIELD = {
+    "job_type": st.sampled_from([kind for kind, _ in Job.TYPES]), "run_as": st.sampled_from([None, "svc-props"]),
+    "required_permission": st.sampled_from(["", "jobs.view_job"]), "destructive": st.booleans(),
+    "external": st.booleans(), "concurrency": st.sampled_from(["one", "parallel"]),
+    "time_limit": st.one_of(st.none(), st.integers(1, 7 * 24 * 3600)), "idempotent": st.booleans(),
+    "retries": st.integers(0, 10), "retry_delay": st.integers(0, 24 * 3600), "owner": words,
+    "expected_runtime": words, "expected_result": words, "troubleshooting": words,
+}
+
+
+@st.composite
+def complete_job_documents(draw) -> dict:
+    """A valid job with any of the fields the first format left out."""
+    job = draw(job_documents(wrong=False))
+    job.update(draw(st.fixed_dictionaries({}, optional=EVERY_OTHER_FIELD)))
+    if not job.get("domain") and draw(st.booleans()):
+        job["execution"] = "per_domain"
+    return job
+
+
+template_documents = st.fixed_dictionaries({"name": st.just("Users"), "model": st.just("auth.User")}, optional={
+    "domain": st.sampled_from(["acme", None]), "domain_path": st.sampled_from(["", "memberships__domain"]),
+    "definition": st.sampled_from(FILTERS), "module": words})
+complete_documents = st.fixed_dictionaries(
+    {"jobs": st.lists(complete_job_documents(), min_size=1, max_size=2, unique_by=lambda job: job["identifier"])},
+    optional={"filter_templates": st.lists(template_documents, max_size=1), "version": st.just(1)})
+
+
+@pytest.fixture
+def service_user(django_user_model):
+    return django_user_model.objects.create_user("svc-props", "svc@example.com", "pw")
+
+
+@prop_settings(40)
+@given(document=complete_documents)
+def test_export_import_into_an_empty_database_export_is_identical(world, service_user, document):
+    from jobs.definition_schema import schema_errors
+    from jobs.definitions import export_jobs
+    from tests.jobs.test_definitions_format import everything
+
+    with transaction.atomic():  # each example starts from the same world
+        try:
+            import_jobs(yaml.safe_dump(document, allow_unicode=True))
+        except DefinitionError as exc:
+            event(f"refused: {str(exc)[:40]}")
+            assume(False)
+        exported = export_jobs(Job.objects.order_by("identifier"))
+        assert schema_errors(yaml.safe_load(exported)) == []
+        FilterTemplate.objects.filter(lines__isnull=True).delete()  # a file holds the templates its lines use
+        before = everything()
+        Job.objects.all().delete()
+        FilterTemplate.objects.all().delete()
+        import_jobs(exported)
+        assert everything() == before  # every field of every row, not only the text
+        assert export_jobs(Job.objects.order_by("identifier")) == exported
+        transaction.set_rollback(True)

@@ -74,7 +74,8 @@ def test_calendar_cron_with_timezone():
     schedule = schedule_of()
     assert (schedule.kind, schedule.cron, schedule.timezone) == ("calendar", "0 18 * * 5", "Europe/Madrid")
     assert schedule.weekdays == [] and schedule.times == []
-    assert exported_schedules()["job-a"] == {"type": "calendar", "cron": "0 18 * * 5", "timezone": "Europe/Madrid"}
+    assert exported_schedules()["job-a"] == {"type": "calendar", "cron": "0 18 * * 5", "timezone": "Europe/Madrid",
+                                            "start": None, "end": None, "catch_up": "once"}
     local = schedule.next_run_at.astimezone(MADRID)
     assert (local.weekday(), local.strftime("%H:%M")) == (4, "18:00")
 
@@ -87,7 +88,8 @@ def test_calendar_weekdays_and_times():
     assert sorted(schedule.weekdays) == [0, 4]
     assert sorted(schedule.times) == ["08:00", "18:30"]
     assert exported_schedules()["job-a"] == {
-        "type": "calendar", "weekdays": ["mon", "fri"], "times": ["08:00", "18:30"], "timezone": "Europe/Madrid"}
+        "type": "calendar", "weekdays": ["mon", "fri"], "times": ["08:00", "18:30"], "timezone": "Europe/Madrid",
+        "start": None, "end": None, "catch_up": "once"}
     assert schedule.describe() == "Every Monday, Friday at 08:00, 18:30 (Europe/Madrid)"
 
 
@@ -123,10 +125,23 @@ def test_catch_up_skip_is_imported_and_exported():
     assert exported_schedules()["job-a"]["catch_up"] == "skip"
 
 
-def test_catch_up_once_is_the_default_and_not_exported():
+def test_catch_up_once_is_the_default_and_is_exported_like_every_field():
     import_jobs(dump(job_doc(schedule={"type": "interval", "every": 600})))
     assert schedule_of().catch_up == "once"
-    assert "catch_up" not in exported_schedules()["job-a"]
+    assert exported_schedules()["job-a"]["catch_up"] == "once"
+
+
+@pytest.mark.parametrize(("every", "unit", "stored"), [(3600, "minutes", (60, "minutes")), (3600, None, (1, "hours")),
+                                                       (120, "seconds", (120, "seconds"))])
+def test_the_unit_an_interval_is_shown_in_is_kept(every, unit, stored):
+    import_jobs(dump(job_doc(schedule={"type": "interval", "every": every, "every_unit": unit})))
+    assert (schedule_of().every, schedule_of().every_unit) == stored
+    assert exported_schedules()["job-a"]["every_unit"] == stored[1]
+
+
+def test_every_must_be_a_whole_number_of_its_unit():
+    message = import_error(dump(job_doc(schedule={"type": "interval", "every": 90, "every_unit": "minutes"})))
+    assert message == "job job-a: schedule: every: 90 seconds is not a whole number of minutes"
 
 
 def test_a_schedule_without_timezone_uses_the_site_time_zone(settings):
@@ -152,7 +167,8 @@ def test_imported_schedule_has_its_next_run_computed():
 def test_automatic_schedule_is_imported_and_exported():
     import_jobs(dump(job_doc(schedule={"type": "automatic", "timezone": "UTC"})))
     assert schedule_of().kind == "automatic"
-    assert exported_schedules()["job-a"] == {"type": "automatic", "timezone": "UTC"}
+    assert exported_schedules()["job-a"] == {"type": "automatic", "timezone": "UTC", "start": None, "end": None,
+                                            "catch_up": "once"}
 
 
 # --- round trips and re-imports -----------------------------------------------------------------------------------
