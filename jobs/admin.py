@@ -23,7 +23,7 @@ from django.utils.html import format_html, format_html_join
 from results.dispatch import RunRefused, start_run
 from results.models import JobLogEntry, JobResult, LogRead, Trigger
 
-from . import access, authorship, registry, secrets
+from . import access, authorship, registry, secrets, versions
 from . import context as context_vars
 from .code_params import variables_hint
 from .definitions import DefinitionError, export_jobs, import_texts, preview_texts
@@ -436,6 +436,9 @@ class JobForm(forms.ModelForm):
     """Refuses to anybody but a system administrator the job changes ``jobs.authorship`` reserves to them."""
 
     user = None  # set per request by JobAdmin.get_form
+    change_note = forms.CharField(
+        label="Change note", max_length=300, required=False,
+        help_text="Why you change the job: kept with the version this save stores (see History).")
 
     def clean(self):
         cleaned = super().clean()
@@ -499,6 +502,17 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         ("For operators", {"fields": ["owner", "expected_runtime", "expected_result", "troubleshooting"]}),
         ("E-mail report", {"fields": ["report"], "classes": ["collapse"]}),
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):  # the note goes with a save
+            fieldsets = [*fieldsets, ("Change note", {"fields": ["change_note"]})]
+        return fieldsets
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        # Now the lines and the schedule are saved too: the version is the job as a whole.
+        versions.record(form.instance, request.user, form.cleaned_data.get("change_note", ""))
 
     # --- permissions (by domain) -------------------------------------------------
     def has_module_permission(self, request) -> bool:
@@ -605,7 +619,9 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         run = self.admin_site.admin_view(self.run_view)
         copy = self.admin_site.admin_view(self.copy_view)
         import_view = self.admin_site.admin_view(self.import_view)
+        versions_view = self.admin_site.admin_view(self.versions_view)
         return [
+            path("<int:object_id>/history/versions/", versions_view, name="jobs_job_versions"),
             path("<int:object_id>/run/", run, name="jobs_job_run"),
             path("<int:object_id>/copy/", copy, name="jobs_job_copy"),
             path("import/", import_view, name="jobs_job_import"),
@@ -646,7 +662,8 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             self.message_user(request, "Nothing to apply: upload the file again.", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:jobs_job_import"))
         try:
-            report = import_texts([("the file", pending["text"])], update_existing=pending["update_existing"])
+            report = import_texts([("the file", pending["text"])], update_existing=pending["update_existing"],
+                                  user=request.user)
         except DefinitionError as exc:  # the database changed since the preview
             self.message_user(request, f"{exc} (nothing was imported)", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:jobs_job_import"))
@@ -692,6 +709,51 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "title": f"Copy {job.name}", "job": job, "form": form,
                    "opts": self.model._meta, "original": job}
         return TemplateResponse(request, "admin/jobs/job/copy.html", context)
+
+    def versions_view(self, request, object_id: int):
+        """The History window: the job's versions, a diff of any two (?a=N&b=M), Restore (POST restore=N)."""
+        job = get_object_or_404(self.get_queryset(request), pk=object_id)
+        all_versions = list(job.versions.select_related("created_by").order_by("-number"))
+        if request.method == "POST":
+            return self._restore(request, job, all_versions)
+        by_number = {version.number: version for version in all_versions}
+        older, newer = self._compared(request, all_versions, by_number)
+        context = {**self.admin_site.each_context(request), "title": f"History of {job.name}", "job": job,
+                   "original": job, "opts": self.model._meta, "versions": all_versions, "older": older,
+                   "newer": newer, "diff": versions.diff(older, newer) if older and newer else None,
+                   "can_restore": versions.may_restore(request.user, job)}
+        return TemplateResponse(request, "admin/jobs/job/versions.html", context)
+
+    @staticmethod
+    def _compared(request, all_versions, by_number):
+        """The two versions to compare: those asked for, or by default the latest and the one before it."""
+        def asked(name):
+            value = request.GET.get(name, "")
+            return by_number.get(int(value)) if value.isdigit() else None
+
+        older, newer = asked("a"), asked("b")
+        if older is None and newer is None and len(all_versions) >= 2:
+            newer, older = all_versions[0], all_versions[1]
+        if older and newer and older.number > newer.number:
+            older, newer = newer, older
+        return older, newer
+
+    def _restore(self, request, job: Job, all_versions):
+        if not versions.may_restore(request.user, job):
+            raise PermissionDenied
+        number = request.POST.get("restore", "")
+        version = next((v for v in all_versions if str(v.number) == number), None)
+        if version is None:
+            raise Http404("No such version of this job.")
+        try:
+            restored = versions.restore(job, version, request.user)
+        except (PermissionDenied, DefinitionError) as exc:
+            self.message_user(request, f"Version {version.number} was not restored: {exc}", messages.ERROR)
+        else:
+            self.message_user(request, f"Version {version.number} restored"
+                              + (f" as version {restored.number}." if restored else " (nothing differed)."),
+                              messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:jobs_job_versions", args=[job.pk]))
 
     def run_view(self, request, object_id: int):
         job = get_object_or_404(self.get_queryset(request), pk=object_id)
@@ -780,6 +842,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             extra_context["history"] = history_bars(job)
             extra_context["can_run"] = access.can_run(request.user, job)
             extra_context["can_copy"] = access.can_edit(request.user, job)
+            extra_context["version_number"] = versions.latest_number(job)
         return super().change_view(request, object_id, form_url, extra_context)
 
 

@@ -217,8 +217,9 @@ def _children(item: dict | list, path: str) -> list[tuple[Any, str]]:
 class Importer:
     """Imports one or more files in the caller's transaction; every job and filter template at most once."""
 
-    def __init__(self, *, update_existing: bool = True) -> None:
+    def __init__(self, *, update_existing: bool = True, user: Any = None, comment: str = "imported") -> None:
         self.update_existing = update_existing
+        self.user, self.comment = user, comment  # who imports, and why: kept with each job's new version
         self.report: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": [], "skipped": []}
         self.job_sources: dict[str, str] = {}  # identifier: the file it came from
         self.templates: dict[str, tuple[dict, str]] = {}  # name: (its document, the file it came from)
@@ -253,6 +254,9 @@ class Importer:
             self.report["skipped"].append(identifier)
             return
         self.report[_import_job(raw, existing, where)].append(identifier)
+        from .versions import record  # versions builds on this module
+
+        record(Job.objects.get(identifier=identifier), self.user, self.comment)
 
     def _import_template(self, raw: Any, index: int, source: str) -> None:
         where = f"filter template {index}"
@@ -281,10 +285,11 @@ def import_jobs(text: str, *, update_existing: bool = True, dry_run: bool = Fals
     return import_texts([("the file", text)], update_existing=update_existing, dry_run=dry_run)
 
 
-def import_texts(texts: list[tuple[str, str]], *, update_existing: bool = True,
-                 dry_run: bool = False) -> dict[str, list[str]]:
-    """``import_jobs`` of several files ((source name, text), e.g. a folder of ``export_jobs --split``) at once."""
-    importer = Importer(update_existing=update_existing)
+def import_texts(texts: list[tuple[str, str]], *, update_existing: bool = True, dry_run: bool = False,
+                 user: Any = None, comment: str = "imported") -> dict[str, list[str]]:
+    """``import_jobs`` of several files ((source name, text), e.g. a folder of ``export_jobs --split``) at once.
+    Each job that changed gets a new version (``jobs.versions``) by ``user`` with ``comment``."""
+    importer = Importer(update_existing=update_existing, user=user, comment=comment)
     with transaction.atomic():
         for source, text in texts:
             try:

@@ -452,7 +452,7 @@ class Job(models.Model):
         stays in its domain, and its system administrators' lines stay theirs (``jobs.authorship``).
         Raises ValidationError naming the field (identifier taken or malformed) or PermissionDenied.
         """
-        from . import access
+        from . import access, versions
 
         if user is not None and not access.can_edit(user, self):
             raise PermissionDenied(f"Only who may edit {self.identifier} may copy it.")
@@ -469,7 +469,14 @@ class Job(models.Model):
             schedule = Schedule.objects.filter(job=self).first()
             if schedule is not None:
                 schedule.copy_to(duplicate)
+            versions.record(duplicate, user, comment=self.copy_comment())
         return duplicate
+
+    def copy_comment(self) -> str:
+        from .versions import latest_number
+
+        number = latest_number(self)
+        return f"copied from {self.identifier}" + (f" version {number}" if number else "")
 
 
 class JobLine(models.Model):
@@ -821,3 +828,26 @@ class Secret(models.Model):
     def reveal(self) -> str:
         """The value in clear: for the worker that runs a line using it, never for a page."""
         return secrets.decrypt(self.token)
+
+
+class JobVersion(models.Model):
+    """One saved state of a job: its definition file text (``jobs.versions`` owns them).
+
+    Kept when the job is deleted (``job`` empties, ``job_identifier`` stays), for audit."""
+
+    job = models.ForeignKey(Job, null=True, on_delete=models.SET_NULL, related_name="versions")
+    job_identifier = models.CharField(max_length=100)
+    number = models.PositiveIntegerField()
+    definition = models.TextField(help_text="The job alone as a definition file (YAML).")
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    comment = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [models.UniqueConstraint(fields=["job_identifier", "number"],
+                                               name="unique_job_version_number")]
+
+    def __str__(self) -> str:
+        return f"{self.job_identifier} version {self.number}"

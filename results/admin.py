@@ -17,7 +17,7 @@ from django.urls import path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
-from jobs import access, secrets
+from jobs import access, secrets, versions
 from jobs.admin import NotFoundOutsideDomainsMixin, run_page, status_badge
 from jobs.forms import RunParametersForm
 
@@ -227,4 +227,5 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         if result is not None:
             extra_context["can_kill"] = result.is_killable and access.can_kill(request.user, result)
             extra_context["can_run"] = access.can_run(request.user, result.job)
+            extra_context["job_version_now"] = versions.latest_number(result.job)
         return super().change_view(request, object_id, form_url, extra_context)

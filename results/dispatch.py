@@ -17,7 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import plans
+from jobs import plans, versions
 from jobs.models import Domain, Job
 
 from . import statements
@@ -70,6 +70,7 @@ def start_runs(
     domains = run_domains(job, retry_of)
     requested_by = user if user is not None and user.is_authenticated else None
     lines_total = len(plans.plan_for(job.pk, job.revision).lines)  # known before it starts; set again at the claim
+    job_version = versions.latest_number(job)  # which definition this run had (the History window shows it)
 
     def create_results() -> list[JobResult]:
         results = [
@@ -79,7 +80,7 @@ def start_runs(
                 parameters=values, queue=job.queue, lines_total=lines_total, retry_of=retry_of,
                 attempt=retry_of.attempt + 1 if retry_of is not None else 1,
                 published_at=timezone.now() + dt.timedelta(seconds=countdown or 0),
-                message=note, scheduled_for=scheduled_for,
+                message=note, scheduled_for=scheduled_for, job_version=job_version,
             )
             for domain in domains
         ]

@@ -75,6 +75,8 @@ class JobResult(models.Model):
         help_text="The result this run retries.",
     )
     attempt = models.PositiveSmallIntegerField(default=1)
+    job_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The job's version (jobs.JobVersion number) this run was started with.")
     kill_requested_at = models.DateTimeField(null=True, blank=True)
     kill_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
