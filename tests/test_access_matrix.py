@@ -27,6 +27,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from jobs import versions
 from jobs.models import Action, Domain, DomainMembership, FilterTemplate, Job, Secret
 from results.models import JobResult, Status
 from tests.helpers import make_job
@@ -185,6 +186,11 @@ def build_world() -> World:
     Token.objects.create(user=users["viewer"])
     group = Group.objects.create(name="Auditors")
     world = World(users, domains, jobs, spares, live, done, templates, Action.objects.get(name="core.sleep"), group)
+    for job in jobs.values():  # two versions: restoring version 1 renames the job (the History window's probe)
+        Job.objects.filter(pk=job.pk).update(name=f"{job.name} (version 1)")
+        versions.record(Job.objects.get(pk=job.pk))
+        Job.objects.filter(pk=job.pk).update(name=job.name)
+        versions.record(job)
     for scope in SCOPES:
         world.secrets[scope] = Secret(name=f"{slug[scope]}_token", domain=domains[scope])
         world.secrets[scope].set_value(f"{slug[scope]}-secret-value")
@@ -648,6 +654,9 @@ PROBES: list[Probe] = [
     Probe("job-delete-post", "admin:jobs_job_delete", "POST", job_url("jobs_job_delete", spare=True),
           on_object(302, edits), SCOPES, body=lambda w, s: {"post": "yes"}, touches="spare", success=302),
     Probe("job-history", "admin:jobs_job_history", "GET", job_url("jobs_job_history"), on_object(200), SCOPES),
+    Probe("job-versions", "admin:jobs_job_versions", "GET", job_url("jobs_job_versions"), on_object(200), SCOPES),
+    Probe("job-versions-restore", "admin:jobs_job_versions", "POST", job_url("jobs_job_versions"),
+          on_object(302, edits), SCOPES, body=lambda w, s: {"restore": "1"}, touches="job", success=302),
     Probe("job-save-as-new", "admin:jobs_job_change", "POST", job_url("jobs_job_change"), on_object(400), SCOPES,
           body=lambda w, s: {"_saveasnew": "Save as new", "identifier": f"saved-as-new-{s}", "name": "Copy"}),
     Probe("job-copy", "admin:jobs_job_copy", "GET", job_url("jobs_job_copy"), on_object(200, edits), SCOPES),
