@@ -8,7 +8,8 @@ empties, the identifier stays), for audit.
 Restoring a version imports its definition for that job (its filter templates are left as they are now) and
 records a new version. System administrators may restore any version; a domain admin only when neither the
 job now nor the version has a line only system administrators may write (``jobs.authorship``) and the restore
-changes none of the fields reserved to them (domain, run_as, execution, required_permission).
+changes none of the fields reserved to them (domain, run_as, execution, required_permission) and its filter
+lines use their domains' templates only.
 """
 from __future__ import annotations
 
@@ -108,14 +109,14 @@ def restore(job: Job, version: JobVersion, user: User) -> JobVersion | None:
                      comment=f"restored version {version.number}")
         after = Job.objects.get(pk=job.pk)
         if not access.is_system_admin(user):
-            problem = _domain_admin_refusal(before, after, had_protected)
+            problem = _domain_admin_refusal(user, before, after, had_protected)
             if problem:
                 raise PermissionDenied(problem)  # leaving the atomic block rolls the import back
         newest = latest(after)
         return newest if newest is not None and newest.number != previous else None
 
 
-def _domain_admin_refusal(before: Job, after: Job, had_protected: bool) -> str:
+def _domain_admin_refusal(user: User, before: Job, after: Job, had_protected: bool) -> str:
     if had_protected or authorship.protected_lines(after):
         return "This job has lines written by a system administrator: only a system administrator may restore it."
     if authorship.fed_by_domainless_filters(authorship.stored_layout(before)) or \
@@ -125,4 +126,7 @@ def _domain_admin_refusal(before: Job, after: Job, had_protected: bool) -> str:
                if getattr(before, name) != getattr(after, name)]
     if changed:
         return f"Restoring this version would change {', '.join(changed)}: only a system administrator may."
+    allowed = access.editable_domains(user)  # the job page's rule for the filter templates a line may use
+    if after.lines.filter(filter_template__isnull=False).exclude(filter_template__domain__in=allowed).exists():
+        return "This version uses a filter template of another domain: only a system administrator may restore it."
     return ""

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from jobs import versions
 from jobs.definitions import export_jobs, import_texts
-from jobs.models import DomainMembership, Job, JobVersion
+from jobs.models import DomainMembership, FilterTemplate, Job, JobLine, JobVersion
 from results.dispatch import start_run
 from tests.helpers import make_job
 from tests.jobs.test_admin_job_form import page_data
@@ -184,3 +184,26 @@ def test_a_domain_admin_may_not_restore_a_global_job(acme, member):
     job = make_job("global-job", SLEEP)
     versions.record(job)
     assert not versions.may_restore(member("ada", acme, DomainMembership.ADMIN), job)
+
+
+def test_a_domain_admin_may_not_restore_another_domains_filter_template(acme, globex, member, admin_user):
+    theirs = FilterTemplate.objects.create(name="Globex users", model="auth.User", domain=globex,
+                                           domain_path="memberships__domain")
+    job = make_job("filtered", SLEEP, domain=acme)
+    JobLine.objects.create(job=job, line_no=5, is_filter=True, filter_template=theirs, filter_definition={})
+    versions.record(job, admin_user)
+    job.lines.filter(line_no=5).delete()
+    versions.record(job)
+    with pytest.raises(PermissionDenied, match="filter template of another domain"):
+        versions.restore(job, job.versions.get(number=1), member("ada", acme, DomainMembership.ADMIN))
+    assert list(job.lines.values_list("line_no", flat=True)) == [10]
+
+
+def test_a_domain_admin_may_not_restore_a_system_administrators_field(acme, member, admin_user):
+    job = make_job("served", SLEEP, domain=acme)
+    versions.record(job)
+    Job.objects.filter(pk=job.pk).update(run_as=admin_user)  # a system administrator's call
+    versions.record(Job.objects.get(pk=job.pk))
+    with pytest.raises(PermissionDenied, match="would change run_as"):
+        versions.restore(job, job.versions.get(number=1), member("ada", acme, DomainMembership.ADMIN))
+    assert Job.objects.get(pk=job.pk).run_as == admin_user
