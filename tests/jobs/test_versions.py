@@ -1,8 +1,12 @@
 """Versions of a job (``jobs.versions``): every save stores one, the History window lists, diffs and restores them."""
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
@@ -207,3 +211,39 @@ def test_a_domain_admin_may_not_restore_a_system_administrators_field(acme, memb
     with pytest.raises(PermissionDenied, match="would change run_as"):
         versions.restore(job, job.versions.get(number=1), member("ada", acme, DomainMembership.ADMIN))
     assert Job.objects.get(pk=job.pk).run_as == admin_user
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saves_at_the_same_moment_store_one_version_numbered_once(monkeypatch):
+    job = make_job("raced", SLEEP)
+    versions.record(job)
+    Job.objects.filter(pk=job.pk).update(name="Changed once")
+    all_ready = threading.Barrier(4, timeout=20)
+    all_read = threading.Barrier(4, timeout=2)  # unlocked, all four would read the latest version before any writes
+    errors: list[BaseException] = []
+    original_latest = versions.latest
+
+    def latest_then_wait(job):
+        found = original_latest(job)
+        with contextlib.suppress(threading.BrokenBarrierError):  # the lock lets one in at a time: it times out
+            all_read.wait()
+        return found
+
+    monkeypatch.setattr(versions, "latest", latest_then_wait)
+
+    def save():
+        try:
+            all_ready.wait()
+            versions.record(Job.objects.get(pk=job.pk))
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+        finally:
+            connection.close()  # each thread has its own connection
+
+    threads = [threading.Thread(target=save) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert list(JobVersion.objects.filter(job=job).values_list("number", flat=True)) == [2, 1]
