@@ -146,7 +146,7 @@ def referenced_names(value: Any) -> set[str]:
     from .context import variables_in
 
     names = {name[len(SECRET_PREFIX):] for name in variables_in(value) if name.startswith(SECRET_PREFIX)}
-    for text in _strings(value):
+    for text in strings_in(value):
         names.update(match.group(1).lower() for match in ENV_REFERENCE_RE.finditer(text))
     return names
 
@@ -194,15 +194,15 @@ def literal_secret_problems(declared: list[dict], parameters: dict, secret_varia
     return problems
 
 
-def _strings(value: Any):
+def strings_in(value: Any):
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from strings_in(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from strings_in(item)
 
 
 # --- masking ----------------------------------------------------------------------------------------------------

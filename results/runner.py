@@ -144,10 +144,11 @@ class RunContext:
             raise LookupError(f"this line does not name the secret {name}") from None
 
     def secret_environment(self) -> dict[str, str]:
-        """``JOBS_SECRET_NAME`` variables for a subprocess: only the secrets this line names."""
+        """Environment variables for a subprocess, in clear, of only the secrets this line names:
+        ``JOBS_SECRET_NAME`` and ``JOBS_PARAM_NAME`` of a secret run-time parameter (elsewhere masked)."""
         prefix = secrets.SECRET_PREFIX
-        return {secrets.environment_name(key[len(prefix):]): value for key, value in self.secrets.items()
-                if key.startswith(prefix)}
+        return {secrets.environment_name(key[len(prefix):]) if key.startswith(prefix) else context_vars.env_name(key):
+                value for key, value in self.secrets.items()}
 
     def register_process_group(self, pgid: int) -> None:
         """Processes in this group are killed if the line must be stopped by force."""
@@ -309,8 +310,12 @@ class Run:
         return LineOutcome(Status.SUCCESS, message, tally=tally)
 
     def _named_by(self, line: JobLine) -> dict[str, str]:
-        """The stored secrets ``line`` names, for ``ctx.secret`` and ``ctx.secret_environment``."""
+        """The secrets ``line`` names, for ``ctx.secret`` and ``ctx.secret_environment``: stored ones, and
+        secret run-time parameters it uses as ``${param.NAME}`` or ``$JOBS_PARAM_NAME``."""
         keys = {secrets.variable_name(name) for name in secrets.referenced_names(line.parameters)}
+        texts = " ".join(secrets.strings_in(line.parameters))
+        keys |= {key for key in self.secrets if key.startswith("param.")
+                 and ("${" + key + "}" in texts or context_vars.env_name(key) in texts)}
         return {key: value for key, value in self.secrets.items() if key in keys}
 
     def _select(self, line: JobLine) -> LineOutcome:

@@ -38,6 +38,8 @@ def finished(acme):
         (30, "core.shell", {"command": 'echo "env $JOBS_SECRET_API_TOKEN"; printf %s "$JOBS_SECRET_API_TOKEN"'
                                        " | sha256sum"}),
         (40, "core.shell", {"command": 'echo "others=$(env | grep -c ^JOBS_SECRET || true)"'}),
+        (50, "core.shell", {"command": 'echo "pw sha $(printf %s "$JOBS_PARAM_PW" | sha256sum)"; '
+                                       'echo "pw=$JOBS_PARAM_PW"'}),
         domain=acme, stops_on_error=False, params=[{"name": "pw", "type": "secret", "required": True}],
     )
     operator = make_member("oper", (acme, DomainMembership.OPERATOR))
@@ -65,6 +67,7 @@ def test_the_worker_gets_the_values_and_the_log_shows_the_mask(finished):
     assert f"ctx.secret says {MASK}" in log
     assert f"env {MASK}" in log and sha256(STORED) in log  # $JOBS_SECRET_API_TOKEN, for the line naming it
     assert "others=0" in log  # a line that names no secret gets none in its environment
+    assert f"pw sha {sha256(TYPED)}" in log and f"pw={MASK}" in log  # $JOBS_PARAM_PW in clear for the line naming it
     assert STORED not in log and TYPED not in log
 
 
