@@ -3,7 +3,8 @@
 A line that runs a dangerous action (``Action.dangerous``, e.g. ``core.shell``)
 can only have been written by a system administrator. Everyone else (domain
 admins included) may neither add, change, deactivate, reorder nor delete such a
-line, nor change what decides how it runs: the job's ``stops_on_error`` and ``queue``, and
+line, nor change what decides how it runs: the job's ``stops_on_error``, ``queue``, ``domain``,
+``idempotent`` and ``retries``, and
 the declaration (type, choices, pattern, being required, existence) of every
 run-time parameter the line uses as ``${param.NAME}``. Help, label and default
 of those parameters stay editable (a default must still pass the rules).
@@ -34,7 +35,13 @@ User = AbstractBaseUser | AnonymousUser
 GUARDED_SPEC_KEYS = ("type", "choices", "pattern")
 # The job's fields that decide how an author's line runs: whether the job goes on after it fails, and
 # which workers (hosts) run it.
-GUARDED_JOB_FIELDS = {"stops_on_error": "whether it stops on error", "queue": "the queue (the workers) it runs on"}
+GUARDED_JOB_FIELDS = {
+    "stops_on_error": "whether it stops on error",
+    "queue": "the queue (the workers) it runs on",
+    "domain": "its domain (whose values, secrets and records its lines get)",
+    "idempotent": "whether it is idempotent (a lost run of an idempotent job runs again)",
+    "retries": "how often it runs again after a failure",
+}
 GUARDED_LINE_FIELDS = ("line_no", "active", "is_filter", "filter_template", "filter_definition", "action",
                        "parameters", "module")
 

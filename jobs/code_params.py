@@ -26,7 +26,7 @@ from . import context
 SHELL, ARGV, FIXED = "shell", "argv", "fixed"
 KINDS = (SHELL, ARGV, FIXED)
 
-QuoteState = Literal["none", "single", "double"]
+QuoteState = Literal["none", "single", "double", "command"]
 _NAME_CHAR = re.compile(r"[A-Za-z0-9_]")
 _SHOWN_VALUE_CHARS = 200
 
@@ -138,25 +138,36 @@ def _new_option(name: str, value: str) -> str:
 # Shell commands stored before the rule (data migration) -----------------------------------------------------------
 
 def quote_states(text: str) -> list[QuoteState]:
-    """The /bin/sh quoting in force at each character of ``text``: outside quotes, in '…' or in "…".
+    """The /bin/sh quoting in force at each character of ``text``: outside quotes, in '…', in "…", or in a
+    command substitution (``$(…)`` or backquotes) opened inside "…".
 
-    Enough to place a variable reference (``$(…)`` and backquotes nested in double quotes are not followed).
+    Enough to place a variable reference. Inside such a substitution the shell starts reading afresh, so a
+    reference there is neither quoted by the outer "…" nor placed by this scanner: ``command``, left as written.
     """
     states: list[QuoteState] = []
     state: QuoteState = "none"
     escaped = False
-    for char in text:
-        states.append(state)
+    depth, backquoted = 0, False  # a command substitution opened inside double quotes
+    for index, char in enumerate(text):
+        states.append("command" if depth or backquoted else state)
         if escaped:
             escaped = False
+        elif char == "\\" and state != "single":
+            escaped = True
+        elif depth or backquoted:
+            depth += {"(": 1, ")": -1}.get(char, 0) if depth else 0
+            backquoted = not backquoted if char == "`" and not depth else backquoted
         elif state == "single":
             state = "none" if char == "'" else state
-        elif char == "\\":
-            escaped = True
         elif char == '"':
             state = "none" if state == "double" else "double"
         elif char == "'" and state == "none":
             state = "single"
+        elif state == "double" and char == "$" and text.startswith("(", index + 1):
+            depth = 1
+            escaped = True  # the "(" that opens it is counted already: skip it
+        elif state == "double" and char == "`":
+            backquoted = True
     return states
 
 
@@ -181,7 +192,8 @@ def shell_env_form(command: str, only: set[str] | None = None) -> str:
     states = quote_states(command)
     pieces, last = [], 0
     for match in context.VARIABLE_RE.finditer(command):
-        if match.group(1) or states[match.start()] == "single" or (only is not None and match.group(2) not in only):
+        if match.group(1) or states[match.start()] in ("single", "command") or (
+                only is not None and match.group(2) not in only):
             continue
         env = context.env_name(match.group(2))
         if states[match.start()] == "none":

@@ -400,7 +400,7 @@ def _end_after_runner_failure(result_id: int, journal: RunJournal, exc: BaseExce
     connections (``reconnecting``); if it still cannot be written, the reaper
     ends the run once the heartbeat stops.
     """
-    text = "".join(traceback.format_exception(exc)).rstrip()
+    text = journal.masker.text("".join(traceback.format_exception(exc)).rstrip())  # the worker's log too
     logger.error("runner of result %s failed:\n%s", result_id, text)
     journal.write(LogLevel.ERROR, f"The runner failed:\n{text}")  # kept by the journal until written
 

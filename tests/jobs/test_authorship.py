@@ -224,3 +224,26 @@ def test_stops_on_error_is_free_on_a_job_without_an_authors_line(client, acme, d
 def test_the_rule_in_one_place(shell_job):
     assert [line.line_no for line in authorship.protected_lines(shell_job)] == [10]
     assert sorted(authorship.protected_param_names(shell_job)) == ["mode", "note", "who"]  # a shell line gets them all
+
+
+@pytest.fixture
+def two_domain_admin(member, acme, globex):
+    user = member("ann", acme, DomainMembership.ADMIN)
+    DomainMembership.objects.create(user=user, domain=globex, role=DomainMembership.ADMIN)
+    return user
+
+
+@pytest.mark.parametrize("field, value, rule", [
+    ("domain", "globex", "its domain (whose values, secrets and records its lines get)"),
+    ("idempotent", "on", "whether it is idempotent"),
+    ("retries", "5", "how often it runs again after a failure"),
+])
+def test_an_admin_of_two_domains_cannot_move_an_authors_job_nor_make_it_run_again(
+        client, shell_job, two_domain_admin, globex, field, value, rule):
+    """Moved, the author's shell line would get globex's secrets and records; run again, it repeats what it did."""
+    before = {name: getattr(shell_job, name) for name in ("domain_id", "idempotent", "retries")}
+    response, _ = post_change(client, two_domain_admin, shell_job,
+                              lambda data: data.update({field: globex.pk if value == "globex" else value}))
+    assert f"only a system administrator may change {rule}" in page_errors(response)
+    shell_job.refresh_from_db()
+    assert {name: getattr(shell_job, name) for name in before} == before

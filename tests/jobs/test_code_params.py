@@ -176,7 +176,7 @@ def test_the_built_in_actions_declare_their_code():
 @pytest.mark.parametrize(("text", "states"), [
     # ' inside "...", " inside '...', \" inside "..." and \' outside quotes quote nothing more.
     ("""a'b"c'd"e'f\\"g"h\\'i""", "nnssssnndddddddnnnn"),
-    ("""echo "a $(x) '${b}'" '"${c}"' \\"${d}""", "nnnnnnddddddddddddddnnsssssssnnnnnnn"),
+    ("""echo "a $(x) '${b}'" '"${c}"' \\"${d}""", "nnnnnndddcccddddddddnnsssssssnnnnnnn"),
     ("", ""),
 ])
 def test_quote_states(text, states):
@@ -262,3 +262,29 @@ def test_the_contract_example_imports_and_its_values_stay_data(tmp_path):
     shell(ctx, line.parameters["command"], cwd=str(tmp_path))
     assert ctx.log.messages("INFO") == ["7; touch pwned 2026-12-03"]
     assert not (tmp_path / "pwned").exists()
+
+
+# Command substitution (review 2) ------------------------------------------------------------------------------
+
+def words_counted(command: str, value: str) -> str:
+    import os
+    import subprocess
+
+    return subprocess.run(["/bin/sh", "-c", command], env={**os.environ, "JOBS_PARAM_F": value},
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+@pytest.mark.parametrize("command", ['echo "$(set -- ${param.f}; echo $#)"', 'echo "`set -- ${param.f}; echo $#`"'])
+def test_a_variable_in_a_command_substitution_inside_double_quotes_is_left_and_refused(command):
+    """There the shell reads afresh, unquoted: a rewrite as $JOBS_F would split and glob the value (extra options)."""
+    assert shell_env_form(command) == command
+    assert set(quote_states(command)[command.index("${"):command.index("}")]) == {"command"}
+    assert written_problems(SHELL, command) == [
+        '${param.f} would be read by the shell as code; write "$JOBS_PARAM_F" instead '
+        "(variables reach the command as environment variables)"]
+
+
+def test_a_variable_in_a_command_substitution_outside_quotes_stays_one_word():
+    safe = shell_env_form("echo $(set -- ${param.f}; echo $#) \"in $(echo ${param.f})\"")
+    assert safe == 'echo $(set -- "$JOBS_PARAM_F"; echo $#) "in $(echo ${param.f})"'
+    assert words_counted('echo $(set -- "$JOBS_PARAM_F"; echo $#)', "-rf / *") == "1"
