@@ -218,7 +218,7 @@ class SecretAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         return secret.domain.name if secret.domain_id else "Global"
 
     def get_fields(self, request, obj=None):
-        fields = ["name", "domain", "description"]
+        fields = ["name", "domain", "description"] + (["system_only"] if access.is_system_admin(request.user) else [])
         if self.has_change_permission(request, obj) or (obj is None and self.has_add_permission(request)):
             fields.append("value")  # never for a reader: only the form's empty password box has this name
         return fields + (["updated_at", "updated_by"] if obj is not None else [])
@@ -241,6 +241,8 @@ class SecretAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is None:
             return self.has_add_permission(request)
+        if obj.system_only and not access.is_system_admin(request.user):
+            return False  # kept for system administrators' lines: a domain admin reads its name only
         return access.has_role_in(request.user, obj.domain_id, access.EDIT_ROLES)
 
     def has_delete_permission(self, request, obj=None) -> bool:
@@ -346,6 +348,9 @@ class JobLineForm(forms.ModelForm):
         refusal = authorship.line_change_refusal(self.user, saved, self.changed_data, new_action=cleaned.get("action"))
         if refusal:
             raise ValidationError(refusal)
+        refusal = authorship.secret_refusal(self.user, self.instance.job, cleaned.get("parameters"))
+        if refusal:
+            raise ValidationError({"parameters": [refusal]})
         return cleaned
 
 

@@ -27,8 +27,8 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from . import access, code_params, context, registry
-from .models import FilterTemplate, Job, JobLine
+from . import access, code_params, context, registry, secrets
+from .models import FilterTemplate, Job, JobLine, Secret
 
 User = AbstractBaseUser | AnonymousUser
 # The fields of a parameter declaration that decide which values reach an author's line.
@@ -52,8 +52,29 @@ def may_change_authored(user: User | None) -> bool:
 
 
 def is_authored(line: JobLine) -> bool:
-    """A line only a system administrator may have written: it runs a dangerous action."""
-    return bool(line.action_id and line.action.dangerous)
+    """A line only a system administrator may have written: it runs a dangerous action, or it uses a secret
+    kept for system administrators' lines (``Secret.system_only``)."""
+    return bool(line.action_id and line.action.dangerous) or bool(system_secrets_used(line.job, line.parameters))
+
+
+def system_secrets_used(job: Job, parameters: Any) -> list[str]:
+    """The secrets kept for system administrators' lines that ``parameters`` name (``${secret.NAME}``)."""
+    names = secrets.referenced_names(parameters or {})
+    if not names:
+        return []
+    return sorted(Secret.objects.filter(domain_id=job.domain_id, name__in=names, system_only=True)
+                  .values_list("name", flat=True))
+
+
+def secret_refusal(user: User | None, job: Job, parameters: Any) -> str | None:
+    """Why ``user`` may not write a line with ``parameters``: it would use a system administrators' secret."""
+    if may_change_authored(user):
+        return None
+    used = system_secrets_used(job, parameters)
+    if not used:
+        return None
+    return (f"the secret {', '.join(used)} is kept for system administrators' lines: only a system administrator "
+            "may write a line that uses it.")
 
 
 def describe(line: JobLine) -> str:

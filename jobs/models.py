@@ -804,6 +804,11 @@ class Secret(models.Model):
     )
     token = models.TextField(editable=False, help_text="The value, encrypted with JOBS_SECRET_KEYS.")
     description = models.CharField(max_length=300, blank=True)
+    system_only = models.BooleanField(
+        default=False, verbose_name="For system administrators' lines only",
+        help_text="Only lines a system administrator writes may use it; the domain's administrators can neither "
+                  "change it nor write a line that uses it (so none can send it elsewhere).",
+    )
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+", editable=False)

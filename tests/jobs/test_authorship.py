@@ -247,3 +247,64 @@ def test_an_admin_of_two_domains_cannot_move_an_authors_job_nor_make_it_run_agai
     assert f"only a system administrator may change {rule}" in page_errors(response)
     shell_job.refresh_from_db()
     assert {name: getattr(shell_job, name) for name in before} == before
+
+
+# Secrets kept for system administrators' lines (review 2) ------------------------------------------------------
+
+@pytest.fixture
+def kept_secret(acme):
+    from jobs.models import Secret
+
+    secret = Secret(name="db", domain=acme, system_only=True)
+    secret.set_value("s3cr3t-db-password")
+    secret.save()
+    return secret
+
+
+def add_line(data: dict, line_no: int, action: str, parameters: dict) -> None:
+    from jobs.models import Action
+
+    Action.objects.sync_with_registry()
+    prefix = next(key.removesuffix("-line_no") for key, value in data.items()
+                  if key.startswith("lines-") and key.endswith("-line_no") and value in ("", None))
+    data.update({f"{prefix}-line_no": line_no, f"{prefix}-active": "on",
+                 f"{prefix}-action": Action.objects.get(name=action).pk,
+                 f"{prefix}-parameters": json.dumps(parameters)})
+
+
+def test_a_domain_admin_cannot_send_a_system_administrators_secret_anywhere(client, shell_job, domain_admin,
+                                                                            kept_secret):
+    """Masking covers what a run stores, not what a line sends: a line of theirs could mail the value away."""
+    mail = {"to": "ann@example.com", "subject": "hello", "body": "the password is ${secret.db}"}
+    response, _ = post_change(client, domain_admin, shell_job, lambda data: add_line(data, 30, "core.send_email", mail))
+    assert "the secret db is kept for system administrators' lines" in page_errors(response)
+    assert not JobLine.objects.filter(job=shell_job, line_no=30).exists()
+
+    kept_secret.system_only = False  # the domain's own secret: its admins may use it
+    kept_secret.save()
+    response, _ = post_change(client, domain_admin, shell_job, lambda data: add_line(data, 30, "core.send_email", mail))
+    assert response.status_code == 302
+    assert JobLine.objects.filter(job=shell_job, line_no=30).exists()
+
+
+def test_a_system_administrators_line_using_such_a_secret_is_theirs(client, acme, domain_admin, kept_secret):
+    job = make_job("call-api", (10, "core.http", {"url": "https://api.example.com/",
+                                                  "headers": {"Authorization": "Bearer ${secret.db}"}}), domain=acme)
+    assert [line.line_no for line in authorship.protected_lines(job)] == [10]
+    response, _ = post_change(client, domain_admin, job, lambda data: data.update(
+        {f"{row(data, 10)}-parameters": json.dumps({"url": "https://elsewhere.example.com/",
+                                                    "headers": {"Authorization": "Bearer ${secret.db}"}})}))
+    assert "only a system administrator may change, deactivate, move or delete it" in page_errors(response)
+    assert job.lines.get().parameters["url"] == "https://api.example.com/"
+
+
+def test_a_domain_admin_can_neither_change_nor_flag_a_kept_secret(client, acme, domain_admin, kept_secret):
+    client.force_login(domain_admin)
+    url = reverse("admin:jobs_secret_change", args=[kept_secret.pk])
+    page = client.get(url)
+    assert page.status_code == 200 and 'name="value"' not in page.content.decode()
+    assert 'name="system_only"' not in page.content.decode()
+    assert client.post(url, {"name": "db", "domain": acme.pk, "value": "mine"}).status_code == 403
+    assert client.post(reverse("admin:jobs_secret_delete", args=[kept_secret.pk]), {"post": "yes"}).status_code == 403
+    kept_secret.refresh_from_db()
+    assert kept_secret.reveal() == "s3cr3t-db-password"
