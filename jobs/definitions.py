@@ -98,7 +98,8 @@ def job_document(job: Job) -> dict[str, Any]:
     else:
         document["schedule"] = None
     document["report"] = report
-    document["lines"] = [_line_document(line) for line in sorted(job.lines.all(), key=lambda li: li.line_no)]
+    hidden = job.secret_variables()  # once per job: the lines' parameters are checked against it
+    document["lines"] = [_line_document(line, hidden) for line in sorted(job.lines.all(), key=lambda li: li.line_no)]
     return document
 
 
@@ -112,26 +113,22 @@ def _exported_job_field(job: Job, name: str) -> Any:
     return getattr(job, name)
 
 
-def _line_document(line: JobLine) -> dict[str, Any]:
+def _line_document(line: JobLine, secret_variables: set[str]) -> dict[str, Any]:
     return {"line_no": line.line_no, "action": line.action.name if line.action_id else None,
-            "active": line.active, "parameters": _line_parameters(line), "module": line.module,
+            "active": line.active, "parameters": _line_parameters(line, secret_variables), "module": line.module,
             "is_filter": line.is_filter,
             "filter_template": line.filter_template.name if line.filter_template_id else None,
             "filter_definition": line.filter_definition or {}}
 
 
-def _line_parameters(line: JobLine) -> dict[str, Any]:
+def _line_parameters(line: JobLine, secret_variables: set[str]) -> dict[str, Any]:
+    """A line's parameters as a file holds them: ``${secret.NAME}`` references as written; a credential saved in
+    clear before references were required is masked, never written."""
     parameters = line.parameters or {}
     spec = registry.get(line.action.name) if line.action_id else None
-    if spec is not None and isinstance(parameters, dict):  # a credential saved before references were required
-        parameters = without_literal_credentials(spec.parameters, parameters, line.job.secret_variables())
-    return {name: exported_parameter_value(line, name, value) for name, value in parameters.items()}
-
-
-def exported_parameter_value(line: JobLine, name: str, value: Any) -> Any:
-    """How one line parameter's value is written to a file: the one place that decides it (a stored secret is
-    to be written as its reference here, never in clear; ``${secret.NAME}`` references are text already)."""
-    return value
+    if spec is not None and isinstance(parameters, dict):
+        parameters = without_literal_credentials(spec.parameters, parameters, secret_variables)
+    return parameters
 
 
 def template_document(template: FilterTemplate) -> dict[str, Any]:
@@ -238,12 +235,7 @@ class Importer:
             raise DefinitionError(schema_problem)
 
     def _import_job(self, raw: Any, index: int, source: str) -> None:
-        where = f"job {index}"
-        if not isinstance(raw, dict):
-            raise DefinitionError(f"{where}: must be a mapping")
-        identifier = raw.get("identifier")
-        if not isinstance(identifier, str) or not identifier:
-            raise DefinitionError(f"{where}: identifier is required and must be text")
+        identifier = _entry_name(raw, f"job {index}", "identifier")
         where = f"job {identifier}"
         if identifier in self.job_sources:
             elsewhere = "" if self.job_sources[identifier] == source else f" (and in {self.job_sources[identifier]})"
@@ -259,12 +251,7 @@ class Importer:
         record(Job.objects.get(identifier=identifier), self.user, self.comment)
 
     def _import_template(self, raw: Any, index: int, source: str) -> None:
-        where = f"filter template {index}"
-        if not isinstance(raw, dict):
-            raise DefinitionError(f"{where}: must be a mapping")
-        name = raw.get("name")
-        if not isinstance(name, str) or not name:
-            raise DefinitionError(f"{where}: name is required and must be text")
+        name = _entry_name(raw, f"filter template {index}", "name")
         where = f"filter template {name}"
         if name in self.templates:
             document, elsewhere = self.templates[name]
@@ -277,6 +264,16 @@ class Importer:
         outcome = _import_template(raw, where)
         if outcome != "unchanged":  # only what changed: the templates come with every job that uses them
             self.report[outcome].append(where)
+
+
+def _entry_name(raw: Any, where: str, key: str) -> str:
+    """The name (``key``) of a file's entry, which must be a mapping; DefinitionError says which rule it breaks."""
+    if not isinstance(raw, dict):
+        raise DefinitionError(f"{where}: must be a mapping")
+    name = raw.get(key)
+    if not isinstance(name, str) or not name:
+        raise DefinitionError(f"{where}: {key} is required and must be text")
+    return name
 
 
 def import_jobs(text: str, *, update_existing: bool = True, dry_run: bool = False) -> dict[str, list[str]]:
