@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,7 +30,7 @@ def known_variables(param_names: list[str], secret_names: list[str] | set[str] =
 def variables_in(value: Any) -> set[str]:
     """Every ``${name}`` used anywhere in ``value`` (strings inside dicts and lists)."""
     found: set[str] = set()
-    for text in _strings(value):
+    for text in strings_in(value):
         found.update(m.group(2) for m in VARIABLE_RE.finditer(text) if not m.group(1))
     return found
 
@@ -38,15 +39,16 @@ def unknown_variables(value: Any, known: set[str]) -> list[str]:
     return sorted(name for name in variables_in(value) if name not in known)
 
 
-def _strings(value: Any):
+def strings_in(value: Any) -> Iterator[str]:
+    """Every string inside ``value`` (strings inside dicts and lists)."""
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
         for item in value.values():
-            yield from _strings(item)
+            yield from strings_in(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _strings(item)
+            yield from strings_in(item)
 
 
 def build_variables(

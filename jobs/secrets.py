@@ -143,7 +143,7 @@ def environment_name(name: str) -> str:
 
 def referenced_names(value: Any) -> set[str]:
     """The stored secrets ``value`` names: ``${secret.NAME}`` or ``JOBS_SECRET_NAME`` in any of its strings."""
-    from .context import variables_in
+    from .context import strings_in, variables_in
 
     names = {name[len(SECRET_PREFIX):] for name in variables_in(value) if name.startswith(SECRET_PREFIX)}
     for text in strings_in(value):
@@ -192,17 +192,6 @@ def literal_secret_problems(declared: list[dict], parameters: dict, secret_varia
             problems.append(f"{name}: {key} must reference a secret, e.g. ${{secret.api_token}} "
                             "(a credential is never stored in a line)")
     return problems
-
-
-def strings_in(value: Any):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from strings_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings_in(item)
 
 
 # --- masking ----------------------------------------------------------------------------------------------------

@@ -313,7 +313,7 @@ class Run:
         """The secrets ``line`` names, for ``ctx.secret`` and ``ctx.secret_environment``: stored ones, and
         secret run-time parameters it uses as ``${param.NAME}`` or ``$JOBS_PARAM_NAME``."""
         keys = {secrets.variable_name(name) for name in secrets.referenced_names(line.parameters)}
-        texts = " ".join(secrets.strings_in(line.parameters))
+        texts = " ".join(context_vars.strings_in(line.parameters))
         keys |= {key for key in self.secrets if key.startswith("param.")
                  and ("${" + key + "}" in texts or context_vars.env_name(key) in texts)}
         return {key: value for key, value in self.secrets.items() if key in keys}
