@@ -104,7 +104,7 @@ class ResultSerializer(serializers.ModelSerializer):
         fields = ["id", "job", "domain", "status", "message", "created_at", "started_at", "finished_at", "trigger",
                   "requested_by", "run_as", "parameters", "variables", "queue", "worker", "lines_total",
                   "kill_requested_at", "kill_requested_by", "attempt", "retry_of", "lines", "answers",
-                  "typical_duration"]
+                  "typical_duration", "job_version"]
 
 
 class RunRequest(serializers.Serializer):

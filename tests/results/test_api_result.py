@@ -27,7 +27,7 @@ def result(acme, admin_user):
     result = JobResult.objects.create(
         job=job, status=Status.WARNING, message="2 line(s) done; warnings in line(s) 20.", started_at=start,
         finished_at=start + dt.timedelta(seconds=5), trigger=Trigger.API, requested_by=admin_user,
-        parameters={"days": 3}, variables={"param.days": 3}, lines_total=2, worker="host:42",
+        parameters={"days": 3}, variables={"param.days": 3}, lines_total=2, worker="host:42", job_version=4,
     )
     JobLineResult.objects.create(result=result, line_no=20, action="testing.warn", status=Status.WARNING,
                                  message="careful", started_at=start + dt.timedelta(seconds=2),
@@ -52,6 +52,7 @@ def test_result_has_its_fields_and_lines_in_line_order(acme, result):
     assert data["parameters"] == {"days": 3}
     assert data["variables"] == {"param.days": 3}
     assert data["lines_total"] == 2 and data["worker"] == "host:42"
+    assert data["job_version"] == 4  # the version of the job it ran with
     assert dt.datetime.fromisoformat(data["finished_at"]) == result.finished_at
     assert [line["line_no"] for line in data["lines"]] == [10, 20]
     assert data["lines"][0] == {
