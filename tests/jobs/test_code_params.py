@@ -248,14 +248,12 @@ def test_saving_a_line_rewrites_shell_variables_as_environment_variables():
 
 
 @pytest.mark.django_db
-def test_the_contract_example_imports_and_its_values_stay_data(tmp_path):
+def test_the_contract_example_imports_and_its_values_stay_data(tmp_path, acme):
     """The definition file of the public contract writes `echo ${param.days} ${today}`: it imports, made safe."""
     from jobs.definitions import import_jobs
+    from tests.jobs.test_definitions_format import CONTRACT_EXAMPLE
 
-    import_jobs("jobs:\n  - identifier: weekly-report\n    name: Weekly report\n"
-                "    params:\n      - {name: days, type: int, default: 7}\n"
-                "    lines:\n      - line_no: 10\n        action: core.shell\n"
-                '        parameters: {command: "echo ${param.days} ${today}"}\n')
+    import_jobs(CONTRACT_EXAMPLE)
     line = Job.objects.get(identifier="weekly-report").lines.get()
     assert line.parameters == {"command": 'echo "$JOBS_PARAM_DAYS" "$JOBS_TODAY"'}
     ctx = FakeContext(variables={"param.days": "7; touch pwned", "today": "2026-12-03"})
