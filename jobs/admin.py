@@ -28,7 +28,7 @@ from . import context as context_vars
 from .code_params import variables_hint
 from .definitions import DefinitionError, export_jobs, import_texts, preview_texts
 from .filters import model_for, relations_followed
-from .forms import ImportJobsForm, JSONTextField, RunParametersForm, ScheduleForm
+from .forms import ImportJobsForm, JSONTextField, ParamSpecsField, ReportField, RunParametersForm, ScheduleForm
 from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule, Secret
 
 STATUS_ICONS = {
@@ -441,6 +441,9 @@ class JobForm(forms.ModelForm):
     """Refuses to anybody but a system administrator the job changes ``jobs.authorship`` reserves to them."""
 
     user = None  # set per request by JobAdmin.get_form
+    params = ParamSpecsField(label="Run-time parameters",
+                             help_text="What Run asks for; lines use them as ${param.NAME}.")
+    report = ReportField(label="E-mail report")
     change_note = forms.CharField(
         label="Change note", max_length=300, required=False,
         help_text="Why you change the job: kept with the version this save stores (see History).")
