@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.db.models import OuterRef, Subquery
+from django.db.models import F, OuterRef, Subquery
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -312,6 +312,10 @@ TEMPLATE_RULE = ("Not a filter template you may use: a domain administrator uses
                  "that have a domain path (a run then sees its domain's records only).")
 
 
+ACTION_RULE = ("Not an action you may use: dangerous actions (e.g. core.shell) are for system administrators' "
+               "lines only.")
+
+
 class JobLineForm(forms.ModelForm):
     """Refuses to anybody but a system administrator what ``jobs.authorship`` reserves to them, and a filter
     template that reads every domain."""
@@ -320,11 +324,16 @@ class JobLineForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # The line's own template and action stay valid choices (an unchanged line must not block the page);
+        # clean() still refuses a change to a line its editor may not make.
         field = self.fields.get("filter_template")
         if field is not None and self.instance.filter_template_id is not None:
-            # The line's own template stays a valid choice (an unchanged line must not block the page);
-            # clean() still refuses a change to a line on a template its editor may not use.
             field.queryset = field.queryset | FilterTemplate.objects.filter(pk=self.instance.filter_template_id)
+        field = self.fields.get("action")
+        if field is not None and self.instance.action_id is not None:
+            field.queryset = field.queryset | Action.objects.filter(pk=self.instance.action_id)
+        if "line_no" in self.fields:  # empty: the formset numbers a new line after the others (10, 20, ...)
+            self.fields["line_no"].required = False
 
     def clean(self):
         cleaned = super().clean()
@@ -358,8 +367,53 @@ class JobLineFormSet(ParentAwareFormSet):
     """Deleting a line comes through its DELETE box, which skips the form's own clean: checked here."""
 
     user = None  # set per request by JobLineInline.get_formset
+    LINE_STEP = 10
+
+    def _construct_form(self, i, **kwargs):
+        if i >= self.initial_form_count():  # a new row: numbered after the others (the page's script does so too)
+            kwargs["initial"] = {**kwargs.get("initial", {}),
+                                 "line_no": self._next_line_no() + self.LINE_STEP * (i - self.initial_form_count())}
+        return super()._construct_form(i, **kwargs)
+
+    def _next_line_no(self, taken: tuple[int, ...] = ()) -> int:
+        """The next multiple of 10 after the job's stored lines (and ``taken``)."""
+        if not hasattr(self, "_stored_max"):
+            self._stored_max = max((line.line_no for line in self.get_queryset()), default=0) \
+                if self.instance.pk else 0
+        return (max([self._stored_max, *taken]) // self.LINE_STEP + 1) * self.LINE_STEP
+
+    def _number_new_lines(self) -> None:
+        """A new line left without a number goes after every other line."""
+        numbered = [form for form in self.forms if getattr(form, "cleaned_data", None) is not None]
+        for form in numbered:
+            if form.cleaned_data.get("line_no") is None and form.has_changed() \
+                    and not (self.can_delete and self._should_delete_form(form)):
+                taken = tuple(f.cleaned_data["line_no"] for f in numbered if f.cleaned_data.get("line_no") is not None)
+                form.cleaned_data["line_no"] = form.instance.line_no = self._next_line_no(taken)
+            elif form.cleaned_data.get("line_no") is None and form.instance.pk and form.has_changed():
+                form.add_error("line_no", "A line needs its number (lines run in this order).")
+
+    def save_existing_objects(self, commit=True):
+        if commit:
+            self._park_moved_lines()
+        return super().save_existing_objects(commit)
+
+    def _park_moved_lines(self) -> None:
+        """Lines that change number (reordered) or go first step aside to numbers no line uses.
+
+        The database checks (job, line_no) unique row by row: saving a swap of two lines one at a time would
+        collide midway. One UPDATE moves them all above every number in use, inside the admin's transaction.
+        """
+        moving = [form.instance.pk for form in self.initial_forms if form.instance.pk and (
+            (self.can_delete and self._should_delete_form(form)) or "line_no" in form.changed_data)]
+        if not moving:
+            return
+        posted = [form.instance.line_no or 0 for form in self.forms]
+        above = max([self._next_line_no(), *posted]) + 1
+        JobLine.objects.filter(job=self.instance, pk__in=moving).update(line_no=F("line_no") + above)
 
     def clean(self) -> None:
+        self._number_new_lines()
         super().clean()
         if authorship.may_change_authored(self.user):
             return
@@ -415,7 +469,11 @@ class JobLineInline(admin.TabularInline):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "action":
-            kwargs["queryset"] = Action.objects.available()
+            actions = Action.objects.available()
+            if not access.is_system_admin(request.user):  # dangerous actions: system administrators' lines
+                actions = actions.filter(dangerous=False)
+                kwargs["error_messages"] = {"invalid_choice": ACTION_RULE}
+            kwargs["queryset"] = actions
         if db_field.name == "filter_template":
             templates = FilterTemplate.objects.all()
             if not access.is_system_admin(request.user):  # their domains' templates that keep a run to its domain
@@ -447,6 +505,9 @@ class JobForm(forms.ModelForm):
     change_note = forms.CharField(
         label="Change note", max_length=300, required=False,
         help_text="Why you change the job: kept with the version this save stores (see History).")
+
+    class Media:
+        js = ["jobs/job_form.js"]  # the parameter table, report, schedule kinds, line order, filter fields
 
     def clean(self):
         cleaned = super().clean()
