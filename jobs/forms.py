@@ -274,14 +274,14 @@ class ParamSpecForm(forms.Form):
     """One row of the table: one run-time parameter; each error names its cell."""
 
     name = forms.CharField(max_length=100, required=True,
-                           widget=forms.TextInput(attrs={"size": 14, "autocomplete": "off"}))
+                           widget=forms.TextInput(attrs={"size": 10, "autocomplete": "off"}))
     type = forms.ChoiceField(choices=[(kind, kind) for kind in params.TYPES])
-    default = forms.CharField(required=False, strip=False, widget=forms.TextInput(attrs={"size": 12}))
+    default = forms.CharField(required=False, strip=False, widget=forms.TextInput(attrs={"size": 8}))
     required = forms.BooleanField(required=False)
-    choices = forms.CharField(required=False, widget=forms.TextInput(attrs={"size": 14, "placeholder": "a, b, c"}),
+    choices = forms.CharField(required=False, widget=forms.TextInput(attrs={"size": 10, "placeholder": "a, b, c"}),
                               help_text="For a choice: the values, separated by commas.")
-    help = forms.CharField(required=False, widget=forms.TextInput(attrs={"size": 20}))
-    pattern = forms.CharField(required=False, strip=False, widget=forms.TextInput(attrs={"size": 12}))
+    help = forms.CharField(required=False, widget=forms.TextInput(attrs={"size": 16}))
+    pattern = forms.CharField(required=False, strip=False, widget=forms.TextInput(attrs={"size": 8}))
     label = forms.CharField(required=False, widget=forms.HiddenInput)
 
     TEXT_FIELDS = ("name", "default", "choices", "help", "pattern", "label")

@@ -65,7 +65,6 @@ def test_parameters_typed_in_the_table_and_the_report_are_saved_and_shown_again(
     page.select_option("#id_report_0", "always")
     expect(page.locator(".report-recipients-row")).to_be_visible()
     page.fill("#id_report_1", "ops@example.com\nteam@example.com")
-    screenshot(page, "admin-job-parameter-table.png")
     save_and_continue(page)
 
     job.refresh_from_db()
@@ -154,7 +153,7 @@ def test_the_schedule_shows_the_fields_of_its_kind_with_all_weekdays_on_screen(
     expect(boxes).to_have_count(7)
     for index in range(7):
         box = boxes.nth(index).bounding_box()
-        assert box is not None and 0 <= box["x"] and box["x"] + box["width"] <= width, (index, box)
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (index, box)
         expect(boxes.nth(index)).to_be_visible()
     if width == 1400:
         screenshot(page, "admin-job-schedule-kinds.png")
@@ -238,4 +237,25 @@ def test_the_filter_fields_appear_only_when_is_a_filter_is_ticked(
     page.uncheck("#id_lines-0-is_filter")
     expect(template).to_be_hidden()
     expect(header).to_be_hidden()
+    assert page.js_errors == []
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_the_parameter_table_and_the_report_fit_the_screen(
+    browser_page, live_server, admin_user, width,  # noqa: F811
+):
+    page = browser_page
+    job = make_job("fits", (10, "testing.echo", {}), params=[
+        {"name": "mode", "type": "choice", "choices": ["dry", "apply"], "default": "dry", "help": "Dry run first.",
+         "required": True}, {"name": "who", "type": "str", "pattern": "[a-z]+"}],
+        report={"when": "failure", "recipients": ["ops@example.com"]})
+    open_job(page, live_server, job, width)
+    open_report_section(page)
+    cells = page.locator(".param-editor tr.param-row input:visible, .param-editor tr.param-row select, "
+                        ".param-editor .param-remove, .report-editor select, .report-editor textarea")
+    assert cells.count() == 2 * 8 + 2
+    screenshot(page, f"admin-job-parameter-table-{width}.png")
+    for index in range(cells.count()):
+        box = cells.nth(index).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (index, box)
     assert page.js_errors == []
