@@ -386,12 +386,14 @@ class JobLineFormSet(ParentAwareFormSet):
         """A new line left without a number goes after every other line."""
         numbered = [form for form in self.forms if getattr(form, "cleaned_data", None) is not None]
         for form in numbered:
-            if form.cleaned_data.get("line_no") is None and form.has_changed() \
-                    and not (self.can_delete and self._should_delete_form(form)):
-                taken = tuple(f.cleaned_data["line_no"] for f in numbered if f.cleaned_data.get("line_no") is not None)
-                form.cleaned_data["line_no"] = form.instance.line_no = self._next_line_no(taken)
-            elif form.cleaned_data.get("line_no") is None and form.instance.pk and form.has_changed():
+            if form.cleaned_data.get("line_no") is not None or not form.has_changed() \
+                    or (self.can_delete and self._should_delete_form(form)):
+                continue
+            if form.instance.pk:
                 form.add_error("line_no", "A line needs its number (lines run in this order).")
+                continue
+            taken = tuple(f.cleaned_data["line_no"] for f in numbered if f.cleaned_data.get("line_no") is not None)
+            form.cleaned_data["line_no"] = form.instance.line_no = self._next_line_no(taken)
 
     def save_existing_objects(self, commit=True):
         if commit:

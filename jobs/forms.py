@@ -342,7 +342,7 @@ class ParamSpecForm(forms.Form):
 
     @staticmethod
     def spec_of(cleaned: dict, *, with_default: bool = True) -> dict:
-        spec = {"name": cleaned["name"], "type": cleaned["type"], "required": bool(cleaned.get("required"))}
+        spec = {"name": cleaned.get("name", ""), "type": cleaned["type"], "required": bool(cleaned.get("required"))}
         if cleaned.get("choices"):
             spec["choices"] = cleaned["choices"]
         for key in ("pattern", "help", "label"):
