@@ -13,7 +13,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import F, OuterRef, Subquery
-from django.forms.models import BaseInlineFormSet
+from django.forms.models import BaseInlineFormSet, ModelChoiceIterator
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -312,8 +312,24 @@ TEMPLATE_RULE = ("Not a filter template you may use: a domain administrator uses
                  "that have a domain path (a run then sees its domain's records only).")
 
 
-ACTION_RULE = ("Not an action you may use: dangerous actions (e.g. core.shell) are for system administrators' "
-               "lines only.")
+class OfferedModelChoiceField(forms.ModelChoiceField):
+    """Offers ``offered`` in its drop-down, checks a posted value against the whole ``queryset``: what is not
+    offered is refused by the rules that own it (``jobs.authorship``), with their reason."""
+
+    class OfferedIterator(ModelChoiceIterator):
+        def __init__(self, field) -> None:
+            super().__init__(field)
+            self.queryset = field.offered
+
+    iterator = OfferedIterator
+
+    def __init__(self, queryset, *, offered, **kwargs) -> None:
+        self.offered = offered
+        super().__init__(queryset, **kwargs)
+
+    def offer(self, more) -> None:
+        self.offered = self.offered | more
+        self.widget.choices = self.choices
 
 
 class JobLineForm(forms.ModelForm):
@@ -330,8 +346,8 @@ class JobLineForm(forms.ModelForm):
         if field is not None and self.instance.filter_template_id is not None:
             field.queryset = field.queryset | FilterTemplate.objects.filter(pk=self.instance.filter_template_id)
         field = self.fields.get("action")
-        if field is not None and self.instance.action_id is not None:
-            field.queryset = field.queryset | Action.objects.filter(pk=self.instance.action_id)
+        if isinstance(field, OfferedModelChoiceField) and self.instance.action_id is not None:
+            field.offer(Action.objects.filter(pk=self.instance.action_id))
         if "line_no" in self.fields:  # empty: the formset numbers a new line after the others (10, 20, ...)
             self.fields["line_no"].required = False
 
@@ -471,11 +487,11 @@ class JobLineInline(admin.TabularInline):
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "action":
-            actions = Action.objects.available()
-            if not access.is_system_admin(request.user):  # dangerous actions: system administrators' lines
-                actions = actions.filter(dangerous=False)
-                kwargs["error_messages"] = {"invalid_choice": ACTION_RULE}
-            kwargs["queryset"] = actions
+            kwargs["queryset"] = Action.objects.available()
+            if not authorship.may_change_authored(request.user):
+                # Dangerous actions are not offered; one posted anyway meets jobs.authorship's refusal (clean).
+                kwargs["form_class"] = OfferedModelChoiceField
+                kwargs["offered"] = kwargs["queryset"].filter(dangerous=False)
         if db_field.name == "filter_template":
             templates = FilterTemplate.objects.all()
             if not access.is_system_admin(request.user):  # their domains' templates that keep a run to its domain

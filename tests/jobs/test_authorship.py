@@ -265,8 +265,10 @@ def add_line(data: dict, line_no: int, action: str, parameters: dict) -> None:
     from jobs.models import Action
 
     Action.objects.sync_with_registry()
-    prefix = next(key.removesuffix("-line_no") for key, value in data.items()
-                  if key.startswith("lines-") and key.endswith("-line_no") and value in ("", None))
+    # The page's new row: no id (its number is offered already, after the saved lines).
+    prefix = next(key.removesuffix("-line_no") for key in data
+                  if key.startswith("lines-") and key.endswith("-line_no")
+                  and data.get(key.replace("-line_no", "-id")) in ("", None))
     data.update({f"{prefix}-line_no": line_no, f"{prefix}-active": "on",
                  f"{prefix}-action": Action.objects.get(name=action).pk,
                  f"{prefix}-parameters": json.dumps(parameters)})
