@@ -305,3 +305,24 @@ def test_a_domain_admin_saves_a_job_with_a_system_admins_shell_line_untouched(cl
     assert response.status_code == 302
     assert list(JobLine.objects.filter(job=job).order_by("line_no").values_list("action__name", "parameters")) == [
         ("core.shell", {"command": "echo hi"}), ("testing.echo", {"text": "b"})]
+
+
+def test_a_domain_admin_edits_help_in_the_table_without_touching_a_guarded_declaration(client, member, acme):
+    """A parameter a system administrator's shell line uses keeps its type, choices and pattern through the table
+    (jobs.authorship compares them); changing one there is refused with authorship's reason."""
+    declared = [{"name": "who", "type": "str", "required": True, "pattern": "[a-z]+"},
+                {"name": "mode", "type": "choice", "required": False, "choices": ["dry", "apply"], "default": "dry"}]
+    job = make_job("acme-guarded", (10, "core.shell", {"command": 'clean "$JOBS_PARAM_WHO"'}), domain=acme,
+                   params=declared)
+    ann = member("ann", acme, DomainMembership.ADMIN)
+    rows = ParamTableWidget._rows(declared)
+    rows[1]["help"] = "Dry run first."
+    response = post_change(client, ann, job, **table_rows(*rows))
+    assert response.status_code == 302, job_form_errors(response)
+    job.refresh_from_db()
+    assert job.params == [declared[0], {**declared[1], "help": "Dry run first."}]
+
+    rows[1]["choices"] = "dry, apply, force"
+    response = post_change(client, ann, job, **table_rows(*rows))
+    assert "only a system administrator may change its type, choices or pattern" in " ".join(
+        job_form_errors(response)["params"])
