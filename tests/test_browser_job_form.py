@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.models import FilterTemplate, Job
+from jobs.models import DomainMembership, FilterTemplate, Job, JobLine
 from tests.browser_support import browser_page, chromium_executable, screenshot  # noqa: F401  (fixtures)
 from tests.helpers import log_in, make_job
 
@@ -258,4 +258,28 @@ def test_the_parameter_table_and_the_report_fit_the_screen(
     for index in range(cells.count()):
         box = cells.nth(index).bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (index, box)
+    assert page.js_errors == []
+
+
+def test_a_viewer_sees_the_stored_filter_of_a_line(
+    browser_page, live_server, member, acme,  # noqa: F811
+):
+    """Read-only, there is no box to tick: the filter columns stay as the page shows them."""
+    from playwright.sync_api import expect
+
+    page = browser_page
+    template = FilterTemplate.objects.create(name="Every user", model="auth.User", domain=acme,
+                                             domain_path="memberships__domain")
+    job = make_job("viewed", (10, "testing.echo", {"text": "a"}), domain=acme)
+    JobLine.objects.create(job=job, line_no=5, is_filter=True, filter_template=template,
+                           filter_definition={"is_active": True})
+    member("vic", acme, DomainMembership.VIEWER)
+    page.set_viewport_size({"width": 1400, "height": 900})
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", "vic")
+    page.fill("#id_password", "pw")
+    page.click('input[type="submit"]')
+    page.goto(f"{live_server.url}/admin/jobs/job/{job.pk}/change/")
+    expect(page.locator("#lines-group th.column-filter_template")).to_be_visible()
+    expect(page.locator("#lines-group td.field-filter_template").first).to_contain_text("Every user")
     assert page.js_errors == []

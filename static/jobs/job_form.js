@@ -248,6 +248,7 @@
   }
 
   function showFilterFields(group) {
+    if (!group.querySelector('input[name$="-is_filter"]')) return;  // a read-only page shows what is stored
     let anyFilter = false;
     for (const row of lineRows(group)) {
       const box = row.querySelector('input[name$="-is_filter"]');
