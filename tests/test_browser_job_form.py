@@ -160,6 +160,67 @@ def test_the_schedule_shows_the_fields_of_its_kind_with_all_weekdays_on_screen(
     assert page.js_errors == []
 
 
+def test_a_schedule_form_added_on_the_page_shows_the_fields_of_its_own_kind(
+    browser_page, live_server, admin_user,  # noqa: F811
+):
+    """As Django's inlines.js adds a form (a copy of the empty form, then "formset:added"): the script wires each
+    schedule form by its own kind select, so several schedules per job work alike."""
+    from playwright.sync_api import expect
+
+    page = browser_page
+    job = make_job("two-kinds", (10, "testing.echo", {}))
+    open_job(page, live_server, job)
+    first = page.locator(".inline-related", has=page.locator('select[name$="-kind"]')).first
+    prefix = first.locator('select[name$="-kind"]').get_attribute("name").removesuffix("-0-kind")
+    page.evaluate("""prefix => {
+        const template = document.getElementById(prefix + "-empty");
+        const form = template.cloneNode(true);
+        form.classList.remove("empty-form");
+        form.id = prefix + "-1";
+        form.innerHTML = form.innerHTML.replaceAll("__prefix__", "1");
+        template.parentNode.insertBefore(form, template);
+        form.dispatchEvent(new CustomEvent("formset:added", {bubbles: true, detail: {formsetName: prefix}}));
+    }""", prefix)
+    added = page.locator(f"#{prefix}-1")
+    expect(added.locator(".form-row.field-every")).to_be_hidden()
+    added.locator('select[name$="-kind"]').select_option("interval")
+    first.locator('select[name$="-kind"]').select_option("calendar")
+    expect(added.locator(".form-row.field-every")).to_be_visible()
+    expect(added.locator(".form-row.field-weekdays")).to_be_hidden()
+    expect(first.locator(".form-row.field-every")).to_be_hidden()
+    expect(first.locator(".form-row.field-weekdays")).to_be_visible()
+    assert page.js_errors == []
+
+
+def test_json_typed_as_advanced_comes_back_as_table_rows_unless_the_table_cannot_keep_it(
+    browser_page, live_server, admin_user,  # noqa: F811
+):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    job = make_job("back-to-table", (10, "testing.echo", {}))
+    open_job(page, live_server, job)
+    editor = page.locator(".param-editor")
+    switch = editor.locator(".param-advanced")
+    switch.click()
+    page.fill("#id_params", '[{"name": "n", "type": "choice", "choices": [1, 2]}]')
+    switch.click()
+    expect(editor.locator(".param-switch-problem")).to_contain_text("It stays JSON: the choices of n")
+    expect(page.locator("#id_params")).to_be_visible()
+    page.fill("#id_params", '[{"name": "days", "type": "int", "default": 7, "required": true, "help": "Back."}]')
+    switch.click()
+    expect(page.locator("#id_params")).to_be_hidden()
+    expect(editor.locator("tbody tr.param-row")).to_have_count(1)
+    expect(editor.locator('input[name="params-0-name"]')).to_have_value("days")
+    expect(editor.locator('select[name="params-0-type"]')).to_have_value("int")
+    expect(editor.locator('input[name="params-0-default"]')).to_have_value("7")
+    expect(editor.locator('input[name="params-0-required"]')).to_be_checked()
+    save_and_continue(page)
+    job.refresh_from_db()
+    assert job.params == [{"name": "days", "type": "int", "required": True, "help": "Back.", "default": 7}]
+    assert page.js_errors == []
+
+
 def line_numbers(page) -> list[tuple[str, str]]:
     """(line number, echoed text) of each line row, in page order."""
     return page.eval_on_selector_all(
