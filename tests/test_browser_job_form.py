@@ -221,8 +221,8 @@ def test_json_typed_as_advanced_comes_back_as_table_rows_unless_the_table_cannot
     assert page.js_errors == []
 
 
-def line_numbers(page) -> list[tuple[str, str]]:
-    """(line number, echoed text) of each line row, in page order."""
+def line_numbers(page) -> list[list[str]]:
+    """[line number, parameters] of each line row, in page order."""
     return page.eval_on_selector_all(
         "#lines-group tbody tr.form-row:not(.empty-form)",
         """rows => rows.map(row => [row.querySelector('input[name$="-line_no"]').value,
@@ -343,4 +343,30 @@ def test_a_viewer_sees_the_stored_filter_of_a_line(
     page.goto(f"{live_server.url}/admin/jobs/job/{job.pk}/change/")
     expect(page.locator("#lines-group th.column-filter_template")).to_be_visible()
     expect(page.locator("#lines-group td.field-filter_template").first).to_contain_text("Every user")
+    assert page.js_errors == []
+
+
+def test_moving_a_line_past_the_empty_new_row_leaves_that_row_out(
+    browser_page, live_server, admin_user,  # noqa: F811
+):
+    """The empty new row keeps the number it was offered (so the server still skips it); lines are renumbered."""
+    from playwright.sync_api import expect
+
+    page = browser_page
+    job = make_job("past-blank", (10, "testing.echo", {"text": "a"}), (20, "testing.echo", {"text": "b"}))
+    open_job(page, live_server, job)
+    line_a = page.locator("#lines-group tbody tr.form-row", has=page.locator("textarea", has_text='"a"'))
+    for _ in range(2):
+        line_a.get_by_role("button", name="Move this line down").click()
+    assert line_numbers(page) == [["10", '{"text": "b"}'], ["30", "{}"], ["20", '{"text": "a"}']]
+    save_and_continue(page)
+    assert dict(job.lines.values_list("parameters__text", "line_no")) == {"b": 10, "a": 20}
+
+    # A new row filled in after such a move takes a number no other line has.
+    line_b = page.locator("#lines-group tbody tr.form-row", has=page.locator("textarea", has_text='"b"'))
+    line_b.get_by_role("button", name="Move this line down").click()
+    new_row = page.locator("#lines-group tbody tr.form-row:not(.has_original):not(.empty-form)").first
+    expect(new_row.locator('input[name$="-line_no"]')).to_have_value("30")
+    new_row.locator('select[name$="-action"]').select_option(label="testing.echo")
+    expect(new_row.locator('input[name$="-line_no"]')).to_have_value("30")
     assert page.js_errors == []

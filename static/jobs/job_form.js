@@ -213,7 +213,7 @@
   function renameLineForms(group) {
     const prefix = group.dataset.linePrefix;
     const rows = lineRows(group);
-    const saved = rows.filter((row) => { const id = row.querySelector('input[name$="-id"]'); return id && id.value; });
+    const saved = rows.filter(isSaved);
     const added = rows.filter((row) => !saved.includes(row));
     saved.concat(added).forEach((row, index) => {
       reindex(row, prefix, index);
@@ -222,12 +222,33 @@
     });
   }
 
+  function isSaved(row) {
+    const id = row.querySelector('input[name$="-id"]');
+    return Boolean(id && id.value);
+  }
+
+  // A new row nobody filled in yet: the server skips it while it keeps the number it was offered.
+  function isBlankNewRow(row) {
+    const action = row.querySelector('select[name$="-action"]');
+    const filter = row.querySelector('input[name$="-is_filter"]');
+    return !isSaved(row) && !(action && action.value) && !(filter && filter.checked);
+  }
+
   function renumberLines(group) {
-    lineRows(group).forEach((row, index) => {
+    lineRows(group).filter((row) => !isBlankNewRow(row)).forEach((row, index) => {
       const input = lineNoInput(row);
       if (input) input.value = String((index + 1) * LINE_STEP);
     });
     renameLineForms(group);
+  }
+
+  // A new row being filled in takes a number of its own if a reordering gave its number to another line.
+  function keepNumberFree(group, row) {
+    const input = lineNoInput(row);
+    if (!input || isSaved(row)) return;
+    const taken = lineRows(group).filter((other) => other !== row && !isBlankNewRow(other)).map(
+      (other) => (lineNoInput(other) || {}).value);
+    if (taken.includes(input.value)) input.value = String(nextLineNo(group, row));
   }
 
   function moveRow(row, target, before) {
@@ -263,7 +284,9 @@
     if (!row || row.classList.contains("empty-form") || row.dataset.lineWired) return;
     row.dataset.lineWired = "1";
     const box = row.querySelector('input[name$="-is_filter"]');
-    if (box) box.addEventListener("change", () => showFilterFields(group));
+    if (box) box.addEventListener("change", () => { showFilterFields(group); keepNumberFree(group, row); });
+    const action = row.querySelector('select[name$="-action"]');
+    if (action) action.addEventListener("change", () => keepNumberFree(group, row));
     const input = lineNoInput(row);
     if (!input) return;  // read-only page
     const tools = document.createElement("span");
