@@ -5,6 +5,7 @@ in the queryset, so Django's admin answers 404 for them.
 """
 from __future__ import annotations
 
+import json
 import uuid
 
 from django import forms
@@ -12,7 +13,6 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.db.models import OuterRef, Subquery
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -20,15 +20,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from results.dispatch import RunRefused, start_run
-from results.models import JobLogEntry, JobResult, LogRead, Trigger
-
-from . import access, authorship, registry, secrets, versions
+from . import access, authorship, registry, versions
 from . import context as context_vars
 from .code_params import variables_hint
 from .definitions import DefinitionError, export_jobs, import_texts, preview_texts
+from .executions import executions
 from .filters import model_for, relations_followed
-from .forms import ImportJobsForm, JSONTextField, RunParametersForm, ScheduleForm
+from .forms import ImportJobsForm, JSONTextField, ScheduleForm
 from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule, Secret
 
 STATUS_ICONS = {
@@ -538,19 +536,8 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         return self.has_change_permission(request, obj) and (obj is not None or self.has_add_permission(request))
 
     def get_queryset(self, request):
-        last = JobResult.objects.filter(job=OuterRef("pk")).order_by("-id")
-        jobs = access.visible_jobs(request.user, super().get_queryset(request)).annotate(
-            last_result_id=Subquery(last.values("id")[:1]),
-            last_result_status=Subquery(last.values("status")[:1]),
-            last_result_at=Subquery(last.values("created_at")[:1]),
-        )
-        # The log icon: is there a log entry of the last run this user has not read yet?
-        return jobs.annotate(
-            last_log_seq=Subquery(JobLogEntry.objects.filter(result_id=OuterRef("last_result_id"))
-                                  .order_by("-seq").values("seq")[:1]),
-            last_read_seq=Subquery(LogRead.objects.filter(result_id=OuterRef("last_result_id"),
-                                                          user_id=request.user.pk).values("seq")[:1]),
-        )
+        return executions().with_last_run(access.visible_jobs(request.user, super().get_queryset(request)),
+                                          request.user)
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
@@ -764,34 +751,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         job = get_object_or_404(self.get_queryset(request), pk=object_id)
         if not access.can_run(request.user, job):
             raise PermissionDenied
-        reasons = job.confirmation_reasons()
-        # Two steps: the parameters, then a confirmation that says what will run (one step without parameters).
-        posted = request.method == "POST"
-        confirm_step = not job.params or request.POST.get("step") == "confirm"
-        form = RunParametersForm(job.params or [], request.POST if posted else None,
-                                 confirm_identifier=job.identifier if reasons and confirm_step else None)
-        valid = posted and form.is_valid()
-        only_confirmation_missing = posted and not valid and set(form.errors) == {"confirm"}
-        confirming = not job.params or valid or only_confirmation_missing
-        if valid and not confirm_step:
-            form = RunParametersForm(job.params or [], request.POST,
-                                     confirm_identifier=job.identifier if reasons else None)
-            form.is_valid()
-            form.errors.pop("confirm", None)  # asked for on this step, not an error yet
-        elif valid:
-            try:
-                job.clean_confirmation(form.cleaned_data.get("confirm"))
-                result = start_run(job, parameters=form.values(), user=request.user, trigger=Trigger.MANUAL)
-            except ValidationError as exc:
-                for name, problems in exc.message_dict.items():
-                    form.add_error(name if name in form.fields else None, problems)
-            except RunRefused as exc:
-                form.add_error(None, str(exc))
-            else:
-                self.message_user(request, f"{job.identifier} queued as result #{result.id}.", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:results_jobresult_change", args=[result.id]))
-        values = form.values() if form.is_bound and hasattr(form, "cleaned_data") else None
-        return run_page(request, self.admin_site, job, form, values=values, confirming=confirming)
+        return executions().run_dialog(request, self.admin_site, job)
 
     def has_run_permission(self, request) -> bool:
         """Offers "Run now" only to roles that may run (system administrators, domain admins, operators)."""
@@ -799,19 +759,9 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     @admin.action(description="Run now", permissions=["run"])
     def run_now(self, request, queryset):
-        started, refused = [], []
-        for job in access.runnable_jobs(request.user, queryset):
-            if not access.can_run(request.user, job):
-                continue  # a further permission the job requires
-            if job.confirmation_reasons():
-                refused.append(f"{job.identifier} (it must be confirmed: run it from its page)")
-                continue
-            try:
-                result = start_run(job, user=request.user, trigger=Trigger.MANUAL)
-            except (ValidationError, RunRefused) as exc:
-                refused.append(f"{job.identifier} ({'; '.join(getattr(exc, 'messages', [str(exc)]))})")
-            else:
-                started.append(f"{job.identifier} #{result.id}")
+        # can_run: a further permission a job may require
+        runnable = [job for job in access.runnable_jobs(request.user, queryset) if access.can_run(request.user, job)]
+        started, refused = executions().run_now(request, runnable)
         not_allowed = queryset.count() - len(started) - len(refused)
         if started:
             self.message_user(request, f"Queued: {', '.join(started)}.", messages.SUCCESS)
@@ -837,65 +787,34 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         extra_context = extra_context or {}
         job = self.get_object(request, object_id)
         if job is not None:
-            latest = job.results.select_related("requested_by").order_by("-id")
-            status = request.GET.get("results_status")
-            if status in {choice for choice, _ in JobResult._meta.get_field("status").choices}:
-                latest = latest.filter(status=status)
-            extra_context["latest_results"] = latest[:10]
-            extra_context["results_status"] = status
-            extra_context["status_choices"] = JobResult._meta.get_field("status").choices
-            extra_context["history"] = history_bars(job)
+            may_edit = access.can_edit(request.user, job)
+            extra_context.update(executions().job_page_context(request, job))
             extra_context["can_run"] = access.can_run(request.user, job)
-            extra_context["can_copy"] = access.can_edit(request.user, job)
+            extra_context["can_copy"] = may_edit
             extra_context["version_number"] = versions.latest_number(job)
+            extra_context["schedules_shown"] = shown_schedules(job)
+            if not may_edit:  # the read-only page draws the definition itself: no inputs at all
+                extra_context["lines_shown"] = shown_lines(job)
         return super().change_view(request, object_id, form_url, extra_context)
 
 
-def shown_values(form: forms.Form, values: dict | None, retry_of=None) -> dict | None:
-    """The run's values as the confirmation shows them: secrets masked (a retry's are stored sealed)."""
-    if values is None:
-        return None
-    return secrets.masked_values(values) if retry_of is not None else form.shown_values()
+def shown_schedules(job: Job) -> list[dict]:
+    """The job's schedules as read-only rows (one today; a list so several per job only change this)."""
+    schedule = getattr(job, "schedule", None)
+    if schedule is None:
+        return []
+    return [{"plan": schedule.describe(), "next_run": schedule.when_local(schedule.next_run_at),
+             "last_run": schedule.when_local(schedule.last_run_at), "kind": schedule.kind}]
 
 
-def run_page(request, admin_site, job: Job, form: forms.Form, *, values: dict | None, confirming: bool,
-             retry_of=None) -> TemplateResponse:
-    """The Run dialog of ``job`` (parameters, or the confirmation with the lines, values and pre-flight checks).
-
-    Retry shows the same confirmation (``retry_of``: the result it runs again, with its values).
-    """
-    verb = f"retry #{retry_of.pk} of" if retry_of is not None else "run"
-    # Checks connect to hosts: only system administrators point them with typed values and read why one
-    # failed; others get the job's own values and "not ready" (no port scans through the Run page).
-    trusted = access.is_system_admin(request.user)
-    context = {
-        **admin_site.each_context(request),
-        "preflight": job.preflight(values if trusted else None) if confirming else [],
-        "preflight_details": trusted,
-        "step": "confirm" if confirming else "parameters",
-        "values": shown_values(form, values, retry_of),
-        "title": f"Run {job.name}" if not confirming else f"Confirm: {verb} {job.name}",
-        "job": job,
-        "form": form,
-        "lines": job.active_lines(),
-        "reasons": job.confirmation_reasons(),
-        "retry_of": retry_of,
-        "opts": Job._meta,
-        "original": job,
-    }
-    return TemplateResponse(request, "admin/jobs/job/run.html", context)
+def shown_lines(job: Job) -> list[dict]:
+    """The job's lines for the read-only page: parameters as short "name: value" pairs that wrap."""
+    lines = job.lines.select_related("action", "filter_template").order_by("line_no")
+    return [{"line": line, "parameters": [(name, json_text(value)) for name, value in (line.parameters or {}).items()],
+             "filter": [(name, json_text(value)) for name, value in (line.filter_definition or {}).items()]
+             if line.is_filter else []}
+            for line in lines]
 
 
-def history_bars(job: Job, count: int = 30) -> list[dict]:
-    """The last runs as bars: height by duration, colour by status (oldest first)."""
-    runs = list(job.results.filter(started_at__isnull=False).order_by("-id")
-                .values("id", "status", "started_at", "finished_at")[:count])[::-1]
-    for run in runs:
-        end = run["finished_at"] or run["started_at"]
-        run["seconds"] = max(0.0, (end - run["started_at"]).total_seconds())
-    longest = max((run["seconds"] for run in runs), default=0) or 1
-    for index, run in enumerate(runs):
-        run["height"] = max(2, round(60 * run["seconds"] / longest))
-        run["x"] = index * 12
-        run["y"] = 62 - run["height"]
-    return runs
+def json_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

@@ -18,12 +18,13 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from jobs import access, secrets, versions
-from jobs.admin import NotFoundOutsideDomainsMixin, run_page, status_badge
+from jobs.admin import NotFoundOutsideDomainsMixin, status_badge
 from jobs.forms import RunParametersForm
 
 from . import states
 from .dispatch import RunRefused, start_run
 from .models import JobLogEntry, JobResult, Trigger
+from .run_page import run_page
 
 
 def log_lines(result_id: int, page: int = 5000):
