@@ -18,6 +18,7 @@ from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpRespo
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.choices import BaseChoiceIterator
 from django.utils.html import format_html, format_html_join
 
 from . import access, authorship, registry, versions
@@ -39,6 +40,22 @@ def status_badge(status: str | None, label: str | None = None):
     icon, css = STATUS_ICONS.get(status, ("?", "never"))
     return format_html('<span class="job-status job-status-{}" title="{}">{} {}</span>',
                        css, status or "never run", icon, label if label is not None else (status or "never run"))
+
+
+def per_request(request, key: tuple, compute):
+    """``compute()`` once per request: the admin asks the same permission for every inline, form and fieldset."""
+    answers = request.__dict__.setdefault("_jobs_access_answers", {})
+    if key not in answers:
+        answers[key] = compute()
+    return answers[key]
+
+
+def is_member(request) -> bool:
+    return per_request(request, ("member",), lambda: access.is_member(request.user))
+
+
+def can_edit(request, job: Job) -> bool:
+    return per_request(request, ("edit", job.pk), lambda: access.can_edit(request.user, job))
 
 
 class NotFoundOutsideDomainsMixin:
@@ -65,10 +82,10 @@ class MembershipAdminMixin:
     """Staff members of a domain use the admin with no Django permissions of their own."""
 
     def has_module_permission(self, request) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
 
 class SystemAdminOnlyMixin:
@@ -102,10 +119,10 @@ class DomainAdmin(NotFoundOutsideDomainsMixin, SystemAdminOnlyMixin, admin.Model
     inlines = [MembershipInline]
 
     def has_module_permission(self, request) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def get_queryset(self, request):
         return access.visible_domains(request.user)
@@ -228,10 +245,10 @@ class SecretAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         return secrets.filter(domain__in=access.visible_domains(request.user))
 
     def has_module_permission(self, request) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_add_permission(self, request) -> bool:
         return access.is_system_admin(request.user) or access.editable_domains(request.user).exists()
@@ -294,13 +311,13 @@ class ScheduleInline(admin.StackedInline):
         return schedule.when_local(schedule.last_run_at)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_add_permission(self, request, obj=None) -> bool:
-        return obj is None or access.can_edit(request.user, obj)
+        return obj is None or can_edit(request, obj)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None or access.can_edit(request.user, obj)
+        return obj is None or can_edit(request, obj)
 
 
 
@@ -352,10 +369,37 @@ class JobLineForm(forms.ModelForm):
         return cleaned
 
 
+class SharedChoices(BaseChoiceIterator):
+    """A select's choices read from the database when first drawn, then reused by every row that draws them."""
+
+    def __init__(self, choices) -> None:
+        self.choices, self.read = choices, None
+
+    def __iter__(self):
+        if self.read is None:
+            self.read = list(iter(self.choices))  # iter(): no COUNT query first
+        return iter(self.read)
+
+
 class JobLineFormSet(ParentAwareFormSet):
     """Deleting a line comes through its DELETE box, which skips the form's own clean: checked here."""
 
     user = None  # set per request by JobLineInline.get_formset
+
+    def add_fields(self, form, index) -> None:
+        """Every row offers the same actions and templates: read them once, not once per row (N+1)."""
+        super().add_fields(form, index)
+        shared = self.__dict__.setdefault("_shared_choices", {})
+        for name in ("action", "filter_template"):
+            field = form.fields.get(name)
+            if field is None or (name == "filter_template" and form.instance.filter_template_id is not None):
+                continue  # a line's own template may widen its choices (JobLineForm.__init__)
+            if name not in shared:
+                shared[name] = SharedChoices(field.choices)
+            field.choices = shared[name]
+            inner = getattr(field.widget, "widget", None)  # the admin's add/change wrapper renders this one
+            if inner is not None:
+                inner.choices = shared[name]
 
     def clean(self) -> None:
         super().clean()
@@ -423,16 +467,16 @@ class JobLineInline(admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_add_permission(self, request, obj=None) -> bool:
-        return obj is None or access.can_edit(request.user, obj)
+        return obj is None or can_edit(request, obj)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None or access.can_edit(request.user, obj)
+        return obj is None or can_edit(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return obj is None or access.can_edit(request.user, obj)
+        return obj is None or can_edit(request, obj)
 
 
 class JobForm(forms.ModelForm):
@@ -506,8 +550,42 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         ("E-mail report", {"fields": ["report"], "classes": ["collapse"]}),
     ]
 
+    # --- the read-only page (operators, viewers): the definition in words, the notes shown once, at the top ---
+    READER_FIELDS = {"params": "params_shown", "report": "report_shown"}
+
+    def is_reader(self, request, obj) -> bool:
+        return obj is not None and not self.has_change_permission(request, obj)
+
+    def reader_fieldsets(self, fieldsets) -> list:
+        return [(name or "Definition", {**options, "fields": [self.READER_FIELDS.get(f, f) for f in options["fields"]]})
+                for name, options in fieldsets if name != "For operators"]  # the operator panel shows those
+
+    @admin.display(description="Run-time parameters")
+    def params_shown(self, job: Job):
+        if not job.params:
+            return "None"
+        rows = format_html_join("", "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+            (spec["name"], spec.get("type", "str") + (f" ({', '.join(map(str, spec['choices']))})"
+                                                      if spec.get("choices") else ""),
+             "required" if spec.get("required") else "", "" if spec.get("default") is None else spec["default"],
+             spec.get("help", "")) for spec in job.params))
+        return format_html('<table class="params-shown"><thead><tr><th>Name</th><th>Type</th><th></th><th>Default'
+                           "</th><th>Help</th></tr></thead><tbody>{}</tbody></table>", rows)
+
+    @admin.display(description="E-mail report")
+    def report_shown(self, job: Job) -> str:
+        report = job.report or {}
+        recipients = report.get("recipients") or []
+        if not recipients or report.get("when") == "never":
+            return "No report is sent."
+        when = {"always": "after every run", "warning": "after a warning or a failure"}.get(
+            report.get("when", "failure"), "after a failure")
+        return f"Sent to {', '.join(recipients)} {when}."
+
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
+        if self.is_reader(request, obj):
+            return self.reader_fieldsets(fieldsets)
         if obj is None or self.has_change_permission(request, obj):  # the note goes with a save
             fieldsets = [*fieldsets, ("Change note", {"fields": ["change_note"]})]
         return fieldsets
@@ -519,18 +597,19 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     # --- permissions (by domain) -------------------------------------------------
     def has_module_permission(self, request) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_add_permission(self, request) -> bool:
-        return access.editable_domains(request.user).exists() or access.is_system_admin(request.user)
+        return per_request(request, ("add",), lambda: access.is_system_admin(request.user)
+                           or access.editable_domains(request.user).exists())
 
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is None:
-            return access.is_member(request.user)
-        return access.can_edit(request.user, obj)
+            return is_member(request)
+        return can_edit(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return self.has_change_permission(request, obj) and (obj is not None or self.has_add_permission(request))
@@ -538,6 +617,11 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     def get_queryset(self, request):
         return executions().with_last_run(access.visible_jobs(request.user, super().get_queryset(request)),
                                           request.user)
+
+    def get_object(self, request, object_id, from_field=None):
+        # Asked for three times on the job page (the 404 check, its context, Django's own view): read once.
+        return per_request(request, ("job", object_id, from_field),
+                           lambda: super(JobAdmin, self).get_object(request, object_id, from_field))
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
@@ -553,6 +637,8 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         readonly = ["identifier"] if obj is not None else []
+        if self.is_reader(request, obj):
+            readonly += self.READER_FIELDS.values()
         if not access.is_system_admin(request.user):
             # A service user's rights, every domain, or lifting a required permission: system administrators' calls.
             readonly += ["run_as", "execution", "required_permission"]
@@ -787,7 +873,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         extra_context = extra_context or {}
         job = self.get_object(request, object_id)
         if job is not None:
-            may_edit = access.can_edit(request.user, job)
+            may_edit = can_edit(request, job)
             extra_context.update(executions().job_page_context(request, job))
             extra_context["can_run"] = access.can_run(request.user, job)
             extra_context["can_copy"] = may_edit

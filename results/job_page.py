@@ -136,7 +136,7 @@ def page_links(page: Page, query: ResultsQuery) -> dict:
 # --- The history chart: server-side SVG (no script, nothing for the CSP to block) ----------------------
 
 WIDTH, HEIGHT = 720, 240
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 14, 40
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 28, 40
 PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 UNITS = [(3600, "h"), (60, "min"), (1, "s")]
 
@@ -156,7 +156,7 @@ def duration_ticks(longest: float) -> tuple[float, list[tuple[float, str]]]:
     """A round top for the duration axis and its ticks labelled with a unit (0 s … 40 s; 0 min … 6 min)."""
     size, unit = next(((size, unit) for size, unit in UNITS if longest >= 2 * size), (1, "s"))
     span = max(longest / size, 1e-9)
-    raw_step = span / 4
+    raw_step = span / 5
     magnitude = 10 ** math.floor(math.log10(raw_step))
     step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw_step)
     top = step * math.ceil(span / step)
@@ -213,7 +213,7 @@ def history_chart(results: QuerySet[JobResult], count: int = CHART_RUNS) -> dict
         parts.append(format_html('<text class="x-tick x-tick-{}" x="{}" y="{}">{}</text>', anchor,
                                  num(x_of(instant)), HEIGHT - BOTTOM + 16, time_label(instant, span)))
     parts.append(format_html('<text class="axis-title" x="{}" y="{}">Start time</text>', WIDTH - RIGHT, HEIGHT - 4))
-    parts.append(format_html('<text class="axis-title axis-title-y" x="4" y="{}">Duration</text>', TOP - 2))
+    parts.append(format_html('<text class="axis-title axis-title-y" x="4" y="{}">Duration</text>', 12))
     for run in runs:
         height = max(2.0, run["seconds"] / top * PLOT_H)
         url = reverse("admin:results_jobresult_change", args=[run["id"]])
