@@ -13,7 +13,12 @@ from django.utils import timezone
 
 from jobs.models import Action, Domain, DomainMembership, Schedule
 from results.models import JobLineResult, JobLogEntry, JobResult
-from tests.browser_support import browser_page, chromium_executable, screenshot  # noqa: F401  (fixtures)
+from tests.browser_support import (  # noqa: F401  (browser_page, chromium_executable: fixtures)
+    ARTIFACTS,
+    browser_page,
+    chromium_executable,
+    screenshot,
+)
 from tests.helpers import make_job, make_member
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -144,6 +149,7 @@ def test_an_operator_sees_notes_results_and_chart_first_and_no_input_of_the_defi
     assert page.locator("#job_form").count() == 0
     expect(page.locator("#job-lines")).to_contain_text("export-invoices")
     screenshot(page, "job-page-operator.png")
+    page.screenshot(path=str(ARTIFACTS / "job.png"))  # the README's (docs/job.png): the first screen
 
 
 def test_the_results_window_searches_filters_pages_and_opens_a_log_popup(
