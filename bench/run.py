@@ -101,22 +101,26 @@ def wait(predicate, timeout: float = 60, step: float = 0.0005):
 
 
 class Worker:
-    def __init__(self) -> None:
-        self.log = REPO / "var" / "bench" / "worker.log"
+    def __init__(self, concurrency: int = 2, queue: str = QUEUE, name: str = "bench") -> None:
+        self.log = REPO / "var" / "bench" / f"worker-{name}.log"
         env = {**os.environ}
         from jobs_project.celery import app
 
         with app.connection_for_write() as conn:  # what an interrupted run left there
             conn.default_channel.queue_purge(DRAIN_QUEUE)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "jobs_project", "worker", "-P", "prefork", "-c", "2", "-Q", QUEUE,
-             "-I", "bench.tasks", "-l", "warning", "-n", "bench@%h", "--purge", "--without-gossip",
+            [sys.executable, "-m", "celery", "-A", "jobs_project", "worker", "-P", "prefork", "-c", str(concurrency),
+             "-Q", queue, "-I", "bench.tasks", "-l", "warning", "-n", f"{name}@%h", "--purge", "--without-gossip",
              "--without-mingle", "--without-heartbeat"],
             cwd=REPO, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
             start_new_session=True,
         )
-        wait(lambda: app.control.ping(timeout=0.5, destination=[f"bench@{socket.gethostname()}"]), timeout=60,
+        wait(lambda: app.control.ping(timeout=0.5, destination=[f"{name}@{socket.gethostname()}"]), timeout=60,
              step=0.2)
+
+    def pool_pids(self) -> list[int]:
+        return [int(pid) for pid in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+                .read_text().split()]
 
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
@@ -375,15 +379,103 @@ def measure_schedule_lateness(seconds: float, idle_schedules: int) -> dict:
             "note": "django-celery-beat checks its schedules every 5 s by default; the seeds' systems every minute"}
 
 
-def measure_log_ingest(lines: int) -> dict:
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def measure_log_ingest(lines: int, worker: Worker) -> dict:
+    """One run printing ``lines`` lines as fast as it can (``seq``), on the bench worker.
+
+    Lines stored per second: from the line's start to the run's end (its last entries are written in the
+    commit that ends it). Live lag: while it runs, every 50 ms, how old the newest stored entry is (its ``at``
+    is when the worker read it): what the live log is behind the output. Memory: the largest resident size
+    of the worker's pool processes during the run, above theirs before it.
+    """
+    from django.db import connection
+
     from results.dispatch import start_run
     from results.models import TERMINAL, JobLineResult, JobResult
 
+    before = {pid: rss_bytes(pid) for pid in worker.pool_pids()}
+    peak = dict(before)
+    cpu_before = sum(cpu_seconds(pid) for pid in before)
+    lags = []
     result = start_run(make_job("bench-log-ingest", "core.shell", {"command": f"seq 1 {lines}"}))
-    wait(lambda: JobResult.objects.filter(id=result.id, status__in=TERMINAL).exists(), timeout=600, step=0.05)
+    newest_sql = "SELECT max(at) FROM results_joblogentry WHERE result_id = %s AND seq > %s"
+    seen = 0
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        if JobResult.objects.filter(id=result.id, status__in=TERMINAL).exists():
+            break
+        with connection.cursor() as cursor:
+            cursor.execute(newest_sql, [result.id, seen])
+            newest = cursor.fetchone()[0]
+            cursor.execute("SELECT coalesce(max(seq), 0) FROM results_joblogentry WHERE result_id = %s", [result.id])
+            seen = cursor.fetchone()[0]
+        if newest is not None and 2 < seen < lines:  # the command is printing: the log is this far behind
+            lags.append(time.time() - newest.timestamp())
+        for pid in peak:
+            peak[pid] = max(peak[pid], rss_bytes(pid))
+        time.sleep(0.05)
+    worker_cpu = sum(cpu_seconds(pid) for pid in before) - cpu_before
+    done = JobResult.objects.get(id=result.id)
     line = JobLineResult.objects.get(result_id=result.id)
-    seconds = (line.finished_at - line.started_at).total_seconds()
-    return {"lines": lines, "seconds": seconds, "lines_per_s": lines / seconds}
+    seconds = (done.finished_at - line.started_at).total_seconds()
+    stored = done.log_entries.count()
+    return {"lines": lines, "stored": stored, "status": done.status, "seconds": seconds,
+            "lines_per_s": lines / seconds, "live_lag_s_p50": pct(lags, 50) if lags else None,
+            "live_lag_s_max": max(lags) if lags else None, "lag_samples": len(lags),
+            "rss_added_mb": max(peak[pid] - before[pid] for pid in peak) / 2**20,
+            "worker_cpu_us_per_line": worker_cpu / lines * 1e6}
+
+
+def transactions() -> int:
+    """Transactions committed and rolled back in the bench's database so far, as PostgreSQL counts them."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def measure_idle_tx(runs: int, seconds: float) -> dict:
+    """Database transactions per second per running run, above the idle worker's own (PostgreSQL only).
+
+    A worker of ``runs`` prefork processes is measured idle for ``seconds``, then with ``runs`` long
+    cooperative runs (``core.sleep``) going, for as long; per run = (with runs - idle) / runs. Backends
+    report their counts to ``pg_stat_database`` within about 10 s, so each window starts 12 s after the
+    change it follows (a steady state, where the counts reported late at both ends cancel out).
+    """
+    from results import states
+    from results.dispatch import start_run
+    from results.models import JobResult
+
+    queue, settle = "bench-idle", 12
+    worker = Worker(concurrency=runs, queue=queue, name="bench-idle")
+    try:
+        time.sleep(settle)
+        t0, x0 = time.monotonic(), transactions()
+        time.sleep(seconds)
+        idle = (transactions() - x0) / (time.monotonic() - t0)
+        job = make_job("bench-idle-sleep", "core.sleep", {"seconds": 3600}, queue=queue)
+        ids = [start_run(job).id for _ in range(runs)]
+        wait(lambda: JobResult.objects.filter(id__in=ids, status="running").count() == runs, timeout=60, step=0.2)
+        time.sleep(settle)
+        t0, x0 = time.monotonic(), transactions()
+        time.sleep(seconds)
+        busy = (transactions() - x0) / (time.monotonic() - t0)
+        still = JobResult.objects.filter(id__in=ids, status="running").count()
+        for result_id in ids:
+            states.request_kill(result_id, None)
+        wait(lambda: JobResult.objects.filter(id__in=ids, status="killed").count() == runs, timeout=60, step=0.2)
+    finally:
+        worker.stop()
+    return {"runs": runs, "seconds": seconds, "idle_worker_tx_per_s": idle, "with_runs_tx_per_s": busy,
+            "runs_running_throughout": still, "tx_per_run_s": (busy - idle) / runs}
 
 
 def fill_results(rows: int) -> tuple:
@@ -466,9 +558,13 @@ def measure_pages(rows: int, log_lines: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small numbers: a smoke run of every measure")
+    parser.add_argument("--only", help="comma-separated measures to run alone (idle_tx, log_ingest), printed as JSON")
     args = parser.parse_args()
     backend = configure()
     quick = args.quick
+    if args.only:
+        print(json.dumps(measure_only(args.only.split(","), quick), indent=2, default=str))
+        return
     report: dict = {
         "backend": backend, "quick": quick, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
@@ -481,10 +577,12 @@ def main() -> None:
             report["dispatch_latency"] = measure_dispatch(20 if quick else 200, tmp_path)
             report["throughput"] = measure_throughput(100 if quick else 1000, tmp_path, 1 if quick else 3)
             report["kill"] = measure_kills(2 if quick else 10, tmp_path)
-            report["log_ingest"] = measure_log_ingest(20_000 if quick else 200_000)
+            report["log_ingest"] = measure_log_ingest(20_000 if quick else 1_000_000, worker)
             report["schedule_lateness"] = measure_schedule_lateness(5 if quick else 20, 10_000)
     finally:
         worker.stop()
+    if backend.startswith("postgresql"):
+        report["idle_tx"] = measure_idle_tx(8, 20 if quick else 60)
     report["pages"] = measure_pages(20_000 if quick else 1_000_000, 20_000 if quick else 1_000_000)
     pages = report["pages"]
     report.update({
@@ -501,11 +599,25 @@ def main() -> None:
                                  pages["result_list_domain_admin"]["ms_p50"]),
         "log_tail_1m_ms": pages["log_tail_api"]["ms_p50"],
         "log_ingest_lines_per_s": report["log_ingest"]["lines_per_s"],
+        "idle_tx_per_run_s": report["idle_tx"]["tx_per_run_s"] if "idle_tx" in report else None,
     })
     out = REPO / "bench" / ("results-quick.json" if quick else "results.json")
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print_table(report)
     print(f"\nwritten to {out.relative_to(REPO)}")
+
+
+def measure_only(names: list[str], quick: bool) -> dict:
+    report: dict = {}
+    if "log_ingest" in names:
+        worker = Worker()
+        try:
+            report["log_ingest"] = measure_log_ingest(20_000 if quick else 1_000_000, worker)
+        finally:
+            worker.stop()
+    if "idle_tx" in names:
+        report["idle_tx"] = measure_idle_tx(8, 20 if quick else 60)
+    return report
 
 
 def print_table(r: dict) -> None:
@@ -524,7 +636,10 @@ def print_table(r: dict) -> None:
         ("kill cooperative p99", f"{k['cooperative_s_p99']:.3f} s", f"{k['celery_revoke_s_p99']:.3f} s (revoke)", ""),
         ("kill non-cooperative Python p99", f"{k['python_s_p99']:.3f} s", f"{k['celery_revoke_s_p99']:.3f} s", ""),
         ("kill shell tree p99", f"{k['tree_s_p99']:.3f} s", f"{k['celery_revoke_s_p99']:.3f} s", ""),
-        ("log ingest", f"{r['log_ingest']['lines_per_s']:.0f} lines/s", "", ""),
+        ("log ingest", f"{r['log_ingest']['lines_per_s']:.0f} lines/s",
+         f"+{r['log_ingest']['rss_added_mb']:.0f} MB RSS", ""),
+        *([("transactions per running run", f"{r['idle_tx']['tx_per_run_s']:.2f}/s",
+            f"{r['idle_tx']['runs']} runs", "")] if "idle_tx" in r else []),
         (f"result list, {p['rows']:,} rows (sysadmin)", f"{p['result_list_system_admin']['ms_p50']:.0f} ms",
          f"{p['result_list_system_admin']['queries']} queries", ""),
         (f"result list, {p['rows']:,} rows (domain admin)", f"{p['result_list_domain_admin']['ms_p50']:.0f} ms",
