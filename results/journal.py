@@ -131,6 +131,12 @@ class RunJournal:
     def batch_full(self) -> bool:
         return len(self._entries) >= self._batch
 
+    @property
+    def empty(self) -> bool:
+        """Nothing waits to be written."""
+        with self._lock:
+            return not (self._entries or self._run_fields or self._new_lines or self._line_ends)
+
     def set_run_fields(self, **fields: Any) -> None:
         fields = _storable_fields(fields)
         with self._lock:

@@ -15,8 +15,10 @@ REFUSED_POOLS = ("gevent", "eventlet")
 @worker_init.connect
 def on_worker_init(sender=None, **kwargs) -> None:
     """Refuse, at start, a pool the runs cannot be watched in (prefork, threads and solo are supported)."""
+    from celery.concurrency import ALIASES
+
     pool = getattr(sender, "pool_cls", None)
-    name = pool if isinstance(pool, str) else getattr(pool, "__module__", "")
+    name = ALIASES.get(pool, pool) if isinstance(pool, str) else getattr(pool, "__module__", "")
     refused = [refused for refused in REFUSED_POOLS if refused in str(name).lower()]
     if refused:
         raise SystemExit(f"Jobs workers do not support the {refused[0]} pool: use -P prefork (one run per process, "
