@@ -171,8 +171,8 @@ def beat(result_ids: Collection[int]) -> dict[int, bool]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE results_jobresult SET heartbeat_at = %s WHERE id IN ({placeholders}) AND status = %s "  # noqa: S608
-            "RETURNING id, kill_requested_at IS NOT NULL", [now, *ids, Status.RUNNING])
-        return {result_id: bool(kill) for result_id, kill in cursor.fetchall()}
+            "RETURNING id, kill_requested_at", [now, *ids, Status.RUNNING])
+        return {result_id: kill_requested_at is not None for result_id, kill_requested_at in cursor.fetchall()}
 
 
 def kill_requests(result_ids: Collection[int]) -> list[JobResult]:
