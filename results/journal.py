@@ -48,8 +48,9 @@ ENTRY_COLUMNS = ("result_id", "seq", "level", "line_no", "message", "at")
 ENTRY_TYPES = ("int8", "int8", "varchar", "int4", "text", "timestamptz")
 # A batch of at least this many entries goes in by COPY (PostgreSQL); a smaller one rides the pipeline as INSERTs.
 COPY_AT_LEAST = 100
-# A run's writes wait once this many batches (or this much text) wait to be written.
-BUFFERED_BATCHES = 4
+# A run's writes wait once this many batches (or this much text) wait to be written: memory, and how far
+# the live log may fall behind the output, stay bounded when the database cannot keep up.
+BUFFERED_BATCHES = 2
 BUFFERED_CHARS = 16_000_000
 logger = logging.getLogger(__name__)
 # A line's own fields; and its details, with what it keeps when they cannot be stored (the column defaults).
