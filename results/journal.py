@@ -90,6 +90,7 @@ class RunJournal:
         self._room = threading.Condition(self._lock)  # notified when the writer took the buffer
         # Set by the watchdog: wakes the process's writer (a full batch is written at once, from there).
         self.wake_writer: Callable[[], None] | None = None
+        self.writer: threading.Thread | None = None
         self._seq = 0  # one runner per result (the claim), and a pending result has no log yet
         self._run_fields: dict[str, Any] = {}
         self._new_lines: list[JobLineResult] = []  # started, not yet written
@@ -111,9 +112,8 @@ class RunJournal:
             full = len(self._entries) >= self._batch
             if full and self.wake_writer is not None:
                 self.wake_writer()
-                # Too far behind: wait for the writer (not inside the action's own transaction: on SQLite
-                # the writer may be waiting for it).
-                while self._over_bound() and not connection.in_atomic_block:
+                # Too far behind: wait for the writer.
+                while self._over_bound() and self._may_wait():
                     self._room.wait(0.5)
                 return
         # No writer (a journal used on its own): a full batch is written now, unless a flush is going on
@@ -124,6 +124,12 @@ class RunJournal:
                 self.flush()
             finally:
                 self._write_lock.release()
+
+    def _may_wait(self) -> bool:
+        """Not the writer itself (the watchdog's own notes), nor once it is gone, nor inside the action's own
+        transaction (on SQLite the writer may be waiting for it)."""
+        return (self.wake_writer is not None and threading.current_thread() is not self.writer
+                and not connection.in_atomic_block)
 
     def _over_bound(self) -> bool:
         return len(self._entries) >= BUFFERED_BATCHES * self._batch or self._chars >= BUFFERED_CHARS

@@ -199,6 +199,7 @@ class Monitor(threading.Thread):
             return cls._instance
 
     def watch(self, run_watch: RunWatch) -> None:
+        run_watch.journal.writer = self
         run_watch.journal.wake_writer = self._wake.set  # a full batch is written at once
         with self._lock:
             self._watches[run_watch.result_id] = run_watch

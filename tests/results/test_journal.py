@@ -229,3 +229,22 @@ def test_a_run_writing_faster_than_its_writer_waits_instead_of_buffering_without
         time.sleep(0.01)
     assert list(result.log_entries.order_by("seq").values_list("message", flat=True)) == [
         f"line {n}" for n in range(100)]
+
+
+@override_settings(JOBS_LOG_BATCH_SIZE=10)
+def test_the_writers_own_notes_never_wait_for_the_writer(result):
+    """The watchdog writes notes (a kill, the time limit) into a journal it is the writer of: waiting would hang it."""
+    journal = RunJournal(result.id)
+    journal.wake_writer = lambda: None
+
+    def watchdog() -> None:
+        for n in range(BUFFERED_BATCHES * 10 * 3):
+            journal.write("WARNING", f"note {n}")
+
+    thread = threading.Thread(target=watchdog, daemon=True)
+    journal.writer = thread
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()
+    journal.flush()
+    assert result.log_entries.count() == BUFFERED_BATCHES * 10 * 3
