@@ -558,7 +558,8 @@ def measure_pages(rows: int, log_lines: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small numbers: a smoke run of every measure")
-    parser.add_argument("--only", help="comma-separated measures to run alone (idle_tx, log_ingest), printed as JSON")
+    parser.add_argument("--only", help="measures to run alone, comma-separated (idle_tx, log_ingest, kill); "
+                                       "printed as JSON")
     args = parser.parse_args()
     backend = configure()
     quick = args.quick
@@ -609,10 +610,14 @@ def main() -> None:
 
 def measure_only(names: list[str], quick: bool) -> dict:
     report: dict = {}
-    if "log_ingest" in names:
+    if "log_ingest" in names or "kill" in names:
         worker = Worker()
         try:
-            report["log_ingest"] = measure_log_ingest(20_000 if quick else 1_000_000, worker)
+            if "log_ingest" in names:
+                report["log_ingest"] = measure_log_ingest(20_000 if quick else 1_000_000, worker)
+            if "kill" in names:
+                with tempfile.TemporaryDirectory() as tmp:
+                    report["kill"] = measure_kills(2 if quick else 10, Path(tmp))
         finally:
             worker.stop()
     if "idle_tx" in names:
