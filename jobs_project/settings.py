@@ -180,7 +180,7 @@ JOBS_SCHEDULER_POLL_SECONDS = env.float("JOBS_SCHEDULER_POLL_SECONDS", default=0
 # A slot later than this when fired was missed (beat was down): see Schedule.catch_up.
 JOBS_SCHEDULE_MISSED_AFTER_SECONDS = env.float("JOBS_SCHEDULE_MISSED_AFTER_SECONDS", default=60.0)
 # Log entries are written in batches of this many, or at least this often.
-JOBS_LOG_BATCH_SIZE = env.int("JOBS_LOG_BATCH_SIZE", default=5000)
+JOBS_LOG_BATCH_SIZE = env.int("JOBS_LOG_BATCH_SIZE", default=2000)
 JOBS_LOG_FLUSH_SECONDS = env.float("JOBS_LOG_FLUSH_SECONDS", default=0.25)
 JOBS_LOG_LINE_MAX_CHARS = env.int("JOBS_LOG_LINE_MAX_CHARS", default=10_000)
 # Where core.http may connect (jobs/outbound.py), comma-separated: host names, *.example.com, IPs, CIDR
