@@ -192,3 +192,18 @@ def test_between_heartbeats_only_an_announced_kill_costs_a_query(django_assert_n
     assert [request.id for request in requests] == [ids[2]] and ended == set()
     with django_assert_num_queries(0):
         assert watch.check(ids) == ([], set())
+
+
+@override_settings(JOBS_HEARTBEAT_SECONDS=60, JOBS_KILL_POLL_SECONDS=60)
+def test_a_kill_announced_before_its_run_is_watched_is_kept_for_its_watch(django_assert_num_queries):
+    """Claimed, then killed before its watch started: the announcement waits for the watch."""
+    ids = running_results(2)
+    watch = kill_watch.KillWatch(wake=lambda: None)
+    assert watch.check(ids[:1]) == ([], set())  # only the first run's watch has started
+    states.request_kill(ids[1], None)
+    watch._on_announced(ids[1])
+    with django_assert_num_queries(0):
+        assert watch.check(ids[:1]) == ([], set())
+    with django_assert_num_queries(1):
+        requests, _ = watch.check(ids)  # the second run's watch starts
+    assert [request.id for request in requests] == [ids[1]]
