@@ -161,5 +161,10 @@ class KillWatch:
             announced |= {result_id for result_id, kill in running.items() if kill}
         elif poll_now or (not self.listening and now >= self._next_poll):
             self._next_poll = now + settings.JOBS_KILL_POLL_SECONDS
-            return states.kill_requests(ids), ended
-        return (states.kill_requests(announced) if announced else []), ended
+            announced = ids
+        try:
+            return (states.kill_requests(announced) if announced else []), ended
+        except Exception:  # read again at the next look, not left to the next heartbeat
+            with self._lock:
+                self._announced.update({result_id: now for result_id in announced})
+            raise

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import override_settings
 from django.utils import timezone
 
@@ -207,3 +207,23 @@ def test_a_kill_announced_before_its_run_is_watched_is_kept_for_its_watch(django
     with django_assert_num_queries(1):
         requests, _ = watch.check(ids)  # the second run's watch starts
     assert [request.id for request in requests] == [ids[1]]
+
+
+@override_settings(JOBS_HEARTBEAT_SECONDS=60, JOBS_KILL_POLL_SECONDS=60)
+def test_an_announced_kill_whose_read_failed_is_read_again_at_the_next_look(monkeypatch):
+    ids = running_results(1)
+    watch = kill_watch.KillWatch(wake=lambda: None)
+    watch.check(ids)
+    states.request_kill(ids[0], None)
+    watch._on_announced(ids[0])
+    read = states.kill_requests
+
+    def connection_lost(result_ids):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(states, "kill_requests", connection_lost)
+    with pytest.raises(OperationalError):
+        watch.check(ids)
+    monkeypatch.setattr(states, "kill_requests", read)
+    requests, _ = watch.check(ids)  # not a heartbeat (a minute) later
+    assert [request.id for request in requests] == ids
