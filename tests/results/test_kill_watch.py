@@ -88,16 +88,19 @@ def test_a_kill_announced_while_the_listener_was_cut_off_is_found_when_it_listen
     worker = worker_factory("kw-cut", "kw-cut", concurrency=1, env=SLOW_POLL)
     job = make_job("cut", (10, "core.sleep", {"seconds": 120}), queue="kw-cut")
     result = running(job)
-    pool_pid = int(result.worker.rsplit(":", 1)[1])
-    (backend, name), = wait_until(listeners, what="the pool process listening")
-    assert name == f"jobs-kill-listener:{pool_pid}"
+    name = f"jobs-kill-listener:{result.worker.rsplit(':', 1)[1]}"  # the run's pool process's
+
+    def its_listeners() -> list[int]:
+        return [backend for backend, application in listeners() if application == name]
+
+    backend, = wait_until(its_listeners, what="the pool process listening")
     with connection.cursor() as cursor:  # as a PostgreSQL restart or an administrator would
         cursor.execute("SELECT pg_terminate_backend(%s)", [backend])
     states.request_kill(result.id, None)  # announced to nobody, or to a connection on its way out
     killed = wait_for_status(result.id, timeout=10)  # the heartbeat's poll is a minute away
     assert killed.status == Status.KILLED
     assert (killed.finished_at - killed.kill_requested_at).total_seconds() < 5
-    (again, _), = wait_until(lambda: [row for row in listeners() if row[0] != backend], what="listening again")
+    again, = wait_until(lambda: [pid for pid in its_listeners() if pid != backend], what="listening again")
     assert again != backend and "lost its connection" in worker.log()
     second = running(job)
     states.request_kill(second.id, None)
