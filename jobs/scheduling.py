@@ -19,6 +19,7 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cron_descriptor import FormatError, MissingFieldError, Options, WrongArgumentError, get_description
 from croniter import CroniterError, croniter
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -169,6 +170,18 @@ def localize(naive: dt.datetime, tz: ZoneInfo) -> dt.datetime:
         probe = (probe + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
 
 
+CRON_WORDS = Options()
+CRON_WORDS.use_24hour_time_format = True  # like the calendar plans' own times
+
+
+def cron_in_words(expression: str) -> str | None:
+    """A five-field cron expression in English, e.g. "At 18:00, only on Friday" (cron-descriptor)."""
+    try:
+        return get_description(expression, CRON_WORDS)
+    except (FormatError, MissingFieldError, WrongArgumentError, ValueError, KeyError, IndexError):
+        return None  # an expression the describer does not take: shown as it is
+
+
 def describe(plan: dict[str, Any] | None) -> str:
     """The plan in plain words, e.g. "Every Friday at 18:00 (Europe/Madrid)"."""
     if not plan:
@@ -182,7 +195,8 @@ def describe(plan: dict[str, Any] | None) -> str:
                 return f"Every {words}"
     tz = plan.get("timezone") or "UTC"
     if plan.get("cron"):
-        return f"Cron {plan['cron']} ({tz})"
+        words = cron_in_words(plan["cron"])
+        return f"{words} — cron {plan['cron']} ({tz})" if words else f"Cron {plan['cron']} ({tz})"
     days = sorted(set(plan["weekdays"]))
     if days == list(range(7)):
         day_words = "day"

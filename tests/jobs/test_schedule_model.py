@@ -324,7 +324,7 @@ def test_automatic_uses_the_first_declaring_active_line(clock, declaring_actions
                          (20, "testing.auto_plan", {}))
     schedule = Schedule.objects.create(job=scheduled, kind="automatic", timezone="Europe/Madrid")
     assert schedule.plan()["cron"] == "0 3 * * *"
-    assert schedule.describe() == "Cron 0 3 * * * (Europe/Madrid)"
+    assert schedule.describe() == "At 03:00 — cron 0 3 * * * (Europe/Madrid)"
     assert schedule.next_run_at == dt.datetime(2026, 5, 5, 1, 0, tzinfo=dt.UTC)  # 03:00 in Madrid
 
 
