@@ -131,7 +131,9 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     @admin.display(description="Started", ordering="started_at")
     def started_cell(self, result: JobResult):
-        return when_html(result.started_at) if result.started_at else mark_safe('<span class="when-none">not yet</span>')
+        if result.started_at is None:
+            return mark_safe('<span class="when-none">not yet</span>')  # a constant
+        return when_html(result.started_at)
 
     @admin.display(description="Duration")
     def duration_text(self, result: JobResult) -> str:
