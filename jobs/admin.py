@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
 
 from results.dispatch import RunRefused, start_run
@@ -609,8 +610,10 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     def job_cell(self, job: Job):
         """The name (linked), the identifier, and the description under them."""
         description = Truncator(job.description).chars(160)
-        return format_html('<a class="job-name" href="{}">{}</a> <code class="job-identifier">{}</code>{}',
-                           reverse("admin:jobs_job_change", args=[job.pk]), job.name, job.identifier,
+        return format_html('<a class="job-name" href="{}">{}</a>{} <code class="job-identifier">{}</code>{}',
+                           reverse("admin:jobs_job_change", args=[job.pk]), job.name,
+                           "" if job.active else mark_safe(' <span class="job-inactive">inactive</span>'),
+                           job.identifier,
                            format_html('<div class="job-description">{}</div>', description) if description else "")
 
     @admin.display(description="Domain", ordering="domain__name")

@@ -18,7 +18,6 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.utils.safestring import mark_safe
 
 from jobs import access, secrets, versions
 from jobs.admin import NotFoundOutsideDomainsMixin, run_page, status_badge
@@ -68,9 +67,8 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     change_form_template = "admin/results/jobresult/change_form.html"
     change_list_template = "admin/results/jobresult/change_list.html"
     # Few, wrapping columns: the list fits 1400 px beside the sidebar and 800 px without sideways scrolling.
-    list_display = ["id", "status_icon", "job_link", "domain_text", "trigger_text", "started_cell", "duration_text",
-                    "short_message", "log_link"]  # + the Kill button: get_list_display
-    list_display_links = ["id"]
+    list_display = ["id", "status_icon", "job_link", "started_cell", "short_message"]  # + log, Kill: get_list_display
+    list_display_links = ["id", "status_icon"]  # the status links too: below 1024 px the id column goes
     list_filter = ["status", DomainFilter, JobFilter, CreatedRangeFilter, "trigger"]
     search_fields = ["job__identifier", "job__name", "message"]
     list_select_related = ["job", "job__domain", "requested_by", "domain"]
@@ -116,55 +114,44 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     @admin.display(description="Job", ordering="job__identifier")
     def job_link(self, result: JobResult):
-        return format_html('<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[result.job_id]),
-                           result.job.identifier)
-
-    @admin.display(description="Domain", ordering="domain__name")
-    def domain_text(self, result: JobResult) -> str:
+        """The job (linked) and, under it, the run's domain."""
         domain = result.domain if result.domain_id else result.job.domain
-        return domain.name if domain is not None else "Global"
-
-    @admin.display(description="Trigger", ordering="trigger")
-    def trigger_text(self, result: JobResult) -> str:
-        by = f" by {result.requested_by.get_username()}" if result.requested_by_id else ""
-        return f"{result.get_trigger_display()}{by}"
+        return format_html('<a class="job-identifier" href="{}">{}</a><div class="result-domain">{}</div>',
+                           reverse("admin:jobs_job_change", args=[result.job_id]), result.job.identifier,
+                           domain.name if domain is not None else "Global")
 
     @admin.display(description="Started", ordering="started_at")
     def started_cell(self, result: JobResult):
-        if result.started_at is None:
-            return mark_safe('<span class="when-none">not yet</span>')  # a constant
-        return when_html(result.started_at)
-
-    @admin.display(description="Duration")
-    def duration_text(self, result: JobResult) -> str:
+        """When it started, how long it took, and who or what started it."""
         duration = result.duration
-        return f"{duration.total_seconds():.1f} s" if duration is not None else "—"
+        by = f" by {result.requested_by.get_username()}" if result.requested_by_id else ""
+        return format_html('{}<div class="result-how">{}{}{}</div>',
+                           when_html(result.started_at) if result.started_at else "not yet",
+                           f"{duration.total_seconds():.1f} s · " if duration is not None else "",
+                           result.get_trigger_display(), by)
 
     @admin.display(description="Message")
     def short_message(self, result: JobResult) -> str:
         return result.message if len(result.message) <= 100 else result.message[:99] + "…"
 
-    @admin.display(description="Log")
-    def log_link(self, result: JobResult):
-        url = reverse("admin:results_jobresult_change", args=[result.pk])
-        return format_html('<a class="log-popup" href="{}?_popup=1#job-log" data-popup="{}">log</a>', url, url)
-
     def get_list_display(self, request):
-        return [*super().get_list_display(request), self.kill_link_for(request)]
+        return [*super().get_list_display(request), self.row_links_for(request)]
 
-    def kill_link_for(self, request):
-        """The Kill button of a row, only where this user may kill (one query for the whole page)."""
+    def row_links_for(self, request):
+        """The row's log link and Kill button, Kill only where this user may kill (one query for the page)."""
         may_kill_in = access.run_domain_ids(request.user)
 
         @admin.display(description="")
-        def kill_link(result: JobResult):
+        def row_links(result: JobResult):
+            url = reverse("admin:results_jobresult_change", args=[result.pk])
+            log = format_html('<a class="log-popup" href="{}?_popup=1#job-log" data-popup="{}">log</a>', url, url)
             domain_id = result.domain_id or result.job.domain_id
             if not result.is_killable or (may_kill_in is not None and domain_id not in may_kill_in):
-                return ""
-            return format_html('<a class="button kill-button" href="{}">Kill</a>',
-                               reverse("admin:results_jobresult_kill", args=[result.pk]))
+                return format_html('<div class="row-buttons">{}</div>', log)
+            return format_html('<div class="row-buttons">{}<a class="button kill-button" href="{}">Kill</a></div>',
+                               log, reverse("admin:results_jobresult_kill", args=[result.pk]))
 
-        return kill_link
+        return row_links
 
     # --- bulk Kill and Retry: one confirmation page, then each result through the state machine ----------------
     def has_run_permission(self, request) -> bool:
