@@ -458,6 +458,26 @@ def bulk_delete_changes(role: str, scope: str, expected: Expected) -> set[tuple[
     return {("spare", s) for s in SCOPES if sees(role, s) and edits(role, s)}
 
 
+def result_selection(action: str, of: str) -> Body:
+    """A confirmed bulk action on the result list over the world's results of every scope."""
+    return lambda w, s: {"action": action, "index": 0, "post": "yes",
+                         "_selected_action": [getattr(w, of)[scope].pk for scope in SCOPES]}
+
+
+def bulk_result_answer(role: str, scope: str) -> Expected:
+    """A member who may run nowhere has no action on the result list: the POST just shows the list again."""
+    answer = for_members(302)(role, scope)
+    return answer if answer != 302 or any(runs(role, s) for s in DOMAIN_SCOPES) else 200
+
+
+def exported_scopes(world: World, response) -> set[str]:
+    """The scopes of the results in a streamed CSV export (the first column is the result id)."""
+    lines = b"".join(response.streaming_content).decode().splitlines()[1:]
+    jobs = dict(JobResult.objects.filter(pk__in=[int(line.split(",")[0]) for line in lines])
+                .values_list("pk", "job_id"))
+    return {scope_of_job(world, job_id) for job_id in jobs.values()}
+
+
 def app_index(app_label: str) -> Path:
     return lambda w, s: reverse("admin:app_list", args=[app_label])
 
@@ -670,6 +690,9 @@ PROBES: list[Probe] = [
           body=lambda w, s: {}, touches="results", success=302),
     Probe("job-redirect", "admin/jobs/job/<path:object_id>/", "GET", lambda w, s: f"/admin/jobs/job/{w.jobs[s].pk}/",
           for_staff(TO_CHANGE), SCOPES, redirect=job_url("jobs_job_change")),
+    Probe("job-list-live", "admin:jobs_job_live", "GET",
+          lambda w, s: reverse("admin:jobs_job_live") + "?ids=" + ",".join(str(w.jobs[x].pk) for x in SCOPES),
+          for_members(200), listed=lambda w, response: {scope_of_job(w, int(pk)) for pk in response.json()["jobs"]}),
     # --- results -------------------------------------------------------------------------------------------------
     Probe("result-list", "admin:results_jobresult_changelist", "GET", admin_url("results_jobresult_changelist"),
           for_members(200), listed=changelist_scopes(lambda w, result: scope_of_job(w, result.job_id))),
@@ -695,6 +718,14 @@ PROBES: list[Probe] = [
           on_object(302, runs), SCOPES, body=lambda w, s: {}, touches="results", success=302),
     Probe("result-log-download", "admin:results_jobresult_log", "GET", done_url("results_jobresult_log"),
           on_object(200), SCOPES),
+    Probe("result-export", "admin:results_jobresult_export", "GET", admin_url("results_jobresult_export"),
+          for_members(200), listed=exported_scopes),
+    Probe("result-bulk-kill", "admin:results_jobresult_changelist", "POST", admin_url("results_jobresult_changelist"),
+          bulk_result_answer, body=result_selection("kill_selected", "live"),
+          changes=lambda role, scope, answer: {("live", s) for s in SCOPES if runs(role, s)} if answer == 302
+          else set()),
+    Probe("result-bulk-retry", "admin:results_jobresult_changelist", "POST", admin_url("results_jobresult_changelist"),
+          bulk_result_answer, body=result_selection("retry_selected", "done"), changes=bulk_run_changes),
     Probe("result-redirect", "admin/results/jobresult/<path:object_id>/", "GET",
           lambda w, s: f"/admin/results/jobresult/{w.live[s].pk}/", for_staff(TO_CHANGE), SCOPES,
           redirect=live_url("results_jobresult_change")),
@@ -894,6 +925,26 @@ def test_job_list_offers_run_now_only_to_roles_that_may_run(world, role):
     action_form = response.context["action_form"]
     offered = {value for value, _ in action_form.fields["action"].choices} if action_form else set()
     assert ("run_now" in offered) is runs(role, "own")
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator", "dadmin", "mixed", "superuser"])
+def test_result_list_offers_bulk_kill_and_retry_only_to_roles_that_may_run(world, role):
+    response = client_for(world, role).get(reverse("admin:results_jobresult_changelist"))
+    action_form = response.context["action_form"]
+    offered = {value for value, _ in action_form.fields["action"].choices} if action_form else set()
+    assert ("kill_selected" in offered) is ("retry_selected" in offered) is runs(role, "own")
+
+
+@pytest.mark.parametrize("role", ["viewer", "mixed", "operator", "superuser"])
+def test_job_list_rows_offer_run_and_kill_only_where_the_role_may(world, role):
+    html = client_for(world, role).get(reverse("admin:jobs_job_changelist")).content.decode()
+    for scope in SCOPES:
+        if sees(role, scope):
+            run = f'href="{reverse("admin:jobs_job_run", args=[world.jobs[scope].pk])}"'
+            kill = f'href="{reverse("admin:results_jobresult_kill", args=[world.live[scope].pk])}"'
+            assert (run in html) is runs(role, scope), f"Run of the {scope} job shown to {role}"
+            # the world's last result of each job is finished: no Kill on its row
+            assert kill not in html
 
 
 # --- "never revealing they exist": an other domain's object answers exactly like a missing one --------------

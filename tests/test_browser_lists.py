@@ -1,6 +1,6 @@
 """In a real headless Chromium: the job list and the result list fit the screen, for every role.
 
-At 1400×900 with the admin's sidebar open, and at 800 px wide, neither the page nor the list's own table
+At 1400 x 900 with the admin's sidebar open, and at 800 px wide, neither the page nor the list's own table
 scrolls sideways, and the row's status, Run and Kill are on screen. The job list is live: status, log
 icon, a new run and the Kill button change without a reload; its status icons toggle several at once.
 """
@@ -47,10 +47,12 @@ def log_in(page, base_url: str, username: str, password: str) -> None:
     page.wait_for_url(f"{base_url}/admin/")
 
 
-def user_for(role: str, acme: Domain, django_user_model):
+def user_for(role: str, acme: Domain, django_user_model) -> str:
     if role == "superuser":
-        return django_user_model.objects.create_superuser("root", "root@example.com", "pw"), "root"
-    return make_member(f"user-{role}", (acme, role), staff=True), f"user-{role}"
+        django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+        return "root"
+    make_member(f"user-{role}", (acme, role), staff=True)
+    return f"user-{role}"
 
 
 FIT = """() => {
@@ -86,7 +88,7 @@ def test_both_lists_fit_1400_with_the_sidebar_and_800_for_every_role(
     from playwright.sync_api import expect
 
     acme, live = busy_domain()
-    user, username = user_for(role, acme, django_user_model)
+    username = user_for(role, acme, django_user_model)
     runs = role != DomainMembership.VIEWER
     page = browser_page
     log_in(page, live_server.url, username, "pw")
