@@ -334,3 +334,16 @@ def test_check_error_quotes_the_bad_value():
 
 def test_plan_error_is_a_value_error():
     assert issubclass(PlanError, ValueError)
+
+
+@pytest.mark.parametrize(("cron", "words"), [
+    ("0 18 * * 5", "At 18:00, only on Friday — cron 0 18 * * 5 (Europe/Madrid)"),
+    ("*/5 * * * *", "Every 5 minutes — cron */5 * * * * (Europe/Madrid)"),
+    ("30 2 1 * *", "At 02:30, on day 1 of the month — cron 30 2 1 * * (Europe/Madrid)"),
+])
+def test_describe_puts_a_cron_plan_in_words(cron, words):
+    assert describe({"type": "calendar", "cron": cron, "timezone": "Europe/Madrid"}) == words
+
+
+def test_describe_keeps_an_expression_the_describer_does_not_take():
+    assert describe({"type": "calendar", "cron": "not a cron", "timezone": "UTC"}) == "Cron not a cron (UTC)"
