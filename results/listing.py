@@ -26,7 +26,8 @@ class DomainFilter(admin.SimpleListFilter):
     parameter_name = "domain"
 
     def lookups(self, request, model_admin):
-        return list(access.visible_domains(request.user).order_by("name").values_list("pk", "name"))
+        return [(str(pk), name) for pk, name in access.visible_domains(request.user).order_by("name")
+                .values_list("pk", "name")]
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -42,7 +43,8 @@ class JobFilter(admin.SimpleListFilter):
     parameter_name = "job"
 
     def lookups(self, request, model_admin):
-        return list(access.visible_jobs(request.user).order_by("identifier").values_list("pk", "identifier"))
+        return [(str(pk), identifier) for pk, identifier in access.visible_jobs(request.user).order_by("identifier")
+                .values_list("pk", "identifier")]
 
     def queryset(self, request, queryset):
         value = self.value()

@@ -344,3 +344,13 @@ def test_result_list_query_count_is_fixed(client, admin_user, member, acme, role
     client.force_login(user)
     with django_assert_num_queries(queries):
         assert client.get(reverse(CHANGELIST)).status_code == 200
+
+
+def test_show_counts_counts_per_domain_and_job(client, admin_user, acme, globex):
+    """Django's "Show counts" (facets) runs each filter with each choice: the choices' values must be text."""
+    JobResult.objects.create(job=make_job("acme-job", domain=acme), status=Status.ERROR)
+    JobResult.objects.create(job=make_job("acme-other", domain=acme), status=Status.ERROR)
+    JobResult.objects.create(job=make_job("globex-job", domain=globex), status=Status.ERROR)
+    html = result_list(client, admin_user, _facets="True", domain=acme.pk)
+    assert f"{acme.name} (2)" in html and f"{globex.name} (1)" in html
+    assert "acme-job (1)" in html and "globex-job (0)" in html
