@@ -26,7 +26,7 @@ from jobs.when import when_html
 
 from . import states
 from .dispatch import RunRefused, start_run
-from .listing import CreatedRangeFilter, DomainFilter, JobFilter, csv_rows
+from .listing import CreatedRangeFilter, DomainFilter, JobFilter, csv_rows, filter_problems
 from .models import JobLogEntry, JobResult, Trigger
 
 
@@ -226,16 +226,25 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             return False, f"not retried: {' '.join(getattr(exc, 'messages', [str(exc)]))}"
         return True, f"as #{retry.pk}"
 
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        for problem in filter_problems(changelist):  # a date that is not one: said, and left out
+            self.message_user(request, problem, messages.ERROR)
+        return changelist
+
     # --- CSV export of the filtered list ------------------------------------------------------------------
     def export_view(self, request):
         """The list as filtered, searched and ordered on screen (every page of it), streamed as CSV."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         try:
-            changelist = self.get_changelist_instance(request)
+            changelist = super().get_changelist_instance(request)
         except IncorrectLookupParameters:
             return HttpResponse("The list's filters are not valid: open the list again and choose them there.",
                                 status=400, content_type="text/plain; charset=utf-8")
+        problems = filter_problems(changelist)
+        if problems:
+            return HttpResponse("\n".join(problems), status=400, content_type="text/plain; charset=utf-8")
         response = StreamingHttpResponse(csv_rows(changelist.queryset), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="job-results-{timezone.now():%Y%m%d-%H%M}.csv"'
         return response

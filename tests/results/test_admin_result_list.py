@@ -354,3 +354,10 @@ def test_show_counts_counts_per_domain_and_job(client, admin_user, acme, globex)
     html = result_list(client, admin_user, _facets="True", domain=acme.pk)
     assert f"{acme.name} (2)" in html and f"{globex.name} (1)" in html
     assert "acme-job (1)" in html and "globex-job (0)" in html
+
+
+def test_export_refuses_a_bad_date_naming_the_field(client, admin_user):
+    client.force_login(admin_user)
+    response = client.get(reverse("admin:results_jobresult_export"), {"created_to": "31/12/2026"})
+    assert response.status_code == 400
+    assert response.content.decode() == "To date: enter a date as YYYY-MM-DD (e.g. 2026-12-03), not '31/12/2026'."
