@@ -173,7 +173,8 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
                               "(filter the list to narrow it).", messages.ERROR)
             return None
         results = list(queryset.select_related("job").order_by("-id"))
-        planned = [(result, plan(request, result)) for result in results]
+        may_run_in = access.run_domain_ids(request.user)  # one query for the whole selection
+        planned = [(result, plan(request, result, may_run_in)) for result in results]
         if request.POST.get("post") != "yes":
             context = {**self.admin_site.each_context(request), "title": f"{verb} {len(results)} result(s)?",
                        "planned": planned, "action": action, "verb": verb, "opts": self.model._meta,
@@ -191,14 +192,9 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             self.message_user(request, f"Left out: {', '.join(refused)}.", messages.WARNING)
         return None
 
-    def _may_run_in(self, request, domain_id: int | None) -> bool:
-        if not hasattr(request, "_run_domain_ids"):
-            request._run_domain_ids = access.run_domain_ids(request.user)
-        return request._run_domain_ids is None or domain_id in request._run_domain_ids
-
-    def _kill_plan(self, request, result: JobResult) -> str | None:
+    def _kill_plan(self, request, result: JobResult, may_run_in: set[int] | None) -> str | None:
         """None if it will be killed, else why not."""
-        if not self._may_run_in(request, result.domain_id or result.job.domain_id):
+        if may_run_in is not None and (result.domain_id or result.job.domain_id) not in may_run_in:
             return "you may not kill it"
         return None if result.is_killable else f"already {result.status}"
 
@@ -209,8 +205,11 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             return False, f"not killed: {exc}"
         return True, "killed" if outcome.status == "killed" else "being killed"
 
-    def _retry_plan(self, request, result: JobResult) -> str | None:
-        if not access.can_run(request.user, result.job):
+    def _retry_plan(self, request, result: JobResult, may_run_in: set[int] | None) -> str | None:
+        """None if it will be run again, else why not (``access.can_run``, with the domains read once)."""
+        job = result.job
+        if may_run_in is not None and (job.domain_id not in may_run_in or (
+                job.required_permission and not request.user.has_perm(job.required_permission))):
             return "you may not run its job"
         if not result.is_finished:
             return f"still {result.status}"

@@ -361,3 +361,16 @@ def test_export_refuses_a_bad_date_naming_the_field(client, admin_user):
     response = client.get(reverse("admin:results_jobresult_export"), {"created_to": "31/12/2026"})
     assert response.status_code == 400
     assert response.content.decode() == "To date: enter a date as YYYY-MM-DD (e.g. 2026-12-03), not '31/12/2026'."
+
+
+def test_bulk_retry_leaves_out_jobs_the_member_may_not_run(client, member, acme, globex):
+    otto = member("otto", acme, DomainMembership.OPERATOR)
+    DomainMembership.objects.create(user=otto, domain=globex, role=DomainMembership.VIEWER)
+    fine = JobResult.objects.create(job=make_job("fine", domain=acme), status=Status.ERROR)
+    guarded = JobResult.objects.create(job=make_job("guarded", domain=acme, required_permission="auth.delete_user"),
+                                       status=Status.ERROR)
+    viewed = JobResult.objects.create(job=make_job("viewed", domain=globex), status=Status.ERROR)
+    html = bulk(client, otto, "retry_selected", fine, guarded, viewed, confirmed=True).content.decode()
+    assert JobResult.objects.filter(retry_of=fine).count() == 1
+    assert not JobResult.objects.filter(retry_of__in=[guarded, viewed]).exists()
+    assert f"#{guarded.pk} (you may not run its job)" in html and f"#{viewed.pk} (you may not run its job)" in html
