@@ -93,6 +93,14 @@ def register_daemon_then_block(ctx, pids: str) -> str:
     return "slept"
 
 
+@action("testing.fail_when_file_appears", supports_cancel=True)
+def fail_when_file_appears(ctx, path: str) -> None:
+    """Waits (cooperatively) until ``path`` exists, then fails: the test decides when the line ends."""
+    while not os.path.exists(path):
+        ctx.sleep(0.02)
+    raise RuntimeError("failed after the file appeared")
+
+
 @action("testing.typed")
 def typed(ctx, count: int, ratio: float = 0.5, flag: bool = False, day: str = "",
           mode: Literal["fast", "slow"] = "fast") -> str:
