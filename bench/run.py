@@ -284,6 +284,7 @@ def measure_kills(n: int, tmp: Path) -> dict:
         return JobResult.objects.filter(id=result_id, status="killed").exists()
 
     figures: dict[str, list[float]] = {"celery_revoke": [], "cooperative": [], "python": [], "tree": []}
+    forced = 0
     for i in range(n):
         pid_file = tmp / f"raw-{i}.pid"
         task = raw_sleep.apply_async(args=[str(pid_file)], queue=QUEUE)
@@ -301,13 +302,15 @@ def measure_kills(n: int, tmp: Path) -> dict:
         wait(lambda r=result: killed(r.id), timeout=30)
         figures["cooperative"].append(time.time() - t0)
 
+        # A Python loop that never checks: interrupted in its thread (results.stopping), its pool process kept.
         pid_file = tmp / f"busy-{i}.pid"
         result = start_run(make_job(f"bench-kill-python-{i}", "bench.busy", {"pid_file": str(pid_file)}))
         pid = int(wait(lambda p=pid_file: p.exists() and p.read_text()))
         t0 = time.time()
         states.request_kill(result.id, None)
-        wait(lambda r=result, p=pid: killed(r.id) and not alive(p), timeout=30)
+        wait(lambda r=result: killed(r.id), timeout=30)
         figures["python"].append(time.time() - t0)
+        forced += not alive(pid)  # ended by force instead: the pool process is gone
 
         pids = tmp / f"tree-{i}.pids"
         script = tmp / f"tree-{i}.sh"
@@ -321,7 +324,7 @@ def measure_kills(n: int, tmp: Path) -> dict:
         figures["tree"].append(time.time() - t0)
         time.sleep(0.5)  # let the pool replace the process ended by force
     return {f"{name}_s_p{q}": pct(values, q) for name, values in figures.items() for q in (50, 99)} | {
-        "samples": n}
+        "samples": n, "python_forced": forced}
 
 
 def cpu_seconds(pid: int) -> float:

@@ -176,13 +176,15 @@ class LineStopper:
             self.process_groups.discard(pgid)
 
     def run_processes(self) -> list[ProcessEntry]:
-        """The live processes this run started: its registered groups, and (in a pool process that leads its
-        own session) the session's processes and this process's descendants started since the run began."""
+        """The live processes this run started: its registered groups (and the sessions they lead), and (in a
+        pool process that leads its own session) the session's processes and this process's descendants
+        started since the run began."""
         me = os.getpid()
         live = [entry for entry in process_table() if entry.pid != me and not entry.zombie]
         with self._lock:
             groups = set(self.process_groups)
-        doomed = {entry.pid: entry for entry in live if entry.pgid in groups}
+        # A registered group that leads a session (``core.shell``): the session's other groups too (job control).
+        doomed = {entry.pid: entry for entry in live if entry.pgid in groups or entry.sid in groups}
         if OWNS_SESSION:
             recent = [entry for entry in live if entry.started >= self.since]
             doomed.update((entry.pid, entry) for entry in recent if entry.sid == me)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -177,14 +178,18 @@ def test_a_forced_stop_kills_the_process_groups_the_line_registered(single_worke
 def test_killing_a_shell_line_ends_its_children_and_grandchildren(tmp_path):
     pids = tmp_path / "pids"
     script = tmp_path / "tree.sh"
+    own_group = tmp_path / "own_group.py"  # a group of its own in the shell's session, as job control makes
+    own_group.write_text(f"import os, time\nos.setpgid(0, 0)\nwith open({str(pids)!r}, 'a') as f:\n"
+                         "    f.write(f'{os.getpid()}\\n')\ntime.sleep(300)\n")
     script.write_text(
         f"echo $$ >> {pids}\n"
         f"sleep 300 &\necho $! >> {pids}\n"
         f"sh -c 'sleep 300 & echo $! >> {pids}; wait' &\necho $! >> {pids}\n"
+        f"sh -c '{sys.executable} {own_group} &'\n"  # orphaned at once
         "echo tree-started\nwait\n"
     )
     result = start_run(make_job("tree", (10, "core.shell", {"command": f"sh {script}"})))
-    wait_until(lambda: pids.exists() and len(pids.read_text().split()) == 4, what="the process tree")
+    wait_until(lambda: pids.exists() and len(pids.read_text().split()) == 5, what="the process tree")
     tree = [int(pid) for pid in pids.read_text().split()]
     assert all(alive(pid) for pid in tree)
     states.request_kill(result.id, None)
