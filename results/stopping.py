@@ -31,9 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from jobs.actions.shell import term_grace
-
-__all__ = ["LineInterrupted", "LineStopper", "lead_own_session", "term_grace"]
+from jobs.actions.shell import term_grace  # noqa: F401  (re-exported: one SIGTERM-to-SIGKILL wait for every tree)
 
 T = TypeVar("T")
 

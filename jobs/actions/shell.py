@@ -67,9 +67,12 @@ def shell(ctx, command: str, cwd: str = "") -> str:
     finally:
         # Whatever the command left behind in its group ends with the line.
         terminate_group(process.pid, term_grace(), process)
-        for reader in readers:
-            reader.join(timeout=2)
-        ctx.unregister_process_group(process.pid)
+        if not ctx.cancelled:
+            for reader in readers:
+                reader.join(timeout=2)
+            ctx.unregister_process_group(process.pid)
+        # else the group stays registered: the line's stop ends the rest of its session (other groups that
+        # hold the output pipes open), and the readers with them, without waiting here.
     if process.returncode != 0:
         raise RuntimeError(f"command exited with status {process.returncode}")
     return "command exited with status 0"
