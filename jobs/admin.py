@@ -899,3 +899,6 @@ def history_bars(job: Job, count: int = 30) -> list[dict]:
         run["x"] = index * 12
         run["y"] = 62 - run["height"]
     return runs
+
+
+from . import maintenance_admin  # noqa: E402,F401  (registers the maintenance windows' admin; it uses this module's mixins)

@@ -856,3 +856,8 @@ class JobVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_identifier} version {self.number}"
+
+
+# Maintenance windows and the pause switch live with their logic (``jobs.maintenance``); imported here so Django
+# registers them with the app's models.
+from .maintenance import MaintenanceWindow, SchedulePause  # noqa: E402,F401

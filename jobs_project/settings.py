@@ -70,6 +70,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "jobs.maintenance.banner_context",  # the "all schedules paused" banner of every admin page
             ],
         },
     },

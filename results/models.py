@@ -32,6 +32,8 @@ class Trigger(models.TextChoices):
     SCHEDULE = "schedule", "Schedule"
     RETRY = "retry", "Retry"
     APPLICATION = "application", "Application"
+    RUN_AT = "run_at", "Run at (planned)"
+    BACKFILL = "backfill", "Backfill"
 
 
 class JobResultQuerySet(models.QuerySet):
@@ -226,3 +228,8 @@ class LogRead(models.Model):
         updated = cls.objects.filter(user=user, result_id=result_id, seq__lt=seq).update(seq=seq)
         if not updated and not cls.objects.filter(user=user, result_id=result_id).exists():
             cls.objects.get_or_create(user=user, result_id=result_id, defaults={"seq": seq})
+
+
+# Planned runs and backfills live with their logic; imported here so Django registers them with the app's models.
+from .backfill import Backfill, BackfillDay  # noqa: E402,F401
+from .runat import PlannedRun  # noqa: E402,F401

@@ -23,9 +23,10 @@ from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from jobs import maintenance
 from jobs.models import Schedule
 
-from . import reaper, states
+from . import backfill, reaper, runat, states
 from .dispatch import RunRefused, start_run
 from .models import JobResult, Trigger
 
@@ -49,6 +50,13 @@ def fire_due(now: dt.datetime | None = None) -> list[JobResult]:
         result = fire(schedule, now)
         if result is not None:
             fired.append(result)
+    return fired + fire_planned(now)
+
+
+def fire_planned(now: dt.datetime) -> list[JobResult]:
+    """Run-at runs (``results.runat``, the same kind of claim) and the next days of backfills."""
+    fired = runat.fire_due(now)
+    backfill.advance_open()
     return fired
 
 
@@ -63,6 +71,9 @@ def fire(schedule: Schedule, now: dt.datetime) -> JobResult | None:
         )
         if not claimed:
             return None  # another scheduler fired this slot
+        quiet = maintenance.suppression(schedule.job.domain_id, slot)  # a window or the pause: recorded, not run
+        if quiet:
+            return states.record_skipped(schedule.job, f"Scheduled run suppressed: {quiet}", slot)
         if missed and schedule.catch_up == Schedule.CATCH_UP_SKIP:
             logger.info("schedule of %s skipped missed slot %s", schedule.job.identifier, slot)
             return None
@@ -79,7 +90,9 @@ def fire(schedule: Schedule, now: dt.datetime) -> JobResult | None:
 def seconds_until_next_due(now: dt.datetime | None = None) -> float | None:
     now = now or timezone.now()
     upcoming = Schedule.objects.filter(next_run_at__isnull=False).aggregate(first=Min("next_run_at"))["first"]
-    return None if upcoming is None else max(0.0, (upcoming - now).total_seconds())
+    until_schedule = None if upcoming is None else max(0.0, (upcoming - now).total_seconds())
+    waits = [wait for wait in (until_schedule, runat.seconds_until_next(now)) if wait is not None]
+    return min(waits, default=None)
 
 
 class JobsScheduler(PersistentScheduler):

@@ -166,10 +166,11 @@ def lose(result_id: int, *, stale_before: dt.datetime | None = None, reason: str
     return False
 
 
-def record_skipped(job, message: str, slot: dt.datetime | None = None, *, failed: bool = False) -> JobResult:
-    """A run that was due but could not start: recorded as finished, never silent."""
+def record_skipped(job, message: str, slot: dt.datetime | None = None, *, failed: bool = False,
+                   trigger: str = "schedule") -> JobResult:
+    """A run that was due but could not start (or was suppressed): recorded as finished, never silent."""
     return JobResult.objects.create(
-        job=job, status=Status.ERROR if failed else Status.INFO, message=message, trigger="schedule",
+        job=job, status=Status.ERROR if failed else Status.INFO, message=message, trigger=trigger,
         finished_at=timezone.now(), scheduled_for=slot,
     )
 
