@@ -22,13 +22,14 @@ from django.utils.html import format_html, format_html_join
 
 from results.dispatch import RunRefused, start_run
 from results.models import JobLogEntry, JobResult, LogRead, Trigger
+from results.runat import plan_run
 
-from . import access, authorship, registry, secrets, versions
+from . import access, authorship, maintenance, registry, secrets, versions
 from . import context as context_vars
 from .code_params import variables_hint
 from .definitions import DefinitionError, export_jobs, import_texts, preview_texts
 from .filters import model_for, relations_followed
-from .forms import ImportJobsForm, JSONTextField, RunParametersForm, ScheduleForm
+from .forms import ImportJobsForm, JSONTextField, RunLaterForm, RunParametersForm, ScheduleForm
 from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule, Secret
 
 STATUS_ICONS = {
@@ -779,17 +780,29 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             form.is_valid()
             form.errors.pop("confirm", None)  # asked for on this step, not an error yet
         elif valid:
+            later = RunLaterForm(job, request.POST, prefix="later")
             try:
                 job.clean_confirmation(form.cleaned_data.get("confirm"))
-                result = start_run(job, parameters=form.values(), user=request.user, trigger=Trigger.MANUAL)
+                run_at = later.checked_run_at()
+                if run_at is not None:
+                    planned = plan_run(job, run_at, parameters=form.values(), user=request.user)
+                else:
+                    result = start_run(job, parameters=form.values(), user=request.user, trigger=Trigger.MANUAL)
             except ValidationError as exc:
                 for name, problems in exc.message_dict.items():
-                    form.add_error(name if name in form.fields else None, problems)
+                    target = later if name in later.fields else form
+                    target.add_error(name if name in target.fields else None, problems)
             except RunRefused as exc:
                 form.add_error(None, str(exc))
             else:
+                if run_at is not None:
+                    self.message_user(request, f"{job.identifier} planned for {run_at:%Y-%m-%d %H:%M %Z}.",
+                                      messages.SUCCESS)
+                    return HttpResponseRedirect(reverse("admin:results_plannedrun_change", args=[planned.pk]))
                 self.message_user(request, f"{job.identifier} queued as result #{result.id}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:results_jobresult_change", args=[result.id]))
+            values = form.values() if form.is_bound and hasattr(form, "cleaned_data") else None
+            return run_page(request, self.admin_site, job, form, values=values, confirming=confirming, later=later)
         values = form.values() if form.is_bound and hasattr(form, "cleaned_data") else None
         return run_page(request, self.admin_site, job, form, values=values, confirming=confirming)
 
@@ -848,6 +861,9 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             extra_context["can_run"] = access.can_run(request.user, job)
             extra_context["can_copy"] = access.can_edit(request.user, job)
             extra_context["version_number"] = versions.latest_number(job)
+            extra_context["planned_runs"] = job.planned_runs.filter(state="pending").order_by("run_at")[:20]
+            extra_context["can_backfill"] = extra_context["can_run"] and any(
+                spec.get("type") == "date" for spec in job.params or [])
         return super().change_view(request, object_id, form_url, extra_context)
 
 
@@ -859,7 +875,7 @@ def shown_values(form: forms.Form, values: dict | None, retry_of=None) -> dict |
 
 
 def run_page(request, admin_site, job: Job, form: forms.Form, *, values: dict | None, confirming: bool,
-             retry_of=None) -> TemplateResponse:
+             retry_of=None, later: forms.Form | None = None) -> TemplateResponse:
     """The Run dialog of ``job`` (parameters, or the confirmation with the lines, values and pre-flight checks).
 
     Retry shows the same confirmation (``retry_of``: the result it runs again, with its values).
@@ -880,6 +896,9 @@ def run_page(request, admin_site, job: Job, form: forms.Form, *, values: dict | 
         "lines": job.active_lines(),
         "reasons": job.confirmation_reasons(),
         "retry_of": retry_of,
+        # Run's "later at…" and the maintenance window warning (jobs.maintenance); a retry runs now.
+        "later": (later or RunLaterForm(job, prefix="later")) if retry_of is None else None,
+        "window_warning": maintenance.run_warning(job.domain_id) if confirming else None,
         "opts": Job._meta,
         "original": job,
     }

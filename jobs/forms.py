@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput
 
 from . import params, secrets
@@ -136,6 +137,40 @@ class RunParametersForm(forms.Form):
         """``values()`` as a page may show them: secrets masked."""
         return {name: secrets.MASK if isinstance(self.fields[name], SecretField) else value
                 for name, value in self.values().items()}
+
+
+class RunLaterForm(forms.Form):
+    """Run's "later at…" (a planned run, ``results.runat``) and the confirmation a maintenance window asks for."""
+
+    run_at = forms.DateTimeField(
+        required=False, label="Later at…", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+        help_text="Empty: run now. A time (in the site's time zone) plans the run; it can be cancelled until then.",
+    )
+    window_ok = forms.BooleanField(required=False, label="Run anyway, inside the maintenance window")
+
+    def __init__(self, job, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.job = job
+
+    def checked_run_at(self):
+        """The planned time (None: now); ValidationError naming ``run_at`` or ``window_ok`` when a window is in the way.
+        """
+        from . import maintenance
+
+        if not self.is_valid():
+            raise ValidationError(self.errors.as_data())
+        run_at = self.cleaned_data.get("run_at")
+        if run_at is not None:
+            warning = maintenance.run_warning(self.job.domain_id, run_at)
+            if warning:
+                raise ValidationError({"run_at": [f"that time is {warning}: the planned run would not fire there; "
+                                                  "choose another time"]})
+            return run_at
+        warning = maintenance.run_warning(self.job.domain_id)
+        if warning and not self.cleaned_data.get("window_ok"):
+            raise ValidationError({"window_ok": [f"Now is {warning}: tick this box to run anyway."]})
+        return None
 
 
 class TimesWidget(forms.MultiWidget):

@@ -164,7 +164,7 @@ class MaintenanceWindow(models.Model):
         return periods
 
     def describe(self) -> str:
-        """In words, e.g. "Sunday 02:00–04:00 (Europe/Madrid)"."""
+        """In words, e.g. "Sun 02:00-04:00 (Europe/Madrid)"."""
         if self.kind == self.ONE_OFF:
             return f"{_local(self.starts_at, self.timezone)} – {_local(self.ends_at, self.timezone)}"
         if self.kind == self.WEEKLY:
@@ -184,20 +184,22 @@ def _local(instant: dt.datetime | None, tz_name: str) -> str:
 
 
 class SchedulePause(models.Model):
-    """One "pause all schedules" period: who, why, from when to when. At most one is open (``ended_at`` empty)."""
+    """One "pause all schedules" period: who, why, from when to when.
+
+    At most one is open: ``is_open`` is True while it is, None once ended (unique, and NULLs never clash).
+    """
 
     reason = models.CharField(max_length=300)
     paused_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     paused_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
+    is_open = models.BooleanField(null=True, default=True, unique=True, editable=False)
     ended_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                  related_name="+")
 
     class Meta:
         app_label = "jobs"
         ordering = ["-paused_at"]
-        constraints = [models.UniqueConstraint(fields=["ended_at"], condition=Q(ended_at__isnull=True),
-                                               name="one_open_schedule_pause")]
 
     def __str__(self) -> str:
         who = self.paused_by.get_username() if self.paused_by_id else "someone"
@@ -205,14 +207,14 @@ class SchedulePause(models.Model):
 
 
 def current_pause() -> SchedulePause | None:
-    return SchedulePause.objects.filter(ended_at__isnull=True).select_related("paused_by").first()
+    return SchedulePause.objects.filter(is_open=True).select_related("paused_by").first()
 
 
 def pause_all(user, reason: str) -> SchedulePause | None:
     """Open the pause; None if one is open already.
 
-    The race of two people pausing at once is settled by the partial unique
-    constraint (one open pause): the second INSERT fails and changes nothing.
+    The race of two people pausing at once is settled by the unique ``is_open``
+    (one open pause): the second INSERT fails and changes nothing.
     """
     try:
         with transaction.atomic():
@@ -223,7 +225,8 @@ def pause_all(user, reason: str) -> SchedulePause | None:
 
 def resume_all(user) -> bool:
     """Close the open pause: one conditional UPDATE, so two resumes at once close it once. False if none was open."""
-    return bool(SchedulePause.objects.filter(ended_at__isnull=True).update(ended_at=timezone.now(), ended_by=user))
+    return bool(SchedulePause.objects.filter(is_open=True).update(is_open=None, ended_at=timezone.now(),
+                                                                  ended_by=user))
 
 
 def window_at(domain_id: int | None, instant: dt.datetime) -> MaintenanceWindow | None:

@@ -19,6 +19,7 @@ from jobs.models import Job
 from . import states
 from .dispatch import RunRefused, start_runs
 from .models import JobLogEntry, JobResult, LogLevel, LogRead, Trigger
+from .runat import PlannedRun, plan_run
 
 LOG_PAGE_MAX = 5000
 
@@ -111,6 +112,21 @@ class RunRequest(serializers.Serializer):
     parameters = serializers.DictField(required=False, default=dict)
     confirm = serializers.CharField(required=False, allow_blank=True, default="",
                                     help_text="The job's identifier, for jobs that must be confirmed.")
+    run_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
+                                       help_text="Plan the run for this time (ISO 8601) instead of now.")
+
+
+class PlannedRunSerializer(serializers.ModelSerializer):
+    job = serializers.SlugRelatedField(slug_field="identifier", read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    parameters = serializers.SerializerMethodField()
+
+    def get_parameters(self, planned: PlannedRun) -> dict:
+        return secrets.masked_values(planned.parameters)
+
+    class Meta:
+        model = PlannedRun
+        fields = ["id", "job", "run_at", "state", "parameters", "requested_by", "created_at", "fired_at", "result"]
 
 
 def visible_result(user, result_id: int) -> JobResult:
@@ -147,6 +163,8 @@ class JobRunView(APIView):
             job.clean_confirmation(body.validated_data["confirm"])
         except DjangoValidationError as exc:
             return Response({"errors": _django_errors(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        if body.validated_data["run_at"] is not None:
+            return self.plan(request, job, body.validated_data)
         try:
             results = start_runs(job, parameters=body.validated_data["parameters"], user=request.user,
                                  trigger=Trigger.API)
@@ -158,6 +176,33 @@ class JobRunView(APIView):
         if len(results) > 1:  # a global job run per domain
             data["results"] = [result.id for result in results]
         return Response(data, status=status.HTTP_202_ACCEPTED)
+
+
+    def plan(self, request, job: Job, data: dict) -> Response:
+        """``run_at`` given: a planned run (``results.runat``), validated now like a Run."""
+        try:
+            planned = plan_run(job, data["run_at"], parameters=data["parameters"], user=request.user,
+                               trigger=Trigger.API)
+        except DjangoValidationError as exc:
+            errors = _prefixed(exc)
+            errors = {("run_at" if key == "parameters.run_at" else key): value for key, value in errors.items()}
+            return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        except RunRefused as exc:
+            return Response({"errors": {"job": [str(exc)]}}, status=status.HTTP_409_CONFLICT)
+        return Response({"planned": PlannedRunSerializer(planned).data}, status=status.HTTP_202_ACCEPTED)
+
+
+class PlannedRunCancelView(APIView):
+    def post(self, request, planned_id: int):
+        planned = get_object_or_404(PlannedRun.objects.filter(job__in=access.visible_jobs(request.user))
+                                    .select_related("job"), pk=planned_id)
+        if not access.can_run(request.user, planned.job):
+            raise exceptions.PermissionDenied("You may see this planned run but not cancel it.")
+        if not planned.cancel(request.user):
+            return Response({"errors": {"state": ["it has already fired or was cancelled"]}},
+                            status=status.HTTP_409_CONFLICT)
+        planned.refresh_from_db()
+        return Response({"planned": PlannedRunSerializer(planned).data})
 
 
 def _prefixed(exc: DjangoValidationError) -> dict:

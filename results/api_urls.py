@@ -8,5 +8,6 @@ urlpatterns = [
     path("jobs/<str:identifier>/run/", api.JobRunView.as_view(), name="job-run"),
     path("results/<int:result_id>/", api.ResultView.as_view(), name="result"),
     path("results/<int:result_id>/kill/", api.ResultKillView.as_view(), name="result-kill"),
+    path("planned/<int:planned_id>/cancel/", api.PlannedRunCancelView.as_view(), name="planned-cancel"),
     path("results/<int:result_id>/log/", api.ResultLogView.as_view(), name="result-log"),
 ]

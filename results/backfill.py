@@ -16,6 +16,7 @@ twice nor go beyond ``parallel``, and no day starts after the kill commits.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 
@@ -196,10 +197,8 @@ def kill(backfill_id: int, user) -> bool:
             return False
         going = backfill.days.filter(result__status__in=ACTIVE).values_list("result_id", flat=True)
         for result_id in list(going):
-            try:
+            with contextlib.suppress(states.NotKillable):  # it ended meanwhile
                 states.request_kill(result_id, user)
-            except states.NotKillable:
-                pass  # it ended meanwhile
         return True
 
 
