@@ -74,7 +74,7 @@ class MaintenanceWindowAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         return access.is_member(request.user)
 
     def has_add_permission(self, request) -> bool:
-        return access.editable_domains(request.user).exists() or access.is_system_admin(request.user)
+        return access.is_system_admin(request.user) or access.editable_domains(request.user).exists()
 
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is None:
