@@ -65,6 +65,8 @@ class MaintenanceWindowAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         windows = super().get_queryset(request).select_related("domain")
         if access.is_system_admin(request.user):
             return windows
+        if not access.is_member(request.user):
+            return windows.none()
         return windows.filter(Q(domain__isnull=True) | Q(domain__in=access.visible_domains(request.user)))
 
     def has_module_permission(self, request) -> bool:

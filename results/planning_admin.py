@@ -196,9 +196,8 @@ class BackfillAdmin(NotFoundOutsideDomainsMixin, ReadOnlyMixin, admin.ModelAdmin
         if not access.can_run(request.user, job):
             raise PermissionDenied
         form = BackfillForm(job, request.POST or None)
-        if not backfills.date_parameters(job):
-            form.add_error(None, f"{job.identifier} has no date parameter to backfill.")
-        elif request.method == "POST" and form.is_valid():
+        problem = None if backfills.date_parameters(job) else f"{job.identifier} has no date parameter to backfill."
+        if problem is None and request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
                 created = backfills.create(job, parameter=data["parameter"], first_day=data["first_day"],
@@ -214,5 +213,5 @@ class BackfillAdmin(NotFoundOutsideDomainsMixin, ReadOnlyMixin, admin.ModelAdmin
                 self.message_user(request, f"Backfill of {job.identifier} started.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:results_backfill_change", args=[created.pk]))
         context = {**self.admin_site.each_context(request), "title": f"Backfill {job.name}", "job": job,
-                   "form": form, "opts": self.model._meta}
+                   "form": form, "problem": problem, "opts": self.model._meta}
         return TemplateResponse(request, "admin/results/backfill/start.html", context)

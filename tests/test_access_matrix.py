@@ -28,8 +28,11 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from jobs import versions
+from jobs.maintenance import MaintenanceWindow, SchedulePause
 from jobs.models import Action, Domain, DomainMembership, FilterTemplate, Job, Secret
+from results.backfill import Backfill
 from results.models import JobResult, Status
+from results.runat import PlannedRun
 from tests.helpers import make_job
 
 pytestmark = pytest.mark.django_db
@@ -159,6 +162,9 @@ class World:
     group: Group
     forms: dict = field(default_factory=dict)  # admin form bodies, built once
     secrets: dict[str, Secret] = field(default_factory=dict)
+    windows: dict[str, MaintenanceWindow] = field(default_factory=dict)
+    planned: dict[str, PlannedRun] = field(default_factory=dict)  # pending: can be cancelled
+    backfills: dict[str, Backfill] = field(default_factory=dict)  # open: can be killed
 
 
 def build_world() -> World:
@@ -195,6 +201,13 @@ def build_world() -> World:
         world.secrets[scope] = Secret(name=f"{slug[scope]}_token", domain=domains[scope])
         world.secrets[scope].set_value(f"{slug[scope]}-secret-value")
         world.secrets[scope].save()
+        later = timezone.now() + timezone.timedelta(days=30)
+        world.windows[scope] = MaintenanceWindow.objects.create(
+            name=f"{slug[scope]}-window", domain=domains[scope], kind=MaintenanceWindow.ONE_OFF, starts_at=later,
+            ends_at=later + timezone.timedelta(days=1))
+        world.planned[scope] = PlannedRun.objects.create(job=jobs[scope], run_at=later)
+        world.backfills[scope] = Backfill.objects.create(job=jobs[scope], parameter="day", first_day="2026-01-01",
+                                                         last_day="2026-01-02")
     return world
 
 
@@ -247,6 +260,14 @@ def fingerprint(world: World) -> dict[tuple[str, str], object]:
         state["spare", scope] = world.spares[scope].pk in jobs
         state["template", scope] = templates.get(world.templates[scope].pk)
         state["secret", scope] = stored_secrets.get(world.secrets[scope].pk)
+    windows = dict(MaintenanceWindow.objects.values_list("pk", "name"))
+    planned = dict(PlannedRun.objects.values_list("pk", "state"))
+    backfills = {pk: killed is not None for pk, killed in Backfill.objects.values_list("pk", "killed_at")}
+    for scope in SCOPES:
+        state["window", scope] = windows.get(world.windows[scope].pk)
+        state["planned", scope] = planned.get(world.planned[scope].pk)
+        state["backfill", scope] = backfills.get(world.backfills[scope].pk)
+    state["pause", NONE] = SchedulePause.objects.filter(is_open=True).exists()
     for scope in DOMAIN_SCOPES:
         state["domain", scope] = domains.get(world.domains[scope].pk)
     known = {job.pk for group in (world.jobs, world.spares) for job in group.values()}
@@ -458,6 +479,47 @@ def bulk_delete_changes(role: str, scope: str, expected: Expected) -> set[tuple[
     return {("spare", s) for s in SCOPES if sees(role, s) and edits(role, s)}
 
 
+def sees_window(role: str, scope: str) -> bool:
+    """Members read the global windows too (they apply to their jobs); a domain's windows are its members'."""
+    return sees(role, scope) or (scope == "global" and is_member(role))
+
+
+def on_window(ok: Expected, may: Callable[[str, str], bool] = sees_window) -> Rule:
+    def rule(role: str, scope: str) -> Expected:
+        if role == "anonymous":
+            return LOGIN
+        if not sees_window(role, scope):
+            return 404
+        return ok if may(role, scope) else 403
+
+    return rule
+
+
+def window_change_page(role: str, scope: str) -> Expected:
+    answer = on_window(VIEW)(role, scope)
+    return EDIT if answer == VIEW and edits(role, scope) else answer
+
+
+def window_url(name: str) -> Path:
+    return lambda w, s: reverse(f"admin:{name}", args=[w.windows[s].pk])
+
+
+def planned_url(name: str) -> Path:
+    return lambda w, s: reverse(f"admin:{name}", args=[w.planned[s].pk])
+
+
+def backfill_url(name: str) -> Path:
+    return lambda w, s: reverse(f"admin:{name}", args=[w.backfills[s].pk])
+
+
+def window_body(w: World, s: str) -> dict:
+    window = w.windows[s]
+    return {"name": "Renamed window", "domain": window.domain_id or "", "active": "on", "kind": window.kind,
+            "starts_at_0": f"{window.starts_at:%Y-%m-%d}", "starts_at_1": f"{window.starts_at:%H:%M:%S}",
+            "ends_at_0": f"{window.ends_at:%Y-%m-%d}", "ends_at_1": f"{window.ends_at:%H:%M:%S}",
+            "timezone": window.timezone, "note": "", "cron": "", "duration_minutes": ""}
+
+
 def app_index(app_label: str) -> Path:
     return lambda w, s: reverse("admin:app_list", args=[app_label])
 
@@ -497,6 +559,9 @@ PROBES: list[Probe] = [
           on_object(202, runs, UNAUTH), SCOPES, body=lambda w, s: {}, api=True, touches="live", success=202),
     Probe("api-kill-get", "api:result-kill", "GET", lambda w, s: reverse("api:result-kill", args=[w.live[s].pk]),
           _post_only, SCOPES, api=True),
+    Probe("api-planned-cancel", "api:planned-cancel", "POST",
+          lambda w, s: reverse("api:planned-cancel", args=[w.planned[s].pk]), on_object(200, runs, UNAUTH), SCOPES,
+          body=lambda w, s: {}, api=True, touches="planned", success=200),
     Probe("api-log", "api:result-log", "GET", lambda w, s: reverse("api:result-log", args=[w.done[s].pk]),
           on_object(200, anonymous=UNAUTH), SCOPES, api=True),
     # --- the site root and the admin site's own pages ---------------------------------------------------
@@ -630,6 +695,27 @@ PROBES: list[Probe] = [
           lambda w, s: f"/admin/jobs/secret/{w.secrets[s].pk}/", for_staff(TO_CHANGE), SCOPES,
           redirect=secret_url("jobs_secret_change")),
     # --- jobs --------------------------------------------------------------------------------------------------
+    # --- maintenance windows (members read the global ones) and the pause switch (system administrators) -------
+    Probe("window-list", "admin:jobs_maintenancewindow_changelist", "GET",
+          admin_url("jobs_maintenancewindow_changelist"), for_members(200)),
+    Probe("window-add", "admin:jobs_maintenancewindow_add", "GET", admin_url("jobs_maintenancewindow_add"),
+          for_editors(200)),
+    Probe("window-change", "admin:jobs_maintenancewindow_change", "GET", window_url("jobs_maintenancewindow_change"),
+          window_change_page, SCOPES),
+    Probe("window-change-post", "admin:jobs_maintenancewindow_change", "POST",
+          window_url("jobs_maintenancewindow_change"), on_window(302, edits), SCOPES, body=window_body,
+          touches="window", success=302),
+    Probe("window-delete", "admin:jobs_maintenancewindow_delete", "GET", window_url("jobs_maintenancewindow_delete"),
+          on_window(200, edits), SCOPES),
+    Probe("window-history", "admin:jobs_maintenancewindow_history", "GET",
+          window_url("jobs_maintenancewindow_history"), on_window(200), SCOPES),
+    Probe("window-redirect", "admin/jobs/maintenancewindow/<path:object_id>/", "GET",
+          lambda w, s: f"/admin/jobs/maintenancewindow/{w.windows[s].pk}/", for_staff(TO_CHANGE), SCOPES,
+          redirect=window_url("jobs_maintenancewindow_change")),
+    Probe("pause", "admin:jobs_maintenancewindow_pause", "GET", admin_url("jobs_maintenancewindow_pause"),
+          for_superuser(200)),
+    Probe("pause-post", "admin:jobs_maintenancewindow_pause", "POST", admin_url("jobs_maintenancewindow_pause"),
+          for_superuser(302), body=lambda w, s: {"reason": "paused by the matrix"}, touches="pause", success=302),
     Probe("job-list", "admin:jobs_job_changelist", "GET", admin_url("jobs_job_changelist"), for_members(200),
           listed=changelist_scopes(lambda w, job: scope_of_job(w, job.pk))),
     Probe("job-import", "admin:jobs_job_import", "GET", lambda w, s: "/admin/jobs/job/import/", for_superuser(200)),
@@ -695,6 +781,43 @@ PROBES: list[Probe] = [
           on_object(302, runs), SCOPES, body=lambda w, s: {}, touches="results", success=302),
     Probe("result-log-download", "admin:results_jobresult_log", "GET", done_url("results_jobresult_log"),
           on_object(200), SCOPES),
+    # --- planned runs (run at), the calendar, backfills -------------------------------------------------------
+    Probe("planned-list", "admin:results_plannedrun_changelist", "GET", admin_url("results_plannedrun_changelist"),
+          for_members(200), listed=changelist_scopes(lambda w, planned: scope_of_job(w, planned.job_id))),
+    Probe("planned-add", "admin:results_plannedrun_add", "GET", admin_url("results_plannedrun_add"), for_staff(403)),
+    Probe("planned-change", "admin:results_plannedrun_change", "GET", planned_url("results_plannedrun_change"),
+          on_object(VIEW), SCOPES),
+    Probe("planned-delete", "admin:results_plannedrun_delete", "GET", planned_url("results_plannedrun_delete"),
+          on_object(403), SCOPES),
+    Probe("planned-history", "admin:results_plannedrun_history", "GET", planned_url("results_plannedrun_history"),
+          on_object(200), SCOPES),
+    Probe("planned-cancel", "admin:results_plannedrun_cancel", "GET", planned_url("results_plannedrun_cancel"),
+          on_object(200, runs), SCOPES),
+    Probe("planned-cancel-post", "admin:results_plannedrun_cancel", "POST", planned_url("results_plannedrun_cancel"),
+          on_object(302, runs), SCOPES, body=lambda w, s: {}, touches="planned", success=302),
+    Probe("planned-redirect", "admin/results/plannedrun/<path:object_id>/", "GET",
+          lambda w, s: f"/admin/results/plannedrun/{w.planned[s].pk}/", for_staff(TO_CHANGE), SCOPES,
+          redirect=planned_url("results_plannedrun_change")),
+    Probe("calendar", "admin:results_plannedrun_calendar", "GET", admin_url("results_plannedrun_calendar"),
+          for_members(200)),
+    Probe("backfill-list", "admin:results_backfill_changelist", "GET", admin_url("results_backfill_changelist"),
+          for_members(200), listed=changelist_scopes(lambda w, backfill: scope_of_job(w, backfill.job_id))),
+    Probe("backfill-add", "admin:results_backfill_add", "GET", admin_url("results_backfill_add"), for_staff(403)),
+    Probe("backfill-change", "admin:results_backfill_change", "GET", backfill_url("results_backfill_change"),
+          on_object(VIEW), SCOPES),
+    Probe("backfill-delete", "admin:results_backfill_delete", "GET", backfill_url("results_backfill_delete"),
+          on_object(403), SCOPES),
+    Probe("backfill-history", "admin:results_backfill_history", "GET", backfill_url("results_backfill_history"),
+          on_object(200), SCOPES),
+    Probe("backfill-kill-get", "admin:results_backfill_kill", "GET", backfill_url("results_backfill_kill"),
+          on_object(TO_CHANGE, runs), SCOPES, redirect=backfill_url("results_backfill_change")),
+    Probe("backfill-kill", "admin:results_backfill_kill", "POST", backfill_url("results_backfill_kill"),
+          on_object(302, runs), SCOPES, body=lambda w, s: {}, touches="backfill", success=302),
+    Probe("backfill-start", "admin:results_backfill_start", "GET", job_url("results_backfill_start"),
+          on_object(200, runs), SCOPES),
+    Probe("backfill-redirect", "admin/results/backfill/<path:object_id>/", "GET",
+          lambda w, s: f"/admin/results/backfill/{w.backfills[s].pk}/", for_staff(TO_CHANGE), SCOPES,
+          redirect=backfill_url("results_backfill_change")),
     Probe("result-redirect", "admin/results/jobresult/<path:object_id>/", "GET",
           lambda w, s: f"/admin/results/jobresult/{w.live[s].pk}/", for_staff(TO_CHANGE), SCOPES,
           redirect=live_url("results_jobresult_change")),

@@ -173,3 +173,15 @@ def test_pausing_needs_a_reason(client, admin_user):
     response = client.post(reverse("admin:jobs_maintenancewindow_pause"), {"reason": ""})
     assert response.status_code == 200 and "reason" in response.context["form"].errors
     assert maintenance.current_pause() is None
+
+
+def test_members_read_the_global_windows_and_their_domains_never_another_domains(client, acme, globex, member):
+    for name, domain in (("acme-window", acme), ("globex-window", globex), ("global-window", None)):
+        MaintenanceWindow.objects.create(name=name, domain=domain, kind="once", starts_at=at(2030, 1, 1),
+                                         ends_at=at(2030, 1, 2))
+    client.force_login(member("vera", acme, DomainMembership.VIEWER))
+    response = client.get(reverse("admin:jobs_maintenancewindow_changelist"))
+    assert {window.name for window in response.context["cl"].result_list} == {"acme-window", "global-window"}
+    assert "globex" not in response.content.decode().lower()
+    globex_window = MaintenanceWindow.objects.get(name="globex-window")
+    assert client.get(reverse("admin:jobs_maintenancewindow_change", args=[globex_window.pk])).status_code == 404

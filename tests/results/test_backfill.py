@@ -169,3 +169,14 @@ def test_a_7_day_backfill_killed_in_the_middle_never_starts_the_rest(beat, admin
     assert BackfillDay.objects.filter(backfill=bf, result__isnull=True).count() == 4
     bf.refresh_from_db()
     assert bf.progress() == {"total": 7, "done": 3, "going": 0, "failed": 1, "waiting": 4}
+
+
+@pytest.mark.django_db
+def test_a_job_without_a_date_parameter_says_so(client, admin_user):
+    job = make_job("no-dates", (10, "testing.echo", {}))
+    client.force_login(admin_user)
+    for response in (client.get(reverse("admin:results_backfill_start", args=[job.pk])),
+                     client.post(reverse("admin:results_backfill_start", args=[job.pk]), {"parameter": "day"})):
+        assert response.status_code == 200
+        assert "no-dates has no date parameter to backfill." in response.content.decode()
+    assert not Backfill.objects.exists()
