@@ -268,19 +268,32 @@ class ParentAwareFormSet(BaseInlineFormSet):
         return form
 
 
+class ScheduleFormSet(ParentAwareFormSet):
+    @classmethod
+    def get_default_prefix(cls) -> str:
+        return "schedule"  # the form names of the days when a job had one schedule (pages, scripts, tests)
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        if form.instance.pk is None and not form.is_bound:
+            form.initial["kind"] = form.instance.default_kind()  # the plan its action declares, if one does
+        return form
+
+
 class ScheduleInline(admin.StackedInline):
     model = Schedule
     form = ScheduleForm
-    formset = ParentAwareFormSet
+    formset = ScheduleFormSet
+    formfield_overrides = WIDE_JSON
     extra = 1
-    max_num = 1
-    can_delete = False
-    verbose_name = verbose_name_plural = "Scheduling"
+    verbose_name = "schedule"
+    verbose_name_plural = "Scheduling"
     fieldsets = [
-        (None, {"fields": ["kind", "plan_in_words", "next_run", "last_run"]}),
+        (None, {"fields": ["name", "kind", "plan_in_words", "next_run", "last_run"]}),
         ("Interval", {"fields": [("every", "every_unit")]}),
         ("Calendar", {"fields": ["weekdays", "times", "cron"]}),
         ("Bounds and time zone", {"fields": ["timezone", ("starts_at", "ends_at"), "catch_up"]}),
+        ("Parameter values", {"fields": ["parameters"]}),
     ]
     readonly_fields = ["plan_in_words", "next_run", "last_run"]
 
@@ -490,7 +503,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     list_display_links = ["identifier", "name"]
     list_filter = [LastRunFilter, "job_type", "active", ("domain", admin.RelatedOnlyFieldListFilter), "module"]
     search_fields = ["identifier", "name", "description"]
-    list_select_related = ["domain", "schedule"]
+    list_select_related = ["domain"]
     actions = ["run_now", "export_yaml", "copy_job"]
     change_list_template = "admin/jobs/job/change_list.html"
     inlines = [JobLineInline, ScheduleInline]
@@ -540,7 +553,9 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         last = JobResult.objects.filter(job=OuterRef("pk")).order_by("-id")
-        jobs = access.visible_jobs(request.user, super().get_queryset(request)).annotate(
+        upcoming = Schedule.objects.filter(job=OuterRef("pk"), next_run_at__isnull=False).order_by("next_run_at")
+        jobs = access.visible_jobs(request.user, super().get_queryset(request)).prefetch_related("schedules").annotate(
+            next_scheduled_run=Subquery(upcoming.values("next_run_at")[:1]),
             last_result_id=Subquery(last.values("id")[:1]),
             last_result_status=Subquery(last.values("status")[:1]),
             last_result_at=Subquery(last.values("created_at")[:1]),
@@ -598,13 +613,17 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     @admin.display(description="Schedule")
     def schedule_text(self, job: Job) -> str:
-        schedule = getattr(job, "schedule", None)
-        return schedule.describe() if schedule is not None else "By hand only"
+        schedules = [s for s in job.schedules.all() if s.kind != Schedule.DISABLED]
+        return "; ".join(s.describe() for s in schedules) if schedules else "By hand only"
 
-    @admin.display(description="Next run", ordering="schedule__next_run_at")
+    @admin.display(description="Next run", ordering="next_scheduled_run")
     def next_run(self, job: Job):
-        schedule = getattr(job, "schedule", None)
-        return schedule.when_local(schedule.next_run_at) if schedule is not None else "—"
+        """The next run of any of the job's schedules, in that schedule's time zone."""
+        upcoming = [s for s in job.schedules.all() if s.next_run_at is not None]
+        if not upcoming:
+            return "—"
+        first = min(upcoming, key=lambda s: s.next_run_at)
+        return first.when_local(first.next_run_at)
 
     @admin.display(description="Log")
     def log_icon(self, job: Job):

@@ -224,8 +224,8 @@ class ScheduleForm(forms.ModelForm):
         from .models import Schedule
 
         model = Schedule
-        fields = ["kind", "every", "every_unit", "weekdays", "times", "cron", "timezone", "starts_at", "ends_at",
-                  "catch_up"]
+        fields = ["name", "kind", "every", "every_unit", "weekdays", "times", "cron", "timezone", "starts_at",
+                  "ends_at", "catch_up", "parameters"]
         help_texts = {"cron": "Calendar, instead of days and times: five fields, e.g. 0 18 * * 5."}
 
 

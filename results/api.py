@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from jobs import access, secrets
+from jobs.definitions import schedule_document
 from jobs.models import Job
 
 from . import states
@@ -52,11 +53,24 @@ def _django_errors(exc: DjangoValidationError) -> dict:
 class JobSerializer(serializers.ModelSerializer):
     domain = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     last_result = serializers.SerializerMethodField()
+    schedules = serializers.SerializerMethodField()
+    next_run_at = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
         fields = ["identifier", "name", "description", "domain", "active", "stops_on_error", "module",
-                  "queue", "params", "last_result"]
+                  "queue", "params", "last_result", "schedules", "next_run_at"]
+
+    def get_schedules(self, job: Job) -> list[dict]:
+        """Each schedule as in definition files, with its next run."""
+        return [{"name": schedule.name, **schedule_document(schedule), "parameters": schedule.parameters,
+                 "next_run_at": serializers.DateTimeField().to_representation(schedule.next_run_at)
+                 if schedule.next_run_at else None} for schedule in job.schedules.all()]
+
+    def get_next_run_at(self, job: Job) -> str | None:
+        """The next run of any of the job's schedules."""
+        upcoming = [schedule.next_run_at for schedule in job.schedules.all() if schedule.next_run_at]
+        return serializers.DateTimeField().to_representation(min(upcoming)) if upcoming else None
 
     def get_last_result(self, job: Job) -> dict | None:
         if getattr(job, "last_result_id", None) is None:
@@ -145,7 +159,7 @@ class JobListView(APIView):
         wanted = [name for name in request.query_params.get("identifier", "").split(",") if name]
         if wanted:  # the job list page asks only for its own rows
             jobs = jobs.filter(identifier__in=wanted[:500])
-        jobs = jobs.select_related("domain").annotate(
+        jobs = jobs.select_related("domain").prefetch_related("schedules").annotate(
             last_result_id=Subquery(last.values("id")[:1]),
             last_result_status=Subquery(last.values("status")[:1]),
         )

@@ -75,16 +75,26 @@ def fire(schedule: Schedule, now: dt.datetime) -> JobResult | None:
         if quiet:
             return states.record_skipped(schedule.job, f"Scheduled run suppressed: {quiet}", slot)
         if missed and schedule.catch_up == Schedule.CATCH_UP_SKIP:
-            logger.info("schedule of %s skipped missed slot %s", schedule.job.identifier, slot)
+            logger.info("schedule %s of %s skipped missed slot %s", schedule.label(), schedule.job.identifier, slot)
             return None
-        note = f"missed slot of {timezone.localtime(slot):%Y-%m-%d %H:%M}, caught up" if missed else ""
-        try:
-            return start_run(schedule.job, trigger=Trigger.SCHEDULE, note=note, scheduled_for=slot)
-        except RunRefused as exc:
-            return states.record_skipped(schedule.job, f"Scheduled run skipped: {exc}", slot)
-        except ValidationError as exc:
-            problems = "; ".join(f"{name}: {' '.join(rules)}" for name, rules in exc.message_dict.items())
-            return states.record_skipped(schedule.job, f"Scheduled run not started: {problems}", slot, failed=True)
+        return start_scheduled_run(schedule, slot, missed)
+
+
+def start_scheduled_run(schedule: Schedule, slot: dt.datetime, missed: bool) -> JobResult:
+    """The run of a claimed slot, with the schedule's parameter values (or the record of why it did not start)."""
+    notes = [f"schedule {schedule.name}" if schedule.name else ""]
+    if missed:
+        notes.append(f"missed slot of {timezone.localtime(slot):%Y-%m-%d %H:%M}, caught up")
+    note = ", ".join(n for n in notes if n)
+    try:
+        return start_run(schedule.job, parameters=schedule.parameters, trigger=Trigger.SCHEDULE, note=note,
+                         scheduled_for=slot)
+    except RunRefused as exc:
+        return states.record_skipped(schedule.job, f"Scheduled run skipped: {exc}", slot)
+    except ValidationError as exc:
+        problems = "; ".join(f"{name}: {' '.join(rules)}" for name, rules in exc.message_dict.items())
+        return states.record_skipped(schedule.job, f"Scheduled run of schedule {schedule.label()} not started: "
+                                     f"{problems}", slot, failed=True)
 
 
 def seconds_until_next_due(now: dt.datetime | None = None) -> float | None:

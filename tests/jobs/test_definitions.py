@@ -97,14 +97,16 @@ def test_import_creates_jobs_with_every_field_and_line():
         {"name": "days", "type": "int", "required": False, "default": 7},
         {"name": "region", "type": "choice", "required": True, "choices": ["north", "south"]},
     ]
-    assert (job.schedule.kind, job.schedule.cron, job.schedule.timezone) == ("calendar", "0 18 * * 5", "Europe/Madrid")
+    schedule = job.schedules.get()
+    assert (schedule.kind, schedule.cron, schedule.timezone) == ("calendar", "0 18 * * 5", "Europe/Madrid")
     assert job.report == {"recipients": ["ops@example.com"], "when": "failure"}
     lines = list(job.lines.order_by("line_no").values_list("line_no", "action__name", "active", "parameters"))
     assert lines == [(10, "core.shell", True, {"command": 'echo "$JOBS_PARAM_DAYS $JOBS_TODAY"'}),
                      (20, "testing.typed", False, {"count": 3, "mode": "slow"})]
     cleanup = Job.objects.get(identifier="cleanup")
     assert (cleanup.domain, cleanup.active, cleanup.stops_on_error, cleanup.params) == (None, False, False, [])
-    assert (cleanup.schedule.kind, cleanup.schedule.every, cleanup.schedule.every_unit) == ("interval", 15, "minutes")
+    schedule = cleanup.schedules.get()
+    assert (schedule.kind, schedule.every, schedule.every_unit) == ("interval", 15, "minutes")
 
 
 def test_import_defaults_for_omitted_keys():
