@@ -82,7 +82,7 @@ def week(user, first_day: dt.date | None = None, now: dt.datetime | None = None)
             frequent.append((schedule.job, schedule.describe()))
             continue
         for instant in fires:
-            _place(grid, Entry(instant, schedule.job, "schedule"), tz)
+            _place(grid, Entry(instant, schedule.job, "schedule", schedule.name), tz)
     planned = PlannedRun.objects.pending().filter(job__in=jobs, run_at__gte=start, run_at__lt=end)
     for run in planned.select_related("job"):
         _place(grid, Entry(run.run_at, run.job, "planned", "run at"), tz)

@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0014_secret_system_only'),
+        ('jobs', '0015_several_schedules_per_job'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
