@@ -105,3 +105,12 @@ def test_the_calendar_page_costs_a_fixed_number_of_queries(client, admin_user, d
         response = client.get(url)
     assert response.status_code == 200
     assert all(f"report-{n}" in response.content.decode() for n in range(5))
+
+
+def test_each_schedule_of_a_job_has_its_own_entries(admin_user):
+    job = make_job("twice-a-day", (10, "testing.echo", {}))
+    Schedule.objects.create(job=job, name="morning", kind="calendar", weekdays=[0], times=["08:00"], timezone="UTC")
+    Schedule.objects.create(job=job, name="evening", kind="calendar", weekdays=[0], times=["20:00"], timezone="UTC")
+    week = calendar.week(admin_user, MONDAY, now=NOW)
+    shown = sorted((f"{e.at:%a %H:%M}", e.label) for _, cells in week.rows for cell in cells for e in cell.entries)
+    assert shown == [("Mon 08:00", "morning"), ("Mon 20:00", "evening")]
