@@ -149,7 +149,7 @@ def _range_errors(job: Job, parameter: str, first_day, last_day, parallel: int) 
 def advance(backfill_id: int) -> list[JobResult]:
     """Start the next days while fewer than ``parallel`` are going; close the backfill once every day ended."""
     with transaction.atomic():
-        backfill = (Backfill.objects.select_for_update().select_related("job", "job__domain", "created_by")
+        backfill = (Backfill.objects.select_for_update(of=("self",)).select_related("job", "job__domain", "created_by")
                     .filter(pk=backfill_id, finished_at__isnull=True, killed_at__isnull=True).first())
         if backfill is None:
             return []
