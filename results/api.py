@@ -17,6 +17,7 @@ from jobs import access, secrets
 from jobs.definitions import schedule_document
 from jobs.models import Job
 
+from . import backfill as backfills
 from . import states
 from .dispatch import RunRefused, start_runs
 from .models import JobLogEntry, JobResult, LogLevel, LogRead, Trigger
@@ -217,6 +218,79 @@ class PlannedRunCancelView(APIView):
                             status=status.HTTP_409_CONFLICT)
         planned.refresh_from_db()
         return Response({"planned": PlannedRunSerializer(planned).data})
+
+
+class BackfillRequest(serializers.Serializer):
+    parameter = serializers.CharField(help_text="The job's date parameter that takes each day.")
+    first_day = serializers.DateField()
+    last_day = serializers.DateField()
+    parallel = serializers.IntegerField(required=False, default=1)
+    parameters = serializers.DictField(required=False, default=dict)
+
+
+class BackfillSerializer(serializers.ModelSerializer):
+    job = serializers.SlugRelatedField(slug_field="identifier", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    progress = serializers.SerializerMethodField()
+    days = serializers.SerializerMethodField()
+
+    def get_progress(self, backfill: backfills.Backfill) -> dict:
+        return backfill.progress()
+
+    def get_days(self, backfill: backfills.Backfill) -> list[dict]:
+        return [{"day": day.day, "result": day.result_id, "status": day.result.status if day.result_id else None}
+                for day in backfill.days.select_related("result").order_by("day")]
+
+    class Meta:
+        model = backfills.Backfill
+        fields = ["id", "job", "parameter", "first_day", "last_day", "parallel", "state", "progress", "days",
+                  "created_by", "created_at", "killed_at", "finished_at"]
+
+
+def visible_backfill(user, backfill_id: int) -> backfills.Backfill:
+    return get_object_or_404(backfills.Backfill.objects.filter(job__in=access.visible_jobs(user))
+                             .select_related("job", "created_by"), pk=backfill_id)
+
+
+class JobBackfillView(APIView):
+    """``POST /api/jobs/<identifier>/backfill/``: one run per day of a range (``results.backfill``)."""
+
+    def post(self, request, identifier: str):
+        job = get_object_or_404(access.visible_jobs(request.user), identifier=identifier)
+        if not access.can_run(request.user, job):
+            raise exceptions.PermissionDenied("You may see this job but not run it.")
+        body = BackfillRequest(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        try:
+            created = backfills.create(job, parameter=data["parameter"], first_day=data["first_day"],
+                                       last_day=data["last_day"], parallel=data["parallel"],
+                                       parameters=data["parameters"], user=request.user)
+        except DjangoValidationError as exc:
+            own = {"parameter", "first_day", "last_day", "parallel"}
+            errors = {key if key in own else f"parameters.{key}": value
+                      for key, value in _django_errors(exc).items()}
+            return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        except RunRefused as exc:
+            return Response({"errors": {"job": [str(exc)]}}, status=status.HTTP_409_CONFLICT)
+        return Response(BackfillSerializer(visible_backfill(request.user, created.pk)).data,
+                        status=status.HTTP_202_ACCEPTED)
+
+
+class BackfillView(APIView):
+    def get(self, request, backfill_id: int):
+        return Response(BackfillSerializer(visible_backfill(request.user, backfill_id)).data)
+
+
+class BackfillKillView(APIView):
+    def post(self, request, backfill_id: int):
+        backfill = visible_backfill(request.user, backfill_id)
+        if not access.can_run(request.user, backfill.job):
+            raise exceptions.PermissionDenied("You may see this backfill but not kill it.")
+        if not backfills.kill(backfill.pk, request.user):
+            return Response({"errors": {"state": ["the backfill is over"]}}, status=status.HTTP_409_CONFLICT)
+        return Response(BackfillSerializer(visible_backfill(request.user, backfill.pk)).data,
+                        status=status.HTTP_202_ACCEPTED)
 
 
 def _prefixed(exc: DjangoValidationError) -> dict:

@@ -180,3 +180,41 @@ def test_a_job_without_a_date_parameter_says_so(client, admin_user):
         assert response.status_code == 200
         assert "no-dates has no date parameter to backfill." in response.content.decode()
     assert not Backfill.objects.exists()
+
+
+# --- API -----------------------------------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_the_api_starts_reads_and_kills_a_backfill(acme, operator):
+    from tests.helpers import client_for
+
+    job = daily_job(domain=acme)
+    client = client_for(operator)
+    response = client.post(reverse("api:job-backfill", args=[job.identifier]),
+                           {"parameter": "day", "first_day": "2026-11-01", "last_day": "2026-11-03", "parallel": 2,
+                            "parameters": {"region": "south"}}, format="json")
+    assert response.status_code == 202, response.content
+    data = response.json()
+    assert data["progress"] == {"total": 3, "done": 0, "going": 2, "failed": 0, "waiting": 1}
+    assert [day["day"] for day in data["days"]] == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    assert client.get(reverse("api:backfill", args=[data["id"]])).json()["state"] == "running"
+    killed = client.post(reverse("api:backfill-kill", args=[data["id"]]))
+    assert killed.status_code == 202 and killed.json()["state"] == "killed"
+    assert client.post(reverse("api:backfill-kill", args=[data["id"]])).status_code == 409
+
+
+@pytest.mark.django_db
+def test_the_api_names_bad_backfill_fields(acme, operator):
+    from tests.helpers import client_for
+
+    job = daily_job(domain=acme)
+    url = reverse("api:job-backfill", args=[job.identifier])
+    client = client_for(operator)
+    bad_range = client.post(url, {"parameter": "day", "first_day": "2026-11-03", "last_day": "2026-11-01"},
+                            format="json")
+    assert bad_range.status_code == 400 and "last_day" in bad_range.json()["errors"]
+    bad_value = client.post(url, {"parameter": "day", "first_day": "2026-11-01", "last_day": "2026-11-01",
+                                  "parameters": {"region": "west"}}, format="json")
+    assert bad_value.status_code == 400 and "parameters.region" in bad_value.json()["errors"]
+    not_a_date = client.post(url, {"parameter": "day", "first_day": "soon", "last_day": "2026-11-01"}, format="json")
+    assert not_a_date.status_code == 400 and "first_day" in not_a_date.json()["errors"]
+    assert not Backfill.objects.exists()
