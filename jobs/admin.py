@@ -31,6 +31,7 @@ from .definitions import DefinitionError, export_jobs, import_texts, preview_tex
 from .filters import model_for, relations_followed
 from .forms import ImportJobsForm, JSONTextField, RunLaterForm, RunParametersForm, ScheduleForm
 from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule, Secret
+from .scheduling import describe as describe_plan
 
 STATUS_ICONS = {
     "success": ("✔", "ok"), "warning": ("⚠", "warn"), "info": ("ℹ", "info"), "error": ("✖", "bad"),
@@ -123,8 +124,17 @@ class ActionAdmin(MembershipAdminMixin, admin.ModelAdmin):
     list_filter = ["available", "module", "dangerous", "external", "destructive"]
     search_fields = ["name", "label", "description"]
     readonly_fields = ["name", "label", "description", "module", "available", "idempotent", "destructive",
-                       "external", "dangerous", "supports_cancel", "required_permissions", "parameter_table"]
+                       "external", "dangerous", "supports_cancel", "required_permissions", "automatic_plan",
+                       "parameter_table"]
     fields = readonly_fields
+
+    @admin.display(description="Automatic plan")
+    def automatic_plan(self, action: Action) -> str:
+        """The plan an "automatic" schedule of a job using this action follows (``registry.action(schedule=…)``)."""
+        spec = registry.get(action.name)
+        if spec is None or not spec.schedule:
+            return "None: a job using it runs by hand or on a plan of its own"
+        return describe_plan({"timezone": "in the schedule's time zone", **spec.schedule})
 
     @admin.display(description="Required permissions")
     def required_permissions(self, action: Action) -> str:

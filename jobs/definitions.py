@@ -444,8 +444,10 @@ def _set_job_field(job: Job, name: str, raw: dict, where: str) -> None:
 
 def _schedules_entry(schedules: list[Schedule]) -> dict[str, Any]:
     """The contract's ``schedule:`` for no schedule or a single plain one (no name, no values of its own);
-    otherwise ``schedules:``, every schedule with every field (a disabled one too: its values are kept)."""
-    if not schedules or (len(schedules) == 1 and schedules[0].kind == Schedule.DISABLED and _plain(schedules[0])):
+    otherwise ``schedules:``, every schedule with every field (a disabled one too when it has a name or values;
+    without them it means by hand only, and a job without schedules is written ``schedule: null``)."""
+    schedules = [s for s in schedules if s.kind != Schedule.DISABLED or not _plain(s)]
+    if not schedules:
         return {"schedule": None}
     if len(schedules) == 1 and _plain(schedules[0]):
         return {"schedule": schedule_document(schedules[0])}
@@ -503,22 +505,21 @@ def _wanted_schedules(raw: dict, where: str) -> list[tuple[str, dict[str, Any]]]
     if raw.get("schedule") and raw.get("schedules"):
         raise DefinitionError(f"{where}: give schedule (one) or schedules (a list), not both")
     if not raw.get("schedules"):
-        fields = _schedule_fields(raw["schedule"], f"{where}: schedule") if raw.get("schedule") else None
-        # A single plain disabled schedule means by hand only: no schedule, as it is exported.
-        if fields is None or (fields["kind"] == Schedule.DISABLED and not fields["name"] and not fields["parameters"]):
-            return []
-        return [("schedule", fields)]
-    if not isinstance(raw["schedules"], list):
+        entries = [("schedule", raw["schedule"])] if raw.get("schedule") else []
+    elif not isinstance(raw["schedules"], list):
         raise DefinitionError(f"{where}: schedules must be a list")
+    else:
+        entries = [(f"schedules[{index}]", entry) for index, entry in enumerate(raw["schedules"])]
     wanted, names = [], set()
-    for index, entry in enumerate(raw["schedules"]):
-        label = f"schedules[{index}]"
+    for label, entry in entries:
         fields = _schedule_fields(entry, f"{where}: {label}")
         if fields["name"] in names:
             raise DefinitionError(f"{where}: {label}: name {fields['name']!r} is given to two schedules")
         if fields["name"]:
             names.add(fields["name"])
-        wanted.append((label, fields))
+        # Disabled, without a name or values: by hand only, as a job without schedules is exported.
+        if fields["kind"] != Schedule.DISABLED or fields["name"] or fields["parameters"]:
+            wanted.append((label, fields))
     return wanted
 
 

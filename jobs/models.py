@@ -651,7 +651,8 @@ class Schedule(models.Model):
         constraints = [
             # A file names a job's schedules by their label: two with the same one would be the same schedule.
             models.UniqueConstraint(fields=["job", "name"], condition=~models.Q(name=""),
-                                    name="schedule_name_unique_per_job"),
+                                    name="schedule_name_unique_per_job",
+                                    violation_error_message="Another schedule of this job has this name."),
         ]
         indexes = [
             # The scheduler's claim reads only the schedules that are due.
