@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.forms.fields import InvalidJSONInput
 
-from . import params, secrets
+from . import maintenance, params, secrets
 from .text import storable, value_problem
 
 WIDGETS = {
@@ -156,8 +156,6 @@ class RunLaterForm(forms.Form):
     def checked_run_at(self):
         """The planned time (None: now); ValidationError naming ``run_at`` or ``window_ok`` when a window is in the way.
         """
-        from . import maintenance
-
         if not self.is_valid():
             raise ValidationError(self.errors.as_data())
         run_at = self.cleaned_data.get("run_at")

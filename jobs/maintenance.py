@@ -255,9 +255,10 @@ def run_warning(domain_id: int | None, instant: dt.datetime | None = None) -> st
 
 def windows_between(domain_ids: Any, start: dt.datetime, end: dt.datetime) -> list[dict]:
     """The periods of the windows of these domains (None among them: the global ones) in ``[start, end)``."""
-    wanted = [d for d in domain_ids if d is not None]
-    windows = MaintenanceWindow.objects.filter(active=True).filter(
-        Q(domain_id__in=wanted) | (Q(domain__isnull=True) if None in domain_ids else Q(pk__in=[])))
+    scope = Q(domain_id__in=[d for d in domain_ids if d is not None])
+    if None in domain_ids:
+        scope |= Q(domain__isnull=True)
+    windows = MaintenanceWindow.objects.filter(active=True).filter(scope)
     return [{"window": window, "start": s, "end": e}
             for window in windows.select_related("domain") for s, e in window.occurrences(start, end)]
 

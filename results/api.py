@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from jobs import access, secrets
+from jobs import access, maintenance, secrets
 from jobs.definitions import schedule_document
 from jobs.models import Job
 
@@ -190,6 +190,9 @@ class JobRunView(APIView):
         data = ResultSerializer(visible_result(request.user, results[0].id)).data
         if len(results) > 1:  # a global job run per domain
             data["results"] = [result.id for result in results]
+        warning = maintenance.run_warning(job.domain_id)
+        if warning:  # a run by hand inside a window is the caller's choice: said, not refused
+            data["warnings"] = [f"Started {warning}."]
         return Response(data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -246,3 +246,17 @@ def test_run_now_inside_a_window_warns_and_asks_to_confirm(client, job, admin_us
     response = client.post(url, {"step": "confirm", "region": "north", "later-window_ok": "on"})
     assert response.status_code == 302
     assert JobResult.objects.filter(job=job, trigger="manual").count() == 1
+
+
+def test_api_and_runjob_say_when_a_run_by_hand_starts_inside_a_window(job, operator):
+    MaintenanceWindow.objects.create(name="patching", kind="once", starts_at=timezone.now() - dt.timedelta(hours=1),
+                                     ends_at=timezone.now() + dt.timedelta(hours=1))
+    response = client_for(operator).post(reverse("api:job-run", args=[job.identifier]),
+                                         {"parameters": {"region": "north"}}, format="json")
+    assert response.status_code == 202
+    assert response.json()["warnings"] == ["Started inside maintenance window patching (" +
+                                           MaintenanceWindow.objects.get().describe() + ")."]
+    err = StringIO()
+    call_command("runjob", job.identifier, "--param", "region=north", stdout=StringIO(), stderr=err)
+    assert "warning: started inside maintenance window patching" in err.getvalue()
+    assert JobResult.objects.filter(job=job).count() == 2

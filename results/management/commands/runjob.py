@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from jobs import access
+from jobs import access, maintenance
 from jobs.models import Job
 from jobs.text import named_problem
 from results.dispatch import RunRefused, start_run
@@ -57,6 +57,9 @@ class Command(BaseCommand):
             problems = "; ".join(f"parameter {name}: {' '.join(msgs)}" for name, msgs in exc.message_dict.items())
             raise CommandError(problems, returncode=2) from exc
         self.stdout.write(str(result.id))
+        warning = maintenance.run_warning(job.domain_id)
+        if warning:
+            self.stderr.write(f"warning: started {warning}")
         self.stdout.flush()
         if wait:
             self._wait(result.id, timeout)
