@@ -42,7 +42,8 @@ class ReadOnlyMixin:
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+        # Like results: only system administrators delete (a job's deletion takes its planned runs and backfills).
+        return access.is_system_admin(request.user)
 
 
 @admin.register(PlannedRun)
