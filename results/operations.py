@@ -237,7 +237,7 @@ def _acknowledge_text(result: JobResult, done: bool) -> str:
 
 def landing(request: HttpRequest) -> HttpResponse:
     """``/``: members and system administrators land on the operations page, other staff on the app list."""
-    if not request.user.is_authenticated:
+    if not admin.site.has_permission(request):  # as the admin: anonymous, inactive or not staff
         return HttpResponseRedirect(f"{reverse('admin:login')}?next=/")
     return HttpResponseRedirect(reverse("operations:page" if access.is_member(request.user) else "admin:index"))
 
