@@ -344,6 +344,7 @@ class Job(models.Model):
         seconds = parse_duration(self.expected_runtime[start:]) if start is not None else None
         return datetime.timedelta(seconds=seconds) if seconds else None
 
+    @property
     def effective_time_limit(self) -> int | None:
         """Seconds, or None for no limit (site default 0)."""
         return self.time_limit or settings.JOBS_DEFAULT_TIME_LIMIT_SECONDS or None

@@ -234,3 +234,8 @@ def run_checks(checks: list[Callable[[], str | None]], budget: float) -> list[st
 
 class Cancelled(Exception):
     """Raised inside an action by ``ctx.check_cancelled()`` once the run is being killed."""
+
+
+class LineFailed(Exception):
+    """An expected failure an action reports in words ("command exited with status 7"): the line ends
+    ``error`` with this message and no traceback. Any other exception is a bug and keeps its traceback."""
