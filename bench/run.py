@@ -456,6 +456,7 @@ def measure_pages(rows: int, log_lines: int) -> dict:
         client = Client()
         client.force_login(user)
         figures[f"result_list_{label}"] = time_get(client, "/admin/results/jobresult/")
+        figures[f"operations_page_{label}"] = time_get(client, "/admin/operations/")
     client = Client()
     client.force_login(root)
     figures["log_tail_api"] = time_get(client, f"/api/results/{log_result}/log/?tail=500")
@@ -500,6 +501,8 @@ def main() -> None:
         "result_list_1m_ms": max(pages["result_list_system_admin"]["ms_p50"],
                                  pages["result_list_domain_admin"]["ms_p50"]),
         "log_tail_1m_ms": pages["log_tail_api"]["ms_p50"],
+        "operations_page_1m_ms": max(pages["operations_page_system_admin"]["ms_p50"],
+                                     pages["operations_page_domain_admin"]["ms_p50"]),
         "log_ingest_lines_per_s": report["log_ingest"]["lines_per_s"],
     })
     out = REPO / "bench" / ("results-quick.json" if quick else "results.json")
@@ -529,6 +532,11 @@ def print_table(r: dict) -> None:
          f"{p['result_list_system_admin']['queries']} queries", ""),
         (f"result list, {p['rows']:,} rows (domain admin)", f"{p['result_list_domain_admin']['ms_p50']:.0f} ms",
          f"{p['result_list_domain_admin']['queries']} queries", ""),
+        (f"operations page, {p['rows']:,} rows (sysadmin)", f"{p['operations_page_system_admin']['ms_p50']:.0f} ms",
+         f"{p['operations_page_system_admin']['queries']} queries", ""),
+        (f"operations page, {p['rows']:,} rows (domain admin)",
+         f"{p['operations_page_domain_admin']['ms_p50']:.0f} ms",
+         f"{p['operations_page_domain_admin']['queries']} queries", ""),
         (f"log tail, {p['log_lines']:,} lines (API)", f"{p['log_tail_api']['ms_p50']:.0f} ms",
          f"{p['log_tail_api']['queries']} queries", ""),
         ("schedule lateness p99, 10 schedules", f"{s['with_10']['p99_s']:.3f} s",

@@ -19,7 +19,7 @@ from functools import cached_property
 from django.contrib import admin, messages
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -40,7 +40,10 @@ ATTENTION_COUNT_CAP = 1000  # "more than 1,000": counting further costs more tha
 UPCOMING = 10
 STRIP_DAYS = 7
 STRIP_JOBS = 30
-# A day of a strip shows its worst outcome: each is one EXISTS probe, in this order of severity.
+# A day of a strip shows its worst outcome, in this order of severity. Each status is its own probe: one status
+# is an equality on every column of result_job_outcome, where an IN list would walk the day's runs. A probe is
+# "the id of one such run" (LIMIT 1) rather than EXISTS, which PostgreSQL may turn into a hash of every run
+# of the day when it misjudges how many there are.
 OUTCOMES = {"failed": FAILED, "warning": (Status.WARNING,), "ok": SUCCEEDED}
 
 
@@ -87,7 +90,8 @@ class Board:
         """The newest unacknowledged failures and warnings of the window, and how many there are (capped)."""
         results = self.visible(JobResult.objects.unacknowledged(self.now - ATTENTION_WINDOW))
         shown = list(results.order_by("-finished_at")[:SHOWN])
-        count = results.values("id")[: ATTENTION_COUNT_CAP + 1].count()
+        # Unordered, so the count stops at the cap instead of sorting every failure of the window first.
+        count = results.order_by().values("id")[: ATTENTION_COUNT_CAP + 1].count()
         return shown, count
 
     def acknowledged(self) -> list[JobResult]:
@@ -99,7 +103,7 @@ class Board:
         """The next slots of active jobs' schedules. Schedule rows, so a job with several schedules shows each."""
         jobs = access.visible_jobs(self.user, Job.objects.filter(active=True))
         schedules = Schedule.objects.filter(next_run_at__isnull=False, job__in=jobs).select_related("job")
-        return list(schedules.order_by("next_run_at", "id")[:UPCOMING])
+        return list(schedules.order_by("next_run_at")[:UPCOMING])  # no tie-breaker: it would sort every tie
 
     def days(self) -> list[dt.datetime]:
         """Local midnights of the strip's days, oldest first."""
@@ -113,14 +117,16 @@ class Board:
         probes = {}
         for index, start in enumerate(days):
             end = start + dt.timedelta(days=1)
-            for outcome, statuses in OUTCOMES.items():
-                probes[f"d{index}_{outcome}"] = Exists(JobResult.objects.filter(
-                    job_id=OuterRef("pk"), status__in=statuses, created_at__gte=start, created_at__lt=end))
+            for status in (status for statuses in OUTCOMES.values() for status in statuses):
+                probes[f"d{index}_{status}"] = Subquery(JobResult.objects.filter(
+                    job_id=OuterRef("pk"), status=status, created_at__gte=start, created_at__lt=end,
+                ).order_by().values("pk")[:1])
         jobs = access.visible_jobs(self.user, Job.objects.filter(active=True)).filter(Exists(ran))
         rows = list(jobs.annotate(**probes).order_by("identifier")[: STRIP_JOBS + 1])
         strips = [{
             "identifier": job.identifier, "name": job.name, "url": reverse("admin:jobs_job_change", args=[job.pk]),
-            "days": [next((outcome for outcome in OUTCOMES if getattr(job, f"d{index}_{outcome}")), "none")
+            "days": [next((outcome for outcome, statuses in OUTCOMES.items()
+                           if any(getattr(job, f"d{index}_{status}") for status in statuses)), "none")
                      for index in range(STRIP_DAYS)],
         } for job in rows[:STRIP_JOBS]]
         return strips, len(rows) > STRIP_JOBS

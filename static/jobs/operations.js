@@ -23,6 +23,7 @@
   function relative(iso, now) {
     const seconds = Math.round((new Date(iso) - now) / 1000);
     const size = Math.abs(seconds);
+    if (size < 5) return "just now";
     const amount = size < 60 ? size + " s" : size < 3600 ? Math.round(size / 60) + " min"
       : size < 172800 ? Math.round(size / 3600) + " h" : Math.round(size / 86400) + " days";
     return seconds >= 0 ? "in " + amount : amount + " ago";
