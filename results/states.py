@@ -4,6 +4,8 @@
     pending --kill---> killed
     running --lose---> error ("worker lost")          (reaper)
 
+An error or warning run may then be acknowledged once (``acknowledge``: who and when; its status stays).
+
 Each transition is one conditional UPDATE on the old status, so two processes
 racing (two deliveries of one message, a kill and a natural end, the reaper and
 a slow worker) cannot both win, and a terminal status never changes again.
