@@ -192,3 +192,17 @@ def test_the_number_of_queries_does_not_grow_with_the_rows(admin_user, acme, job
     assert len(state["running"]) == (rows + 2) // 3 and len(state["upcoming"]) == min(rows // 4, 10)
     with django_assert_num_queries(state_queries + app_list_queries(user)):
         assert client.get(reverse("operations:page")).status_code == 200
+
+
+def test_a_per_domain_run_of_a_global_job_is_its_domains_to_acknowledge(acme, globex, member):
+    nightly = make_job("global-cleanup", name="Global cleanup")  # global: no domain
+    failure = result(nightly, Status.ERROR, domain=acme)
+    ann, gus = member("ann", acme, DomainMembership.OPERATOR), member("gus", globex, DomainMembership.OPERATOR)
+
+    assert [row["id"] for row in state_of(ann)["attention"]] == [failure.pk]
+    assert state_of(ann)["attention"][0]["acknowledge_url"]
+    assert state_of(gus)["attention"] == []
+    url = reverse("operations:acknowledge", args=[failure.pk])
+    assert client_of(gus).post(url).status_code == 404
+    assert client_of(ann).post(url).status_code == 302
+    assert JobResult.objects.get(pk=failure.pk).acknowledged_by == ann
