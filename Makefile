@@ -32,6 +32,7 @@ lint: install
 	$(BIN)/ruff check .
 
 bench: install
+	$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 ## Kill workers, restart Redis and PostgreSQL, run three beats (needs both services on 127.0.0.1, root).

@@ -177,7 +177,7 @@ class Run:
         self.journal = journal
         self.control = control
         # Secrets are opened here, used to resolve the lines, and masked in everything the run stores.
-        self.params = secrets.revealed_values(claim.parameters)
+        self.params = secrets.revealed_values(claim.parameters, plan.job.secret_param_names())
         self.run_as = RunAs(claim.run_as_id)
         # The run's domain: its own (a per-domain run of a global job), else its job's.
         self.domain_id = claim.domain_id if claim.domain_id is not None else self.job.domain_id
