@@ -156,6 +156,8 @@ def test_the_root_leads_members_to_the_operations_page_and_other_staff_to_the_ap
     assert Client().get("/")["Location"] == f"{reverse('admin:login')}?next=/"
     index = client_of(admin_user).get(reverse("admin:index")).content.decode()
     assert f'href="{reverse("operations:page")}"' in index and "Job results" in index  # the app list stays
+    index = client_of(staff_only).get(reverse("admin:index")).content.decode()
+    assert reverse("operations:page") not in index  # staff of no domain would be refused there: no button
 
 
 def busy_world(jobs, rows: int, acknowledger) -> None:
