@@ -54,7 +54,7 @@ class SealedHiddenInput(forms.HiddenInput):
     def format_value(self, value):
         if value in (None, ""):
             return ""
-        return SecretField.SEALED_PREFIX + secrets.encrypt(str(value))
+        return SecretField.SEALED_PREFIX + secrets.carried(str(value))
 
 
 class SecretField(forms.CharField):
@@ -71,7 +71,7 @@ class SecretField(forms.CharField):
         value = super().to_python(value)
         if isinstance(value, str) and value.startswith(self.SEALED_PREFIX):
             try:
-                return secrets.decrypt(value[len(self.SEALED_PREFIX):])
+                return secrets.carried_back(value[len(self.SEALED_PREFIX):])
             except secrets.SecretError:
                 raise forms.ValidationError("Type the secret again (it could not be read back).") from None
         return value

@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
 from django.utils import timezone
+from pytimeparse import parse as parse_duration
 
 from . import code_params, context, outbound, params, registry, secrets
 
@@ -334,6 +335,13 @@ class Job(models.Model):
             errors["required_permission"] = ["Write it as app_label.codename, e.g. billing.post_invoices."]
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def expected_duration(self) -> datetime.timedelta | None:
+        """``expected_runtime`` as a duration ("about 5 minutes", "1h 30m"); None when it names none."""
+        start = next((at for at, char in enumerate(self.expected_runtime) if char.isdigit()), None)
+        seconds = parse_duration(self.expected_runtime[start:]) if start is not None else None
+        return datetime.timedelta(seconds=seconds) if seconds else None
 
     @property
     def effective_time_limit(self) -> int | None:

@@ -247,3 +247,8 @@ def _check_plan(name: str, plan: dict) -> None:
         check(plan)
     except PlanError as exc:
         raise ValueError(f"schedule of {name!r}: {exc}") from None
+
+
+class LineFailed(Exception):
+    """An expected failure an action reports in words ("command exited with status 7"): the line ends
+    ``error`` with this message and no traceback. Any other exception is a bug and keeps its traceback."""

@@ -86,6 +86,7 @@ VIEW = "200 read-only"
 EDIT = "200 editable"
 UNAUTH = "401 or 403"  # DRF: session authentication first, so 403 without a WWW-Authenticate challenge
 TO_INDEX = "302 to /admin/"
+TO_OPERATIONS = "302 to the operations page"
 TO_CHANGE = "302 to the change page"
 
 Expected = int | str
@@ -121,6 +122,13 @@ def for_superuser(ok: Expected, anonymous: Expected = LOGIN, others: Expected = 
         return ok if role == "superuser" else others
 
     return rule
+
+
+def landing(role: str, scope: str) -> Expected:
+    """``/``: members and system administrators land on the operations page, other staff on the app list."""
+    if role == "anonymous":
+        return LOGIN
+    return TO_OPERATIONS if is_member(role) else TO_INDEX
 
 
 def for_staff(ok: Expected, anonymous: Expected = LOGIN) -> Rule:
@@ -245,7 +253,8 @@ def client_for(world: World, role: str) -> Client:
 def fingerprint(world: World) -> dict[tuple[str, str], object]:
     """Everything a probe could change, by (what, scope), in a few queries."""
     jobs = {row["pk"]: row for row in Job.objects.values("pk", "identifier", "name", "domain_id")}
-    results = {row["pk"]: row for row in JobResult.objects.values("pk", "job_id", "status", "kill_requested_at")}
+    results = {row["pk"]: row for row in JobResult.objects.values("pk", "job_id", "status", "kill_requested_at",
+                                                                  "acknowledged_at")}
     templates = dict(FilterTemplate.objects.values_list("pk", "name"))
     stored_secrets = {pk: (name, token) for pk, name, token in Secret.objects.values_list("pk", "name", "token")}
     domains = dict(Domain.objects.values_list("pk", "name"))
@@ -257,6 +266,8 @@ def fingerprint(world: World) -> dict[tuple[str, str], object]:
         live = results.get(world.live[scope].pk)
         state["live", scope] = live and (live["status"], live["kill_requested_at"] is not None)
         state["done", scope] = world.done[scope].pk in results
+        done = results.get(world.done[scope].pk)
+        state["acknowledged", scope] = done is not None and done["acknowledged_at"] is not None
         state["spare", scope] = world.spares[scope].pk in jobs
         state["template", scope] = templates.get(world.templates[scope].pk)
         state["secret", scope] = stored_secrets.get(world.secrets[scope].pk)
@@ -360,6 +371,16 @@ def live_url(name: str) -> Path:
 
 def done_url(name: str) -> Path:
     return lambda w, s: reverse(f"admin:{name}", args=[w.done[s].pk])
+
+
+def done_url_of(name: str) -> Path:
+    return lambda w, s: reverse(name, args=[w.done[s].pk])
+
+
+def operations_scopes(world: World, state: dict) -> set[str]:
+    """The scopes of the jobs whose runs the operations page lists (running and to acknowledge)."""
+    ids = dict(Job.objects.values_list("identifier", "pk"))
+    return {scope_of_job(world, ids[row["job"]]) for row in state["running"] + state["attention"]}
 
 
 def domain_url(name: str) -> Path:
@@ -573,7 +594,7 @@ PROBES: list[Probe] = [
     Probe("api-log", "api:result-log", "GET", lambda w, s: reverse("api:result-log", args=[w.done[s].pk]),
           on_object(200, anonymous=UNAUTH), SCOPES, api=True),
     # --- the site root and the admin site's own pages ---------------------------------------------------
-    Probe("root", "", "GET", lambda w, s: "/", lambda role, scope: TO_INDEX),
+    Probe("root", "", "GET", lambda w, s: "/", landing),
     Probe("index", "admin:index", "GET", admin_url("index"), for_staff(200)),
     Probe("login", "admin:login", "GET", admin_url("login"), _login_page),
     Probe("logout-get", "admin:logout", "GET", admin_url("logout"), _logout_get),
@@ -829,6 +850,15 @@ PROBES: list[Probe] = [
     Probe("result-redirect", "admin/results/jobresult/<path:object_id>/", "GET",
           lambda w, s: f"/admin/results/jobresult/{w.live[s].pk}/", for_staff(TO_CHANGE), SCOPES,
           redirect=live_url("results_jobresult_change")),
+    # --- the operations page: members' runs; Acknowledge is an operator's action, like Kill -------------------
+    Probe("operations", "operations:page", "GET", lambda w, s: reverse("operations:page"), for_members(200),
+          listed=lambda w, response: operations_scopes(w, response.context["state"])),
+    Probe("operations-state", "operations:state", "GET", lambda w, s: reverse("operations:state"), for_members(200),
+          listed=lambda w, response: operations_scopes(w, response.json())),
+    Probe("operations-acknowledge", "operations:acknowledge", "POST", done_url_of("operations:acknowledge"),
+          on_object(302, runs), SCOPES, body=lambda w, s: {}, touches="acknowledged", success=302),
+    Probe("operations-acknowledge-get", "operations:acknowledge", "GET", done_url_of("operations:acknowledge"),
+          for_staff(405), SCOPES),
 ]
 
 # Cases the application gets wrong today: (probe label, scope, role) -> the bug. "*" matches any.
@@ -907,6 +937,8 @@ def check_answer(response, expected: Expected, probe: Probe, world: World, scope
         assert status == 302 and location.startswith(reverse("admin:login") + "?next="), (where, status, location)
     elif expected == TO_INDEX:
         assert (status, location) == (302, reverse("admin:index")), where
+    elif expected == TO_OPERATIONS:
+        assert (status, location) == (302, reverse("operations:page")), where
     elif expected == TO_CHANGE:
         assert (status, location) == (302, probe.redirect(world, scope)), where
     elif expected == UNAUTH:
@@ -957,6 +989,15 @@ def test_result_page_offers_kill_and_retry_only_to_roles_that_may_run(world, rol
     assert ('id="retry-result"' in done) is runs(role, "own")
 
 
+@pytest.mark.parametrize("role", BUTTON_ROLES)
+def test_operations_page_offers_kill_and_acknowledge_only_to_roles_that_may_run(world, role):
+    state = client_for(world, role).get(reverse("operations:state")).json()
+    running = {row["id"]: row for row in state["running"]}
+    attention = {row["id"]: row for row in state["attention"]}
+    assert bool(running[world.live["own"].pk]["kill_url"]) is runs(role, "own")
+    assert bool(attention[world.done["own"].pk]["acknowledge_url"]) is runs(role, "own")
+
+
 @pytest.mark.parametrize("role", ["dadmin", "mixed"])
 def test_job_form_offers_only_the_domains_and_filter_templates_the_caller_may_use(world, role):
     response = client_for(world, role).get(reverse("admin:jobs_job_change", args=[world.jobs["own"].pk]))
@@ -974,7 +1015,8 @@ def test_pages_of_members_never_name_what_is_outside_their_domains(world, role):
     hidden = [s for s in SCOPES if not sees(role, s)]
     pages = [reverse("admin:index"), reverse("admin:jobs_job_changelist"),
              reverse("admin:results_jobresult_changelist"), reverse("admin:jobs_domain_changelist"),
-             reverse("admin:app_list", args=["jobs"]), reverse("api:jobs")]
+             reverse("admin:app_list", args=["jobs"]), reverse("api:jobs"), reverse("operations:page"),
+             reverse("operations:state")]
     visible = next(s for s in SCOPES if sees(role, s))
     pages += [reverse("admin:jobs_job_change", args=[world.jobs[visible].pk]),
               reverse("admin:results_jobresult_change", args=[world.live[visible].pk])]

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from .. import context
 from ..code_params import SHELL
-from ..registry import Cancelled, action
+from ..registry import Cancelled, LineFailed, action
 
 T = TypeVar("T")
 
@@ -71,7 +71,7 @@ def shell(ctx, command: str, cwd: str = "") -> str:
             reader.join(timeout=2)
         ctx.unregister_process_group(process.pid)
     if process.returncode != 0:
-        raise RuntimeError(f"command exited with status {process.returncode}")
+        raise LineFailed(f"command exited with status {process.returncode}")
     return "command exited with status 0"
 
 

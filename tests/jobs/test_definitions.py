@@ -569,6 +569,28 @@ def test_export_split_writes_one_stable_file_per_job_and_the_folder_imports_back
     assert {name: (folder / name).read_text() for name in files} == texts  # the same bytes: nothing to commit
 
 
+def test_export_split_removes_the_files_of_deleted_jobs_and_nothing_else(tmp_path):
+    """On the old code a deleted job's file stayed in the folder, and importing the folder brought the job back."""
+    import_jobs(FULL)
+    import_jobs(dump(job_doc("other-module", module="billing")))
+    folder = tmp_path / "definitions"
+    call_command("export_jobs", "--split", str(folder), stdout=StringIO())
+    (folder / "notes.yaml").write_text("just: notes\n")  # not an export: someone else's file
+    (folder / "renamed.yaml").write_text((folder / "cleanup.yaml").read_text())  # not under its own name
+    Job.objects.filter(identifier__in=["weekly-report", "other-module"]).delete()
+
+    out = StringIO()
+    call_command("export_jobs", "--split", str(folder), "--module", "billing", stdout=out)
+    assert "other-module.yaml" not in {path.name for path in folder.iterdir()}
+    assert (folder / "weekly-report.yaml").exists()  # not of that module: kept
+    call_command("export_jobs", "--split", str(folder), "cleanup", stdout=out)
+    assert (folder / "weekly-report.yaml").exists()  # a named export removes nothing
+    out = StringIO()
+    call_command("export_jobs", "--split", str(folder), stdout=out)
+    assert sorted(path.name for path in folder.iterdir()) == ["cleanup.yaml", "notes.yaml", "renamed.yaml"]
+    assert out.getvalue().splitlines()[-1] == "removed (their jobs no longer exist): weekly-report.yaml"
+
+
 def test_a_folder_imports_in_one_transaction_and_errors_name_the_file(tmp_path):
     (tmp_path / "a.yaml").write_text(dump(job_doc("job-a")))
     (tmp_path / "b.yaml").write_text(dump(job_doc("job-b", domain="nowhere")))

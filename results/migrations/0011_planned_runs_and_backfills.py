@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('jobs', '0014_secret_system_only'),
-        ('results', '0008_versions_result_job_version'),
+        ('results', '0010_result_acknowledgement'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
