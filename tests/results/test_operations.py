@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from jobs.maintenance import banner_context
 from jobs.models import DomainMembership, Schedule
 from results import states
 from results.models import JobResult, Status
@@ -172,11 +173,12 @@ def busy_world(jobs, rows: int, acknowledger) -> None:
 
 
 def app_list_queries(user) -> int:
-    """What the admin's own frame of a page (its app list: each_context) costs ``user``."""
+    """What the admin's own frame of a page (its app list: each_context; the pause banner) costs ``user``."""
     request = RequestFactory().get(reverse("operations:page"))
     request.user = user
     with CaptureQueriesContext(connection) as queries:
         admin.site.each_context(request)
+        bool(banner_context(request)["schedule_pause"])
     return len(queries)
 
 
