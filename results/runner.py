@@ -28,7 +28,7 @@ from jobs import context as context_vars
 from jobs.filters import RecordSet, queryset_for, within_domains
 from jobs.models import JobLine
 from jobs.plans import JobPlan
-from jobs.registry import Cancelled
+from jobs.registry import Cancelled, LineFailed
 
 from . import aftermath, states, stopping
 from .db import reconnecting
@@ -178,7 +178,7 @@ class Run:
         self.journal = journal
         self.control = control
         # Secrets are opened here, used to resolve the lines, and masked in everything the run stores.
-        self.params = secrets.revealed_values(claim.parameters)
+        self.params = secrets.revealed_values(claim.parameters, plan.job.secret_param_names())
         self.run_as = RunAs(claim.run_as_id)
         # The run's domain: its own (a per-domain run of a global job), else its job's.
         self.domain_id = claim.domain_id if claim.domain_id is not None else self.job.domain_id
@@ -301,6 +301,9 @@ class Run:
                                                        cooperates=spec.supports_cancel)
         except (Cancelled, stopping.LineInterrupted):
             return LineOutcome(Status.KILLED, "Killed during this line.", tally=self.control.tally)
+        except LineFailed as exc:
+            log.error(str(exc))
+            return LineOutcome(Status.ERROR, str(exc), tally=self.control.tally)
         except Exception as exc:
             log.error("".join(traceback.format_exception(exc)).rstrip())
             return LineOutcome(Status.ERROR, f"{type(exc).__name__}: {exc}", tally=self.control.tally)

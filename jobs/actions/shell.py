@@ -13,7 +13,7 @@ from django.conf import settings
 
 from .. import context
 from ..code_params import SHELL
-from ..registry import Cancelled, action
+from ..registry import Cancelled, LineFailed, action
 
 T = TypeVar("T")
 
@@ -74,7 +74,7 @@ def shell(ctx, command: str, cwd: str = "") -> str:
         # else the group stays registered: the line's stop ends the rest of its session (other groups that
         # hold the output pipes open), and the readers with them, without waiting here.
     if process.returncode != 0:
-        raise RuntimeError(f"command exited with status {process.returncode}")
+        raise LineFailed(f"command exited with status {process.returncode}")
     return "command exited with status 0"
 
 
