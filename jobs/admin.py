@@ -24,14 +24,16 @@ from django.utils.text import Truncator
 
 from results.dispatch import RunRefused, start_run
 from results.models import JobLogEntry, JobResult, LogRead, Trigger
+from results.runat import plan_run
 
-from . import access, authorship, registry, secrets, versions
+from . import access, authorship, maintenance, registry, secrets, versions
 from . import context as context_vars
 from .code_params import variables_hint
 from .definitions import DefinitionError, export_jobs, import_texts, preview_texts
 from .filters import model_for, relations_followed
-from .forms import ImportJobsForm, JSONTextField, RunParametersForm, ScheduleForm
+from .forms import ImportJobsForm, JSONTextField, RunLaterForm, RunParametersForm, ScheduleForm
 from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule, Secret
+from .scheduling import describe as describe_plan
 from .when import when_html
 
 STATUS_ICONS = {
@@ -125,8 +127,17 @@ class ActionAdmin(MembershipAdminMixin, admin.ModelAdmin):
     list_filter = ["available", "module", "dangerous", "external", "destructive"]
     search_fields = ["name", "label", "description"]
     readonly_fields = ["name", "label", "description", "module", "available", "idempotent", "destructive",
-                       "external", "dangerous", "supports_cancel", "required_permissions", "parameter_table"]
+                       "external", "dangerous", "supports_cancel", "required_permissions", "automatic_plan",
+                       "parameter_table"]
     fields = readonly_fields
+
+    @admin.display(description="Automatic plan")
+    def automatic_plan(self, action: Action) -> str:
+        """The plan an "automatic" schedule of a job using this action follows (``registry.action(schedule=…)``)."""
+        spec = registry.get(action.name)
+        if spec is None or not spec.schedule:
+            return "None: a job using it runs by hand or on a plan of its own"
+        return describe_plan({"timezone": "in the schedule's time zone", **spec.schedule})
 
     @admin.display(description="Required permissions")
     def required_permissions(self, action: Action) -> str:
@@ -270,19 +281,32 @@ class ParentAwareFormSet(BaseInlineFormSet):
         return form
 
 
+class ScheduleFormSet(ParentAwareFormSet):
+    @classmethod
+    def get_default_prefix(cls) -> str:
+        return "schedule"  # the form names of the days when a job had one schedule (pages, scripts, tests)
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        if form.instance.pk is None and not form.is_bound:
+            form.initial["kind"] = form.instance.default_kind()  # the plan its action declares, if one does
+        return form
+
+
 class ScheduleInline(admin.StackedInline):
     model = Schedule
     form = ScheduleForm
-    formset = ParentAwareFormSet
+    formset = ScheduleFormSet
+    formfield_overrides = WIDE_JSON
     extra = 1
-    max_num = 1
-    can_delete = False
-    verbose_name = verbose_name_plural = "Scheduling"
+    verbose_name = "schedule"
+    verbose_name_plural = "Scheduling"
     fieldsets = [
-        (None, {"fields": ["kind", "plan_in_words", "next_run", "last_run"]}),
+        (None, {"fields": ["name", "kind", "plan_in_words", "next_run", "last_run"]}),
         ("Interval", {"fields": [("every", "every_unit")]}),
         ("Calendar", {"fields": ["weekdays", "times", "cron"]}),
         ("Bounds and time zone", {"fields": ["timezone", ("starts_at", "ends_at"), "catch_up"]}),
+        ("Parameter values", {"fields": ["parameters"]}),
     ]
     readonly_fields = ["plan_in_words", "next_run", "last_run"]
 
@@ -517,7 +541,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     list_display_links = None  # job_cell links the name itself; the row's Run/Kill: get_list_display
     list_filter = [LastRunFilter, "job_type", "active", ("domain", admin.RelatedOnlyFieldListFilter), "module"]
     search_fields = ["identifier", "name", "description"]
-    list_select_related = ["domain", "schedule"]
+    list_select_related = ["domain"]
     actions = ["run_now", "export_yaml", "copy_job"]
     change_list_template = "admin/jobs/job/change_list.html"
     inlines = [JobLineInline, ScheduleInline]
@@ -567,7 +591,9 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         last = JobResult.objects.filter(job=OuterRef("pk")).order_by("-id")
-        jobs = access.visible_jobs(request.user, super().get_queryset(request)).annotate(
+        upcoming = Schedule.objects.filter(job=OuterRef("pk"), next_run_at__isnull=False).order_by("next_run_at")
+        jobs = access.visible_jobs(request.user, super().get_queryset(request)).prefetch_related("schedules").annotate(
+            next_scheduled_run=Subquery(upcoming.values("next_run_at")[:1]),
             last_result_id=Subquery(last.values("id")[:1]),
             last_result_status=Subquery(last.values("status")[:1]),
             last_result_at=Subquery(last.values("created_at")[:1]),
@@ -633,18 +659,21 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         return format_html('<div class="last-run" data-job="{}" data-id="{}" data-result="{}" data-status="{}">'
                            '<a href="{}">{}</a> {} {}</div>', job.identifier, job.pk, job.last_result_id, status,
                            url, status_badge(status), self.log_icon(job),
-                           when_html(job.last_result_at, seconds=is_sub_minute(getattr(job, "schedule", None))))
+                           when_html(job.last_result_at, seconds=any(is_sub_minute(s) for s in job.schedules.all())))
 
-    @admin.display(description="Schedule", ordering="schedule__next_run_at")
+    @admin.display(description="Schedule", ordering="next_scheduled_run")
     def schedule_cell(self, job: Job):
-        """The plan in words and the next run."""
-        schedule = getattr(job, "schedule", None)
-        if schedule is None:
+        """The plans in words and the next run of any of them."""
+        schedules = [s for s in job.schedules.all() if s.kind != Schedule.DISABLED]
+        if not schedules:
             return "By hand only"
-        if schedule.kind == Schedule.DISABLED:
-            return schedule.describe()
-        return format_html('{}<div class="next-run">next: {}</div>', schedule.describe(),
-                           when_html(schedule.next_run_at, seconds=is_sub_minute(schedule)))
+        plans = format_html_join(mark_safe("<br>"), "{}", ((s.describe(),) for s in schedules))
+        upcoming = [s for s in schedules if s.next_run_at is not None]
+        if not upcoming:
+            return plans
+        first = min(upcoming, key=lambda s: s.next_run_at)
+        return format_html('{}<div class="next-run">next: {}</div>', plans,
+                           when_html(first.next_run_at, seconds=is_sub_minute(first)))
 
     def log_icon(self, job: Job):
         if getattr(job, "last_log_seq", None) is None:
@@ -859,17 +888,29 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             form.is_valid()
             form.errors.pop("confirm", None)  # asked for on this step, not an error yet
         elif valid:
+            later = RunLaterForm(job, request.POST, prefix="later")
             try:
                 job.clean_confirmation(form.cleaned_data.get("confirm"))
-                result = start_run(job, parameters=form.values(), user=request.user, trigger=Trigger.MANUAL)
+                run_at = later.checked_run_at()
+                if run_at is not None:
+                    planned = plan_run(job, run_at, parameters=form.values(), user=request.user)
+                else:
+                    result = start_run(job, parameters=form.values(), user=request.user, trigger=Trigger.MANUAL)
             except ValidationError as exc:
                 for name, problems in exc.message_dict.items():
-                    form.add_error(name if name in form.fields else None, problems)
+                    target = later if name in later.fields else form
+                    target.add_error(name if name in target.fields else None, problems)
             except RunRefused as exc:
                 form.add_error(None, str(exc))
             else:
+                if run_at is not None:
+                    self.message_user(request, f"{job.identifier} planned for {run_at:%Y-%m-%d %H:%M %Z}.",
+                                      messages.SUCCESS)
+                    return HttpResponseRedirect(reverse("admin:results_plannedrun_change", args=[planned.pk]))
                 self.message_user(request, f"{job.identifier} queued as result #{result.id}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:results_jobresult_change", args=[result.id]))
+            values = form.values() if form.is_bound and hasattr(form, "cleaned_data") else None
+            return run_page(request, self.admin_site, job, form, values=values, confirming=confirming, later=later)
         values = form.values() if form.is_bound and hasattr(form, "cleaned_data") else None
         return run_page(request, self.admin_site, job, form, values=values, confirming=confirming)
 
@@ -928,6 +969,9 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             extra_context["can_run"] = access.can_run(request.user, job)
             extra_context["can_copy"] = access.can_edit(request.user, job)
             extra_context["version_number"] = versions.latest_number(job)
+            extra_context["planned_runs"] = job.planned_runs.filter(state="pending").order_by("run_at")[:20]
+            extra_context["can_backfill"] = extra_context["can_run"] and any(
+                spec.get("type") == "date" for spec in job.params or [])
         return super().change_view(request, object_id, form_url, extra_context)
 
 
@@ -939,7 +983,7 @@ def shown_values(form: forms.Form, values: dict | None, retry_of=None) -> dict |
 
 
 def run_page(request, admin_site, job: Job, form: forms.Form, *, values: dict | None, confirming: bool,
-             retry_of=None) -> TemplateResponse:
+             retry_of=None, later: forms.Form | None = None) -> TemplateResponse:
     """The Run dialog of ``job`` (parameters, or the confirmation with the lines, values and pre-flight checks).
 
     Retry shows the same confirmation (``retry_of``: the result it runs again, with its values).
@@ -960,6 +1004,9 @@ def run_page(request, admin_site, job: Job, form: forms.Form, *, values: dict | 
         "lines": job.active_lines(),
         "reasons": job.confirmation_reasons(),
         "retry_of": retry_of,
+        # Run's "later at…" and the maintenance window warning (jobs.maintenance); a retry runs now.
+        "later": (later or RunLaterForm(job, prefix="later")) if retry_of is None else None,
+        "window_warning": maintenance.run_warning(job.domain_id) if confirming else None,
         "opts": Job._meta,
         "original": job,
     }
@@ -979,3 +1026,6 @@ def history_bars(job: Job, count: int = 30) -> list[dict]:
         run["x"] = index * 12
         run["y"] = 62 - run["height"]
     return runs
+
+
+from . import maintenance_admin  # noqa: E402,F401  (registers the maintenance windows' admin; it uses this module's mixins)

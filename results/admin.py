@@ -338,3 +338,6 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             extra_context["can_run"] = access.can_run(request.user, result.job)
             extra_context["job_version_now"] = versions.latest_number(result.job)
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+from . import planning_admin  # noqa: E402,F401  (registers planned runs, backfills and the calendar)

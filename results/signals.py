@@ -1,4 +1,5 @@
-"""Worker start-up: sync the action rows, sweep lost runs, allow forced stops, reconnect without health checks."""
+"""Worker start-up: sync the action rows, sweep lost runs, allow forced stops (each pool process in a session
+of its own), reconnect without health checks."""
 import logging
 
 from celery.signals import worker_process_init, worker_ready
@@ -20,7 +21,8 @@ def on_worker_ready(**kwargs) -> None:
 
 @worker_process_init.connect
 def on_pool_process_start(**kwargs) -> None:
-    from . import db, watchdog
+    from . import db, stopping, watchdog
 
     watchdog.FORCE_EXIT_ALLOWED = True
+    stopping.lead_own_session()  # the processes its runs start are its session's: a kill finds them all
     db.skip_health_checks()
