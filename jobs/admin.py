@@ -722,7 +722,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             return JsonResponse({"errors": {"ids": [f"comma-separated job ids, at most {self.LIVE_IDS_MAX}"]}},
                                 status=400)
         buttons = self.row_buttons_for(request)
-        jobs = self.get_queryset(request).select_related("domain", "schedule").filter(pk__in=ids)
+        jobs = self.get_queryset(request).select_related("domain").prefetch_related("schedules").filter(pk__in=ids)
         return JsonResponse({"jobs": {str(job.pk): {"last_run": self.last_status(job), "buttons": buttons(job)}
                                       for job in jobs}})
 
