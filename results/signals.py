@@ -1,5 +1,5 @@
-"""Worker start-up: refuse a pool it cannot watch, sync the action rows, sweep lost runs, allow forced stops,
-reconnect without health checks, listen for kills."""
+"""Worker start-up: refuse a pool it cannot watch, sync the action rows, sweep lost runs, allow forced stops
+(each pool process in a session of its own), reconnect without health checks, listen for kills."""
 import logging
 
 from celery.signals import worker_init, worker_process_init, worker_ready
@@ -42,8 +42,9 @@ def on_worker_ready(**kwargs) -> None:
 
 @worker_process_init.connect
 def on_pool_process_start(**kwargs) -> None:
-    from . import db, watchdog
+    from . import db, stopping, watchdog
 
     watchdog.FORCE_EXIT_ALLOWED = True
+    stopping.lead_own_session()  # the processes its runs start are its session's: a kill finds them all
     db.skip_health_checks()
     watchdog.Monitor.get()  # listening for kills before the first run is claimed

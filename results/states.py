@@ -4,6 +4,8 @@
     pending --kill---> killed
     running --lose---> error ("worker lost")          (reaper)
 
+An error or warning run may then be acknowledged once (``acknowledge``: who and when; its status stays).
+
 Each transition is one conditional UPDATE on the old status, so two processes
 racing (two deliveries of one message, a kill and a natural end, the reaper and
 a slow worker) cannot both win, and a terminal status never changes again.
@@ -24,7 +26,7 @@ from jobs.models import Job
 from jobs.text import storable
 
 from . import statements
-from .models import TERMINAL, JobLineResult, JobResult, Status
+from .models import NEEDS_ATTENTION, TERMINAL, JobLineResult, JobResult, Status
 
 # The PostgreSQL channel a kill is announced on (payload: the result's id); see results.kill_watch.
 KILL_CHANNEL = "jobs_kill"
@@ -201,10 +203,22 @@ def lose(result_id: int, *, stale_before: dt.datetime | None = None, reason: str
     return False
 
 
-def record_skipped(job, message: str, slot: dt.datetime | None = None, *, failed: bool = False) -> JobResult:
-    """A run that was due but could not start: recorded as finished, never silent."""
+def acknowledge(result_id: int, user: AbstractBaseUser) -> bool:
+    """Mark a failed or warning run as seen by ``user``; False if it is not one or was acknowledged already.
+
+    Two operators acknowledging the same run at once: the first UPDATE wins and keeps its name and time,
+    the second changes nothing (and is told who did it). The status is not touched: it stays as the run ended.
+    """
+    return bool(JobResult.objects.filter(
+        id=result_id, status__in=NEEDS_ATTENTION, acknowledged_at__isnull=True,
+    ).update(acknowledged_at=timezone.now(), acknowledged_by_id=user.pk))
+
+
+def record_skipped(job, message: str, slot: dt.datetime | None = None, *, failed: bool = False,
+                   trigger: str = "schedule") -> JobResult:
+    """A run that was due but could not start (or was suppressed): recorded as finished, never silent."""
     return JobResult.objects.create(
-        job=job, status=Status.ERROR if failed else Status.INFO, message=message, trigger="schedule",
+        job=job, status=Status.ERROR if failed else Status.INFO, message=message, trigger=trigger,
         finished_at=timezone.now(), scheduled_for=slot,
     )
 

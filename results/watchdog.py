@@ -7,14 +7,13 @@ that ignores the stop for longer than the grace period. How a kill is heard
 (PostgreSQL's LISTEN/NOTIFY, with the heartbeat as the safety-net poll) and how
 the heartbeats of all the process's runs go in one statement is
 ``results.kill_watch``: a run that only runs costs one transaction per
-heartbeat interval, however many runs there are.
+heartbeat interval, however many runs there are. How a line is stopped
+(interrupt, processes, force) is ``results.stopping``'s.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from .db import UNSTORABLE
 from .journal import RunJournal
 from .kill_watch import KillWatch
 from .models import JobLineResult, JobResult, LogLevel, Status
+from .stopping import LineStopper
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class LineTally:
 
 
 class RunControl:
-    """What the run's threads share: the stop request and the line's processes."""
+    """What the run's threads share: the stop request, and how the line is stopped (``stopping``)."""
 
     def __init__(self) -> None:
         self.tally: LineTally | None = None  # the current line's
@@ -70,33 +70,25 @@ class RunControl:
         self.stopped_at: float | None = None
         self.finished = threading.Event()
         self.current_line: int | None = None
-        self.process_groups: set[int] = set()
+        self.stopper = LineStopper()
         self._lock = threading.Lock()
 
     def stop(self, message: str) -> bool:
-        """Ask the run to stop; False if it was asked already."""
+        """Ask the run to stop (a line that does not cooperate is interrupted); False if it was asked already."""
         with self._lock:
             if self.stop_requested.is_set():
                 return False
             self.stop_message = message
             self.stopped_at = time.monotonic()
             self.stop_requested.set()
-            return True
+        self.stopper.stop()
+        return True
 
     def add_process_group(self, pgid: int) -> None:
-        with self._lock:
-            self.process_groups.add(pgid)
+        self.stopper.add_process_group(pgid)
 
     def discard_process_group(self, pgid: int) -> None:
-        with self._lock:
-            self.process_groups.discard(pgid)
-
-    def kill_process_groups(self) -> None:
-        with self._lock:
-            groups = list(self.process_groups)
-        for pgid in groups:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
+        self.stopper.discard_process_group(pgid)
 
 
 class RunWatch:
@@ -149,10 +141,11 @@ class RunWatch:
         self.control.stop("The run was ended elsewhere.")
 
     def _force_stop(self) -> None:
-        """The line ignored the stop for the whole grace period: end it from here."""
+        """The line ignored the stop (and its interrupt) for the whole grace period: end it from here,
+        with every process the run started."""
         if self.control.finished.is_set():
             return
-        self.control.kill_process_groups()
+        self.control.stopper.kill_processes()
         line_no = self.control.current_line
         grace = settings.JOBS_KILL_GRACE_SECONDS
         self.journal.write(LogLevel.ERROR, f"Line {line_no} did not stop within {grace:g} s; stopped by force.",
