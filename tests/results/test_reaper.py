@@ -72,7 +72,7 @@ def test_lose_leaves_alone_a_run_whose_heartbeat_came_after_the_reapers_read():
     job = make_job("late-beat")
     result = running_result(job, heartbeat_age=3600)
     stale_before = timezone.now() - dt.timedelta(seconds=20)  # the sweep read it as stale ...
-    assert states.beat(result.id)  # ... and its worker beat right after
+    assert states.beat([result.id]) == {result.id: False}  # ... and its worker beat right after
     assert states.lose(result.id, stale_before=stale_before) is False
     assert JobResult.objects.get(id=result.id).status == Status.RUNNING
 
