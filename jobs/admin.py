@@ -13,13 +13,16 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
+from django.db.models import OuterRef, Q, Subquery
 from django.forms.models import BaseInlineFormSet
-from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.choices import BaseChoiceIterator
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 
 from . import access, authorship, registry, versions
 from . import context as context_vars
@@ -29,6 +32,8 @@ from .executions import executions
 from .filters import model_for, relations_followed
 from .forms import ImportJobsForm, JSONTextField, ScheduleForm
 from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule, Secret
+from .scheduling import describe as describe_plan
+from .when import when_html
 
 STATUS_ICONS = {
     "success": ("✔", "ok"), "warning": ("⚠", "warn"), "info": ("ℹ", "info"), "error": ("✖", "bad"),
@@ -137,8 +142,17 @@ class ActionAdmin(MembershipAdminMixin, admin.ModelAdmin):
     list_filter = ["available", "module", "dangerous", "external", "destructive"]
     search_fields = ["name", "label", "description"]
     readonly_fields = ["name", "label", "description", "module", "available", "idempotent", "destructive",
-                       "external", "dangerous", "supports_cancel", "required_permissions", "parameter_table"]
+                       "external", "dangerous", "supports_cancel", "required_permissions", "automatic_plan",
+                       "parameter_table"]
     fields = readonly_fields
+
+    @admin.display(description="Automatic plan")
+    def automatic_plan(self, action: Action) -> str:
+        """The plan an "automatic" schedule of a job using this action follows (``registry.action(schedule=…)``)."""
+        spec = registry.get(action.name)
+        if spec is None or not spec.schedule:
+            return "None: a job using it runs by hand or on a plan of its own"
+        return describe_plan({"timezone": "in the schedule's time zone", **spec.schedule})
 
     @admin.display(description="Required permissions")
     def required_permissions(self, action: Action) -> str:
@@ -282,19 +296,32 @@ class ParentAwareFormSet(BaseInlineFormSet):
         return form
 
 
+class ScheduleFormSet(ParentAwareFormSet):
+    @classmethod
+    def get_default_prefix(cls) -> str:
+        return "schedule"  # the form names of the days when a job had one schedule (pages, scripts, tests)
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        if form.instance.pk is None and not form.is_bound:
+            form.initial["kind"] = form.instance.default_kind()  # the plan its action declares, if one does
+        return form
+
+
 class ScheduleInline(admin.StackedInline):
     model = Schedule
     form = ScheduleForm
-    formset = ParentAwareFormSet
+    formset = ScheduleFormSet
+    formfield_overrides = WIDE_JSON
     extra = 1
-    max_num = 1
-    can_delete = False
-    verbose_name = verbose_name_plural = "Scheduling"
+    verbose_name = "schedule"
+    verbose_name_plural = "Scheduling"
     fieldsets = [
-        (None, {"fields": ["kind", "plan_in_words", "next_run", "last_run"]}),
+        (None, {"fields": ["name", "kind", "plan_in_words", "next_run", "last_run"]}),
         ("Interval", {"fields": [("every", "every_unit")]}),
         ("Calendar", {"fields": ["weekdays", "times", "cron"]}),
         ("Bounds and time zone", {"fields": ["timezone", ("starts_at", "ends_at"), "catch_up"]}),
+        ("Parameter values", {"fields": ["parameters"]}),
     ]
     readonly_fields = ["plan_in_words", "next_run", "last_run"]
 
@@ -505,33 +532,58 @@ class CopyJobForm(forms.Form):
 
 
 class LastRunFilter(admin.SimpleListFilter):
-    """Filter by the status of the last run (seed 001's status icons)."""
+    """The status icons as toggles: ``?last_run=error,killed`` lists the jobs whose last run has any of them."""
 
     title = "last run"
     parameter_name = "last_run"
+    template = "admin/jobs/job/status_toggles.html"
+    STATUSES = ("success", "warning", "info", "error", "killed", "running", "pending", "never")
 
     def lookups(self, request, model_admin):
-        return [("success", "✔ success"), ("warning", "⚠ warning"), ("info", "ℹ info"), ("error", "✖ error"),
-                ("killed", "✖ killed"), ("running", "● running"), ("pending", "○ pending"), ("never", "– never run")]
+        return [(status, STATUS_ICONS[None if status == "never" else status][0]) for status in self.STATUSES]
+
+    def chosen(self) -> list[str]:
+        return [status for status in self.STATUSES if status in (self.value() or "").split(",")]
 
     def queryset(self, request, queryset):
-        if self.value() == "never":
-            return queryset.filter(last_result_status__isnull=True)
-        if self.value():
-            return queryset.filter(last_result_status=self.value())
-        return queryset
+        chosen = self.chosen()
+        if not chosen:
+            return queryset
+        matching = Q(last_result_status__in=[status for status in chosen if status != "never"])
+        if "never" in chosen:
+            matching |= Q(last_result_status__isnull=True)
+        return queryset.filter(matching)
+
+    def choices(self, changelist):
+        chosen = self.chosen()
+        yield {"selected": not chosen, "display": "All", "status": "all", "css": "all",
+               "query_string": changelist.get_query_string(remove=[self.parameter_name])}
+        for status, icon in self.lookup_choices:
+            toggled = [other for other in self.STATUSES if (other in chosen) != (other == status)]
+            query = (changelist.get_query_string({self.parameter_name: ",".join(toggled)}) if toggled
+                     else changelist.get_query_string(remove=[self.parameter_name]))
+            yield {"selected": status in chosen, "display": icon, "status": status, "query_string": query,
+                   "css": STATUS_ICONS[None if status == "never" else status][1]}
+
+
+def is_sub_minute(schedule: Schedule | None) -> bool:
+    """A schedule that fires more often than once a minute: its times are shown with seconds."""
+    from .scheduling import UNITS
+
+    return (schedule is not None and schedule.kind == Schedule.INTERVAL and bool(schedule.every)
+            and schedule.every * UNITS[schedule.every_unit] < 60)
 
 
 @admin.register(Job)
 class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     form = JobForm
     change_form_template = "admin/jobs/job/change_form.html"
-    list_display = ["identifier", "name", "job_type", "domain_or_global", "execution_type", "active", "last_status",
-                    "log_icon", "last_run", "schedule_text", "next_run"]
-    list_display_links = ["identifier", "name"]
+    # Few, wrapping columns: the list fits 1400 px beside the sidebar and 800 px without sideways scrolling.
+    list_display = ["job_cell", "job_type", "domain_or_global", "active", "last_status", "schedule_cell"]
+    list_display_links = None  # job_cell links the name itself; the row's Run/Kill: get_list_display
     list_filter = [LastRunFilter, "job_type", "active", ("domain", admin.RelatedOnlyFieldListFilter), "module"]
     search_fields = ["identifier", "name", "description"]
-    list_select_related = ["domain", "schedule"]
+    list_select_related = ["domain"]
     actions = ["run_now", "export_yaml", "copy_job"]
     change_list_template = "admin/jobs/job/change_list.html"
     inlines = [JobLineInline, ScheduleInline]
@@ -615,8 +667,10 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         return self.has_change_permission(request, obj) and (obj is not None or self.has_add_permission(request))
 
     def get_queryset(self, request):
-        return executions().with_last_run(access.visible_jobs(request.user, super().get_queryset(request)),
-                                          request.user)
+        upcoming = Schedule.objects.filter(job=OuterRef("pk"), next_run_at__isnull=False).order_by("next_run_at")
+        jobs = access.visible_jobs(request.user, super().get_queryset(request)).prefetch_related("schedules").annotate(
+            next_scheduled_run=Subquery(upcoming.values("next_run_at")[:1]))
+        return executions().with_last_run(jobs, request.user)
 
     def get_object(self, request, object_id, from_field=None):
         # Asked for three times on the job page (the 404 check, its context, Django's own view): read once.
@@ -651,34 +705,49 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     # --- columns -----------------------------------------------------------------
+    @admin.display(description="Job", ordering="identifier")
+    def job_cell(self, job: Job):
+        """The name (linked), the identifier, and the description under them."""
+        description = Truncator(job.description).chars(160)
+        return format_html('<a class="job-name" href="{}">{}</a>{} <code class="job-identifier">{}</code>{}',
+                           reverse("admin:jobs_job_change", args=[job.pk]), job.name,
+                           "" if job.active else mark_safe(' <span class="job-inactive">inactive</span>'),
+                           job.identifier,
+                           format_html('<div class="job-description">{}</div>', description) if description else "")
+
     @admin.display(description="Domain", ordering="domain__name")
     def domain_or_global(self, job: Job) -> str:
-        return job.domain.name if job.domain_id else "Global"
+        if job.domain_id:
+            return job.domain.name
+        return "Global, per domain" if job.execution == Job.PER_DOMAIN else "Global"
 
-    @admin.display(description="Execution", ordering="execution")
-    def execution_type(self, job: Job) -> str:
-        return "By domain" if job.domain_id else job.get_execution_display()
-
-    @admin.display(description="Last run")
+    @admin.display(description="Last run", ordering="last_result_at")
     def last_status(self, job: Job):
+        """Status icon (linked to the run), log icon, and when; job_list.js redraws it from ``live_view``."""
         status = getattr(job, "last_result_status", None)
         if status is None:
-            return format_html('<span class="last-run" data-job="{}">{}</span>', job.identifier, status_badge(None))
+            return format_html('<div class="last-run" data-job="{}" data-id="{}">{}</div>', job.identifier, job.pk,
+                               status_badge(None))
         url = reverse("admin:results_jobresult_change", args=[job.last_result_id])
-        return format_html('<span class="last-run" data-job="{}" data-result="{}"><a href="{}">{}</a></span>',
-                           job.identifier, job.last_result_id, url, status_badge(status))
+        return format_html('<div class="last-run" data-job="{}" data-id="{}" data-result="{}" data-status="{}">'
+                           '<a href="{}">{}</a> {} {}</div>', job.identifier, job.pk, job.last_result_id, status,
+                           url, status_badge(status), self.log_icon(job),
+                           when_html(job.last_result_at, seconds=any(is_sub_minute(s) for s in job.schedules.all())))
 
-    @admin.display(description="Schedule")
-    def schedule_text(self, job: Job) -> str:
-        schedule = getattr(job, "schedule", None)
-        return schedule.describe() if schedule is not None else "By hand only"
+    @admin.display(description="Schedule", ordering="next_scheduled_run")
+    def schedule_cell(self, job: Job):
+        """The plans in words and the next run of any of them."""
+        schedules = [s for s in job.schedules.all() if s.kind != Schedule.DISABLED]
+        if not schedules:
+            return "By hand only"
+        plans = format_html_join(mark_safe("<br>"), "{}", ((s.describe(),) for s in schedules))
+        upcoming = [s for s in schedules if s.next_run_at is not None]
+        if not upcoming:
+            return plans
+        first = min(upcoming, key=lambda s: s.next_run_at)
+        return format_html('{}<div class="next-run">next: {}</div>', plans,
+                           when_html(first.next_run_at, seconds=is_sub_minute(first)))
 
-    @admin.display(description="Next run", ordering="schedule__next_run_at")
-    def next_run(self, job: Job):
-        schedule = getattr(job, "schedule", None)
-        return schedule.when_local(schedule.next_run_at) if schedule is not None else "—"
-
-    @admin.display(description="Log")
     def log_icon(self, job: Job):
         if getattr(job, "last_log_seq", None) is None:
             return ""
@@ -688,9 +757,47 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
                            "unread" if unread else "read", url, url,
                            "new log entries" if unread else "log read", "■" if unread else "□")
 
-    @admin.display(description="Last run at", ordering="last_result_at")
-    def last_run(self, job: Job):
-        return getattr(job, "last_result_at", None)
+    def get_list_display(self, request):
+        return [*super().get_list_display(request), self.row_buttons_for(request)]
+
+    def row_buttons_for(self, request):
+        """The row's Run and Kill, only where this user may use them (one query for the whole page)."""
+        may_run_in = access.run_domain_ids(request.user)
+
+        @admin.display(description="")
+        def row_buttons(job: Job):
+            if may_run_in is not None and job.domain_id not in may_run_in:
+                return format_html('<div class="row-buttons" data-id="{}"></div>', job.pk)
+            run = ""
+            if job.active and (not job.required_permission or request.user.has_perm(job.required_permission)):
+                run = format_html('<a class="button run-link" href="{}">Run</a>',
+                                  reverse("admin:jobs_job_run", args=[job.pk]))
+            kill = ""
+            if getattr(job, "last_result_status", None) in ("pending", "running"):
+                kill = format_html('<a class="button kill-button" href="{}">Kill</a>',
+                                   reverse("admin:results_jobresult_kill", args=[job.last_result_id]))
+            return format_html('<div class="row-buttons" data-id="{}">{}{}</div>', job.pk, run, kill)
+
+        return row_buttons
+
+    LIVE_IDS_MAX = 200
+
+    def live_view(self, request):
+        """What job_list.js redraws every 2 s: each listed job's last-run cell and Run/Kill, as HTML.
+
+        ``?ids=1,2,3`` (at most 200); jobs outside the caller's domains are simply not in the answer.
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        text = request.GET.get("ids", "")
+        ids = text.split(",") if text else []
+        if len(ids) > self.LIVE_IDS_MAX or not all(part.isdigit() and len(part) < 12 for part in ids):
+            return JsonResponse({"errors": {"ids": [f"comma-separated job ids, at most {self.LIVE_IDS_MAX}"]}},
+                                status=400)
+        buttons = self.row_buttons_for(request)
+        jobs = self.get_queryset(request).select_related("domain").prefetch_related("schedules").filter(pk__in=ids)
+        return JsonResponse({"jobs": {str(job.pk): {"last_run": self.last_status(job), "buttons": buttons(job)}
+                                      for job in jobs}})
 
     # --- Run -----------------------------------------------------------------------
     def get_urls(self):
@@ -698,7 +805,9 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         copy = self.admin_site.admin_view(self.copy_view)
         import_view = self.admin_site.admin_view(self.import_view)
         versions_view = self.admin_site.admin_view(self.versions_view)
+        live = self.admin_site.admin_view(self.live_view)
         return [
+            path("live/", live, name="jobs_job_live"),
             path("<int:object_id>/history/versions/", versions_view, name="jobs_job_versions"),
             path("<int:object_id>/run/", run, name="jobs_job_run"),
             path("<int:object_id>/copy/", copy, name="jobs_job_copy"),
@@ -885,12 +994,11 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
 
 def shown_schedules(job: Job) -> list[dict]:
-    """The job's schedules as read-only rows (one today; a list so several per job only change this)."""
-    schedule = getattr(job, "schedule", None)
-    if schedule is None:
-        return []
-    return [{"plan": schedule.describe(), "next_run": schedule.when_local(schedule.next_run_at),
-             "last_run": schedule.when_local(schedule.last_run_at), "kind": schedule.kind}]
+    """The job's schedules as read-only rows."""
+    return [{"name": schedule.name, "plan": schedule.describe(), "next_run": schedule.when_local(schedule.next_run_at),
+             "last_run": schedule.when_local(schedule.last_run_at), "kind": schedule.kind,
+             "parameters": schedule.parameters}
+            for schedule in job.schedules.all()]
 
 
 def shown_lines(job: Job) -> list[dict]:
@@ -904,3 +1012,6 @@ def shown_lines(job: Job) -> list[dict]:
 
 def json_text(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+from . import maintenance_admin  # noqa: E402,F401  (registers the maintenance windows' admin; it uses this module's mixins)

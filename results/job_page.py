@@ -47,7 +47,11 @@ class ResultsForJobs:
         )
 
     def job_page_context(self, request: HttpRequest, job: Job) -> dict:
-        return results_section(request, job)
+        may_run = access.can_run(request.user, job)
+        return results_section(request, job) | {
+            "planned_runs": job.planned_runs.filter(state="pending").order_by("run_at")[:20],
+            "can_backfill": may_run and any(spec.get("type") == "date" for spec in job.params or []),
+        }
 
     def run_dialog(self, request: HttpRequest, admin_site, job: Job) -> HttpResponse:
         return run_page.run_dialog(request, admin_site, job)

@@ -8,12 +8,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from jobs import access, secrets
-from jobs.forms import RunParametersForm
+from jobs import access, maintenance, secrets
+from jobs.forms import RunLaterForm, RunParametersForm
 from jobs.models import Job
 
 from .dispatch import RunRefused, start_run
 from .models import Trigger
+from .runat import plan_run
 
 
 def run_dialog(request: HttpRequest, admin_site, job: Job) -> HttpResponse:
@@ -35,17 +36,28 @@ def run_dialog(request: HttpRequest, admin_site, job: Job) -> HttpResponse:
         form.is_valid()
         form.errors.pop("confirm", None)  # asked for on this step, not an error yet
     elif valid:
+        later = RunLaterForm(job, request.POST, prefix="later")
         try:
             job.clean_confirmation(form.cleaned_data.get("confirm"))
-            result = start_run(job, parameters=form.values(), user=request.user, trigger=Trigger.MANUAL)
+            run_at = later.checked_run_at()
+            if run_at is not None:
+                planned = plan_run(job, run_at, parameters=form.values(), user=request.user)
+            else:
+                result = start_run(job, parameters=form.values(), user=request.user, trigger=Trigger.MANUAL)
         except ValidationError as exc:
             for name, problems in exc.message_dict.items():
-                form.add_error(name if name in form.fields else None, problems)
+                target = later if name in later.fields else form
+                target.add_error(name if name in target.fields else None, problems)
         except RunRefused as exc:
             form.add_error(None, str(exc))
         else:
+            if run_at is not None:
+                messages.success(request, f"{job.identifier} planned for {run_at:%Y-%m-%d %H:%M %Z}.")
+                return HttpResponseRedirect(reverse("admin:results_plannedrun_change", args=[planned.pk]))
             messages.success(request, f"{job.identifier} queued as result #{result.id}.")
             return HttpResponseRedirect(reverse("admin:results_jobresult_change", args=[result.id]))
+        values = form.values() if form.is_bound and hasattr(form, "cleaned_data") else None
+        return run_page(request, admin_site, job, form, values=values, confirming=confirming, later=later)
     values = form.values() if form.is_bound and hasattr(form, "cleaned_data") else None
     return run_page(request, admin_site, job, form, values=values, confirming=confirming)
 
@@ -74,7 +86,7 @@ def shown_values(form: forms.Form, values: dict | None, retry_of=None) -> dict |
 
 
 def run_page(request: HttpRequest, admin_site, job: Job, form: forms.Form, *, values: dict | None,
-             confirming: bool, retry_of=None) -> TemplateResponse:
+             confirming: bool, retry_of=None, later: forms.Form | None = None) -> TemplateResponse:
     """The Run dialog of ``job`` (parameters, or the confirmation with the lines, values and pre-flight checks).
 
     Retry shows the same confirmation (``retry_of``: the result it runs again, with its values).
@@ -95,6 +107,9 @@ def run_page(request: HttpRequest, admin_site, job: Job, form: forms.Form, *, va
         "lines": job.active_lines(),
         "reasons": job.confirmation_reasons(),
         "retry_of": retry_of,
+        # Run's "later at…" and the maintenance window warning (jobs.maintenance); a retry runs now.
+        "later": (later or RunLaterForm(job, prefix="later")) if retry_of is None else None,
+        "window_warning": maintenance.run_warning(job.domain_id) if confirming else None,
         "opts": Job._meta,
         "original": job,
     }
