@@ -13,9 +13,10 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed
 
-## Migrate, load the demo jobs, print the admin login, serve with a worker and beat.
+## Migrate, load the demo jobs, print the admin login, serve with a worker and beat on PORT (default 8000).
 ## A development server: DEBUG on (unless DEBUG is set), so no SECRET_KEY is needed.
 run: export DEBUG ?= true
+run: export PORT ?= 8000
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py import_jobs demo/jobs.yaml
@@ -31,6 +32,7 @@ lint: install
 	$(BIN)/ruff check .
 
 bench: install
+	$(BIN)/pip install --quiet -r bench/requirements.txt
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 ## Kill workers, restart Redis and PostgreSQL, run three beats (needs both services on 127.0.0.1, root).

@@ -44,7 +44,7 @@ def configure() -> str:
     os.environ["JOBS_VAR_DIR"] = str(REPO / "var" / "bench")
     os.environ["JOBS_ACTION_MODULES"] = "bench.actions"
     os.environ["JOBS_DEFAULT_QUEUE"] = QUEUE
-    os.environ["DJANGO_SETTINGS_MODULE"] = "jobs_project.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"  # the app's settings + the peer's results app
     os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
     # Measured as deployed: DEBUG off (with DEBUG on, Django keeps and formats every query it runs).
     os.environ.setdefault("DEBUG", "0")
@@ -101,22 +101,26 @@ def wait(predicate, timeout: float = 60, step: float = 0.0005):
 
 
 class Worker:
-    def __init__(self) -> None:
-        self.log = REPO / "var" / "bench" / "worker.log"
+    def __init__(self, concurrency: int = 2, queue: str = QUEUE, name: str = "bench") -> None:
+        self.log = REPO / "var" / "bench" / f"worker-{name}.log"
         env = {**os.environ}
         from jobs_project.celery import app
 
         with app.connection_for_write() as conn:  # what an interrupted run left there
             conn.default_channel.queue_purge(DRAIN_QUEUE)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "jobs_project", "worker", "-P", "prefork", "-c", "2", "-Q", QUEUE,
-             "-I", "bench.tasks", "-l", "warning", "-n", "bench@%h", "--purge", "--without-gossip",
+            [sys.executable, "-m", "celery", "-A", "jobs_project", "worker", "-P", "prefork", "-c", str(concurrency),
+             "-Q", queue, "-I", "bench.tasks", "-l", "warning", "-n", f"{name}@%h", "--purge", "--without-gossip",
              "--without-mingle", "--without-heartbeat"],
             cwd=REPO, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT,  # noqa: SIM115
             start_new_session=True,
         )
-        wait(lambda: app.control.ping(timeout=0.5, destination=[f"bench@{socket.gethostname()}"]), timeout=60,
+        wait(lambda: app.control.ping(timeout=0.5, destination=[f"{name}@{socket.gethostname()}"]), timeout=60,
              step=0.2)
+
+    def pool_pids(self) -> list[int]:
+        return [int(pid) for pid in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+                .read_text().split()]
 
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
@@ -179,23 +183,28 @@ def measure_throughput(n: int, tmp: Path, rounds: int) -> dict:
     the last end (for Jobs and the floor, from the first claim). *End to end*: one driver sends ``n``
     one by one while the worker runs them, so the sender's cost (for Jobs, the pending result's
     INSERT) shares the machine with the worker. *Floor* (PostgreSQL): raw Celery plus the durable
-    writes a run needs, hand-written (``bench.tasks.raw_durable``), drained like Jobs.
+    writes a run needs, hand-written (``bench.tasks.raw_durable``), drained like Jobs. *Peer*
+    (PostgreSQL): Celery + django-celery-results in the same database with ``task_track_started``
+    (``bench.tasks.peer_noop``), on the same worker, drained like Jobs.
     """
     rates: dict[str, list[float]] = {"celery_per_s": [], "jobs_per_s": [], "celery_e2e_per_s": [],
                                       "jobs_e2e_per_s": []}
     floor = os.environ["DATABASE_URL"].startswith("postgres")
     if floor:
         rates["floor_per_s"] = []
+        rates["peer_per_s"] = []
     for i in range(rounds):
         rates["celery_per_s"].append(_raw_rate(n, tmp / f"raw-drain-{i}.txt", drain=True))
         rates["jobs_per_s"].append(_jobs_rate(n, drain=True))
         if floor:
             rates["floor_per_s"].append(_floor_rate(n))
+            rates["peer_per_s"].append(_peer_rate(n))
         rates["celery_e2e_per_s"].append(_raw_rate(n, tmp / f"raw-e2e-{i}.txt", drain=False))
         rates["jobs_e2e_per_s"].append(_jobs_rate(n, drain=False))
     medians = {name: statistics.median(values) for name, values in rates.items()}
     if floor:
         medians["ratio_to_floor"] = medians["jobs_per_s"] / medians["floor_per_s"]
+        medians["ratio_to_peer"] = medians["jobs_per_s"] / medians["peer_per_s"]
     return medians | {
         "ratio": medians["jobs_per_s"] / medians["celery_per_s"],
         "ratio_e2e": medians["jobs_e2e_per_s"] / medians["celery_e2e_per_s"],
@@ -244,6 +253,54 @@ def _floor_rate(n: int) -> float:
     return _drained_rate(ids)
 
 
+def _peer_rate(n: int) -> float:
+    """Celery + django-celery-results: from the first STARTED row stored to the last outcome stored."""
+    from django.db.models import Max, Min
+    from django_celery_results.models import TaskResult
+
+    from bench.tasks import peer_noop
+
+    ids = [peer_noop.apply_async(queue=DRAIN_QUEUE).id for _ in range(n)]
+    _draining(DRAIN_QUEUE, lambda: TaskResult.objects.filter(task_id__in=ids, status="SUCCESS").count() == n)
+    span = TaskResult.objects.filter(task_id__in=ids).aggregate(first=Min("date_created"), last=Max("date_done"))
+    return n / (span["last"] - span["first"]).total_seconds()
+
+
+JOBS_RUN_TABLES = ("results_jobresult", "results_joblineresult", "results_joblogentry")
+PEER_TABLES = ("django_celery_results_taskresult",)
+
+
+def measure_storage(n: int) -> dict:
+    """Bytes on disk per one-line run, tables with their indexes and TOAST, for Jobs and the peer.
+
+    Both sides start from empty tables and drain ``n`` runs. *After the drain* counts what the updates
+    left behind (dead row versions) too; *live* is after ``VACUUM FULL``: what a run keeps costing.
+    """
+    from django.db import connection
+
+    def size(tables: tuple[str, ...]) -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT sum(pg_total_relation_size(t::regclass)) FROM unnest(%s::text[]) AS t",
+                           [list(tables)])
+            return int(cursor.fetchone()[0])
+
+    def vacuum_full(tables: tuple[str, ...]) -> None:
+        with connection.cursor() as cursor:
+            for table in tables:
+                cursor.execute(f"VACUUM FULL {table}")
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {', '.join(JOBS_RUN_TABLES + PEER_TABLES)} CASCADE")
+    _jobs_rate(n, drain=True)
+    _peer_rate(n)
+    figures = {"runs": n, "jobs_bytes_after_drain": size(JOBS_RUN_TABLES) / n,
+               "peer_bytes_after_drain": size(PEER_TABLES) / n}
+    vacuum_full(JOBS_RUN_TABLES + PEER_TABLES)
+    figures |= {"jobs_bytes_live": size(JOBS_RUN_TABLES) / n, "peer_bytes_live": size(PEER_TABLES) / n}
+    return figures | {"ratio_live": figures["jobs_bytes_live"] / figures["peer_bytes_live"],
+                      "ratio_after_drain": figures["jobs_bytes_after_drain"] / figures["peer_bytes_after_drain"]}
+
+
 def _drained_rate(ids: list[int], sent: float | None = None) -> float:
     """Results per second from the first claim (or from ``sent``) to the last end."""
     from django.db.models import Max, Min
@@ -284,6 +341,7 @@ def measure_kills(n: int, tmp: Path) -> dict:
         return JobResult.objects.filter(id=result_id, status="killed").exists()
 
     figures: dict[str, list[float]] = {"celery_revoke": [], "cooperative": [], "python": [], "tree": []}
+    forced = 0
     for i in range(n):
         pid_file = tmp / f"raw-{i}.pid"
         task = raw_sleep.apply_async(args=[str(pid_file)], queue=QUEUE)
@@ -301,13 +359,15 @@ def measure_kills(n: int, tmp: Path) -> dict:
         wait(lambda r=result: killed(r.id), timeout=30)
         figures["cooperative"].append(time.time() - t0)
 
+        # A Python loop that never checks: interrupted in its thread (results.stopping), its pool process kept.
         pid_file = tmp / f"busy-{i}.pid"
         result = start_run(make_job(f"bench-kill-python-{i}", "bench.busy", {"pid_file": str(pid_file)}))
         pid = int(wait(lambda p=pid_file: p.exists() and p.read_text()))
         t0 = time.time()
         states.request_kill(result.id, None)
-        wait(lambda r=result, p=pid: killed(r.id) and not alive(p), timeout=30)
+        wait(lambda r=result: killed(r.id), timeout=30)
         figures["python"].append(time.time() - t0)
+        forced += not alive(pid)  # ended by force instead: the pool process is gone
 
         pids = tmp / f"tree-{i}.pids"
         script = tmp / f"tree-{i}.sh"
@@ -321,7 +381,7 @@ def measure_kills(n: int, tmp: Path) -> dict:
         figures["tree"].append(time.time() - t0)
         time.sleep(0.5)  # let the pool replace the process ended by force
     return {f"{name}_s_p{q}": pct(values, q) for name, values in figures.items() for q in (50, 99)} | {
-        "samples": n}
+        "samples": n, "python_forced": forced}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -375,15 +435,103 @@ def measure_schedule_lateness(seconds: float, idle_schedules: int) -> dict:
             "note": "django-celery-beat checks its schedules every 5 s by default; the seeds' systems every minute"}
 
 
-def measure_log_ingest(lines: int) -> dict:
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def measure_log_ingest(lines: int, worker: Worker) -> dict:
+    """One run printing ``lines`` lines as fast as it can (``seq``), on the bench worker.
+
+    Lines stored per second: from the line's start to the run's end (its last entries are written in the
+    commit that ends it). Live lag: while it runs, every 50 ms, how old the newest stored entry is (its ``at``
+    is when the worker read it): what the live log is behind the output. Memory: the largest resident size
+    of the worker's pool processes during the run, above theirs before it.
+    """
+    from django.db import connection
+
     from results.dispatch import start_run
     from results.models import TERMINAL, JobLineResult, JobResult
 
+    before = {pid: rss_bytes(pid) for pid in worker.pool_pids()}
+    peak = dict(before)
+    cpu_before = sum(cpu_seconds(pid) for pid in before)
+    lags = []
     result = start_run(make_job("bench-log-ingest", "core.shell", {"command": f"seq 1 {lines}"}))
-    wait(lambda: JobResult.objects.filter(id=result.id, status__in=TERMINAL).exists(), timeout=600, step=0.05)
+    newest_sql = "SELECT max(at) FROM results_joblogentry WHERE result_id = %s AND seq > %s"
+    seen = 0
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        if JobResult.objects.filter(id=result.id, status__in=TERMINAL).exists():
+            break
+        with connection.cursor() as cursor:
+            cursor.execute(newest_sql, [result.id, seen])
+            newest = cursor.fetchone()[0]
+            cursor.execute("SELECT coalesce(max(seq), 0) FROM results_joblogentry WHERE result_id = %s", [result.id])
+            seen = cursor.fetchone()[0]
+        if newest is not None and 2 < seen < lines:  # the command is printing: the log is this far behind
+            lags.append(time.time() - newest.timestamp())
+        for pid in peak:
+            peak[pid] = max(peak[pid], rss_bytes(pid))
+        time.sleep(0.05)
+    worker_cpu = sum(cpu_seconds(pid) for pid in before) - cpu_before
+    done = JobResult.objects.get(id=result.id)
     line = JobLineResult.objects.get(result_id=result.id)
-    seconds = (line.finished_at - line.started_at).total_seconds()
-    return {"lines": lines, "seconds": seconds, "lines_per_s": lines / seconds}
+    seconds = (done.finished_at - line.started_at).total_seconds()
+    stored = done.log_entries.count()
+    return {"lines": lines, "stored": stored, "status": done.status, "seconds": seconds,
+            "lines_per_s": lines / seconds, "live_lag_s_p50": pct(lags, 50) if lags else None,
+            "live_lag_s_max": max(lags) if lags else None, "lag_samples": len(lags),
+            "rss_added_mb": max(peak[pid] - before[pid] for pid in peak) / 2**20,
+            "worker_cpu_us_per_line": worker_cpu / lines * 1e6}
+
+
+def transactions() -> int:
+    """Transactions committed and rolled back in the bench's database so far, as PostgreSQL counts them."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+def measure_idle_tx(runs: int, seconds: float) -> dict:
+    """Database transactions per second per running run, above the idle worker's own (PostgreSQL only).
+
+    A worker of ``runs`` prefork processes is measured idle for ``seconds``, then with ``runs`` long
+    cooperative runs (``core.sleep``) going, for as long; per run = (with runs - idle) / runs. Backends
+    report their counts to ``pg_stat_database`` within about 10 s, so each window starts 12 s after the
+    change it follows (a steady state, where the counts reported late at both ends cancel out).
+    """
+    from results import states
+    from results.dispatch import start_run
+    from results.models import JobResult
+
+    queue, settle = "bench-idle", 12
+    worker = Worker(concurrency=runs, queue=queue, name="bench-idle")
+    try:
+        time.sleep(settle)
+        t0, x0 = time.monotonic(), transactions()
+        time.sleep(seconds)
+        idle = (transactions() - x0) / (time.monotonic() - t0)
+        job = make_job("bench-idle-sleep", "core.sleep", {"seconds": 3600}, queue=queue)
+        ids = [start_run(job).id for _ in range(runs)]
+        wait(lambda: JobResult.objects.filter(id__in=ids, status="running").count() == runs, timeout=60, step=0.2)
+        time.sleep(settle)
+        t0, x0 = time.monotonic(), transactions()
+        time.sleep(seconds)
+        busy = (transactions() - x0) / (time.monotonic() - t0)
+        still = JobResult.objects.filter(id__in=ids, status="running").count()
+        for result_id in ids:
+            states.request_kill(result_id, None)
+        wait(lambda: JobResult.objects.filter(id__in=ids, status="killed").count() == runs, timeout=60, step=0.2)
+    finally:
+        worker.stop()
+    return {"runs": runs, "seconds": seconds, "idle_worker_tx_per_s": idle, "with_runs_tx_per_s": busy,
+            "runs_running_throughout": still, "tx_per_run_s": (busy - idle) / runs}
 
 
 def fill_results(rows: int) -> tuple:
@@ -456,6 +604,7 @@ def measure_pages(rows: int, log_lines: int) -> dict:
         client = Client()
         client.force_login(user)
         figures[f"result_list_{label}"] = time_get(client, "/admin/results/jobresult/")
+        figures[f"operations_page_{label}"] = time_get(client, "/admin/operations/")
     client = Client()
     client.force_login(root)
     figures["log_tail_api"] = time_get(client, f"/api/results/{log_result}/log/?tail=500")
@@ -466,9 +615,14 @@ def measure_pages(rows: int, log_lines: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small numbers: a smoke run of every measure")
+    parser.add_argument("--only", help="measures to run alone, comma-separated (idle_tx, log_ingest, kill); "
+                                       "printed as JSON")
     args = parser.parse_args()
     backend = configure()
     quick = args.quick
+    if args.only:
+        print(json.dumps(measure_only(args.only.split(","), quick), indent=2, default=str))
+        return
     report: dict = {
         "backend": backend, "quick": quick, "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
@@ -480,17 +634,24 @@ def main() -> None:
             tmp_path = Path(tmp)
             report["dispatch_latency"] = measure_dispatch(20 if quick else 200, tmp_path)
             report["throughput"] = measure_throughput(100 if quick else 1000, tmp_path, 1 if quick else 3)
+            if backend.startswith("postgresql"):
+                report["storage"] = measure_storage(100 if quick else 1000)
             report["kill"] = measure_kills(2 if quick else 10, tmp_path)
-            report["log_ingest"] = measure_log_ingest(20_000 if quick else 200_000)
+            report["log_ingest"] = measure_log_ingest(20_000 if quick else 1_000_000, worker)
             report["schedule_lateness"] = measure_schedule_lateness(5 if quick else 20, 10_000)
     finally:
         worker.stop()
+    if backend.startswith("postgresql"):
+        report["idle_tx"] = measure_idle_tx(8, 20 if quick else 60)
     report["pages"] = measure_pages(20_000 if quick else 1_000_000, 20_000 if quick else 1_000_000)
     pages = report["pages"]
     report.update({
         "dispatch_latency_ratio_p50": report["dispatch_latency"]["ratio_p50"],
         "throughput_ratio": report["throughput"]["ratio"],
         "throughput_ratio_end_to_end": report["throughput"]["ratio_e2e"],
+        **({"throughput_ratio_peer": report["throughput"]["ratio_to_peer"],
+            "ratio_to_floor": report["throughput"]["ratio_to_floor"],
+            "storage_ratio_peer": report["storage"]["ratio_live"]} if "storage" in report else {}),
         "kill_tree_s_p99": report["kill"]["tree_s_p99"],
         "kill_python_s_p99": report["kill"]["python_s_p99"],
         "kill_cooperative_s_p99": report["kill"]["cooperative_s_p99"],
@@ -500,12 +661,32 @@ def main() -> None:
         "result_list_1m_ms": max(pages["result_list_system_admin"]["ms_p50"],
                                  pages["result_list_domain_admin"]["ms_p50"]),
         "log_tail_1m_ms": pages["log_tail_api"]["ms_p50"],
+        "operations_page_1m_ms": max(pages["operations_page_system_admin"]["ms_p50"],
+                                     pages["operations_page_domain_admin"]["ms_p50"]),
         "log_ingest_lines_per_s": report["log_ingest"]["lines_per_s"],
+        "idle_tx_per_run_s": report["idle_tx"]["tx_per_run_s"] if "idle_tx" in report else None,
     })
     out = REPO / "bench" / ("results-quick.json" if quick else "results.json")
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print_table(report)
     print(f"\nwritten to {out.relative_to(REPO)}")
+
+
+def measure_only(names: list[str], quick: bool) -> dict:
+    report: dict = {}
+    if "log_ingest" in names or "kill" in names:
+        worker = Worker()
+        try:
+            if "log_ingest" in names:
+                report["log_ingest"] = measure_log_ingest(20_000 if quick else 1_000_000, worker)
+            if "kill" in names:
+                with tempfile.TemporaryDirectory() as tmp:
+                    report["kill"] = measure_kills(2 if quick else 10, Path(tmp))
+        finally:
+            worker.stop()
+    if "idle_tx" in names:
+        report["idle_tx"] = measure_idle_tx(8, 20 if quick else 60)
+    return report
 
 
 def print_table(r: dict) -> None:
@@ -518,17 +699,30 @@ def print_table(r: dict) -> None:
         ("throughput through one worker", f"{t['jobs_per_s']:.0f}/s", f"{t['celery_per_s']:.0f}/s",
          f"{t['ratio']:.2f}x"),
         *([("  floor: raw Celery + the same writes", f"{t['floor_per_s']:.0f}/s",
-            f"Jobs / floor {t['ratio_to_floor']:.2f}x", "")] if "floor_per_s" in t else []),
+            f"Jobs / floor {t['ratio_to_floor']:.2f}x", ""),
+           ("  peer: Celery + django-celery-results", f"{t['peer_per_s']:.0f}/s",
+            f"Jobs / peer {t['ratio_to_peer']:.2f}x", "")] if "floor_per_s" in t else []),
+        *([("storage per run (live, with indexes)", f"{r['storage']['jobs_bytes_live']:.0f} B",
+            f"peer {r['storage']['peer_bytes_live']:.0f} B", f"{r['storage']['ratio_live']:.2f}x")]
+          if "storage" in r else []),
         ("throughput end to end (one sender)", f"{t['jobs_e2e_per_s']:.0f}/s", f"{t['celery_e2e_per_s']:.0f}/s",
          f"{t['ratio_e2e']:.2f}x"),
         ("kill cooperative p99", f"{k['cooperative_s_p99']:.3f} s", f"{k['celery_revoke_s_p99']:.3f} s (revoke)", ""),
         ("kill non-cooperative Python p99", f"{k['python_s_p99']:.3f} s", f"{k['celery_revoke_s_p99']:.3f} s", ""),
         ("kill shell tree p99", f"{k['tree_s_p99']:.3f} s", f"{k['celery_revoke_s_p99']:.3f} s", ""),
-        ("log ingest", f"{r['log_ingest']['lines_per_s']:.0f} lines/s", "", ""),
+        ("log ingest", f"{r['log_ingest']['lines_per_s']:.0f} lines/s",
+         f"+{r['log_ingest']['rss_added_mb']:.0f} MB RSS", ""),
+        *([("transactions per running run", f"{r['idle_tx']['tx_per_run_s']:.2f}/s",
+            f"{r['idle_tx']['runs']} runs", "")] if "idle_tx" in r else []),
         (f"result list, {p['rows']:,} rows (sysadmin)", f"{p['result_list_system_admin']['ms_p50']:.0f} ms",
          f"{p['result_list_system_admin']['queries']} queries", ""),
         (f"result list, {p['rows']:,} rows (domain admin)", f"{p['result_list_domain_admin']['ms_p50']:.0f} ms",
          f"{p['result_list_domain_admin']['queries']} queries", ""),
+        (f"operations page, {p['rows']:,} rows (sysadmin)", f"{p['operations_page_system_admin']['ms_p50']:.0f} ms",
+         f"{p['operations_page_system_admin']['queries']} queries", ""),
+        (f"operations page, {p['rows']:,} rows (domain admin)",
+         f"{p['operations_page_domain_admin']['ms_p50']:.0f} ms",
+         f"{p['operations_page_domain_admin']['queries']} queries", ""),
         (f"log tail, {p['log_lines']:,} lines (API)", f"{p['log_tail_api']['ms_p50']:.0f} ms",
          f"{p['log_tail_api']['queries']} queries", ""),
         ("schedule lateness p99, 10 schedules", f"{s['with_10']['p99_s']:.3f} s",

@@ -14,6 +14,33 @@ def raw_start(path: str) -> None:
         handle.write(f"{started}\n")
 
 
+class PeerTask(app.Task):
+    """The peer's task options: django-celery-results stores STARTED, then the outcome, in the database."""
+
+    track_started = True
+    ignore_result = False
+    _database_backend = None
+
+    @property
+    def backend(self):
+        # Made on first use: the backend imports django-celery-results' models, which need Django set up.
+        if PeerTask._database_backend is None:
+            from django_celery_results.backends import DatabaseBackend
+
+            PeerTask._database_backend = DatabaseBackend(app=self.app, url="django-db")
+        return PeerTask._database_backend
+
+    @backend.setter
+    def backend(self, value) -> None:  # Celery assigns the app's backend to new tasks; the peer keeps its own
+        pass
+
+
+@app.task(name="bench.peer_noop", base=PeerTask)
+def peer_noop() -> str:
+    """One do-nothing task whose state and result the peer stores, as a one-line job does nothing."""
+    return "Done."
+
+
 @app.task(name="bench.raw_sleep", ignore_result=True)
 def raw_sleep(pid_file: str) -> None:
     Path(pid_file).write_text(str(os.getpid()))

@@ -109,6 +109,11 @@ def can_kill(user: User, result) -> bool:
     return has_role_in(user, result.domain_id or result.job.domain_id, RUN_ROLES)
 
 
+def can_acknowledge(user: User, result) -> bool:
+    """Acknowledging a failed run is an operator's action, like Kill: viewers only read."""
+    return can_kill(user, result)
+
+
 def can_edit(user: User, job: Job) -> bool:
     return has_role(user, job, EDIT_ROLES)
 

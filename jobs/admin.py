@@ -5,6 +5,7 @@ in the queryset, so Django's admin answers 404 for them.
 """
 from __future__ import annotations
 
+import json
 import uuid
 
 from django import forms
@@ -12,24 +13,27 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 from django.forms.models import BaseInlineFormSet, ModelChoiceIterator
-from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.choices import BaseChoiceIterator
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.text import Truncator
 
-from results.dispatch import RunRefused, start_run
-from results.models import JobLogEntry, JobResult, LogRead, Trigger
-
-from . import access, authorship, registry, secrets, versions
+from . import access, authorship, registry, versions
 from . import context as context_vars
 from .code_params import variables_hint
 from .definitions import DefinitionError, export_jobs, import_texts, preview_texts
+from .executions import executions
 from .filters import model_for, relations_followed
-from .forms import ImportJobsForm, JSONTextField, ParamSpecsField, ReportField, RunParametersForm, ScheduleForm
+from .forms import ImportJobsForm, JSONTextField, ParamSpecsField, ReportField, ScheduleForm
 from .models import Action, Domain, DomainMembership, FilterTemplate, Job, JobLine, Schedule, Secret
+from .scheduling import describe as describe_plan
+from .when import when_html
 
 STATUS_ICONS = {
     "success": ("✔", "ok"), "warning": ("⚠", "warn"), "info": ("ℹ", "info"), "error": ("✖", "bad"),
@@ -41,6 +45,22 @@ def status_badge(status: str | None, label: str | None = None):
     icon, css = STATUS_ICONS.get(status, ("?", "never"))
     return format_html('<span class="job-status job-status-{}" title="{}">{} {}</span>',
                        css, status or "never run", icon, label if label is not None else (status or "never run"))
+
+
+def per_request(request, key: tuple, compute):
+    """``compute()`` once per request: the admin asks the same permission for every inline, form and fieldset."""
+    answers = request.__dict__.setdefault("_jobs_access_answers", {})
+    if key not in answers:
+        answers[key] = compute()
+    return answers[key]
+
+
+def is_member(request) -> bool:
+    return per_request(request, ("member",), lambda: access.is_member(request.user))
+
+
+def can_edit(request, job: Job) -> bool:
+    return per_request(request, ("edit", job.pk), lambda: access.can_edit(request.user, job))
 
 
 class NotFoundOutsideDomainsMixin:
@@ -67,10 +87,10 @@ class MembershipAdminMixin:
     """Staff members of a domain use the admin with no Django permissions of their own."""
 
     def has_module_permission(self, request) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
 
 class SystemAdminOnlyMixin:
@@ -104,10 +124,10 @@ class DomainAdmin(NotFoundOutsideDomainsMixin, SystemAdminOnlyMixin, admin.Model
     inlines = [MembershipInline]
 
     def has_module_permission(self, request) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def get_queryset(self, request):
         return access.visible_domains(request.user)
@@ -122,8 +142,17 @@ class ActionAdmin(MembershipAdminMixin, admin.ModelAdmin):
     list_filter = ["available", "module", "dangerous", "external", "destructive"]
     search_fields = ["name", "label", "description"]
     readonly_fields = ["name", "label", "description", "module", "available", "idempotent", "destructive",
-                       "external", "dangerous", "supports_cancel", "required_permissions", "parameter_table"]
+                       "external", "dangerous", "supports_cancel", "required_permissions", "automatic_plan",
+                       "parameter_table"]
     fields = readonly_fields
+
+    @admin.display(description="Automatic plan")
+    def automatic_plan(self, action: Action) -> str:
+        """The plan an "automatic" schedule of a job using this action follows (``registry.action(schedule=…)``)."""
+        spec = registry.get(action.name)
+        if spec is None or not spec.schedule:
+            return "None: a job using it runs by hand or on a plan of its own"
+        return describe_plan({"timezone": "in the schedule's time zone", **spec.schedule})
 
     @admin.display(description="Required permissions")
     def required_permissions(self, action: Action) -> str:
@@ -230,10 +259,10 @@ class SecretAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         return secrets.filter(domain__in=access.visible_domains(request.user))
 
     def has_module_permission(self, request) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_add_permission(self, request) -> bool:
         return access.is_system_admin(request.user) or access.editable_domains(request.user).exists()
@@ -267,19 +296,32 @@ class ParentAwareFormSet(BaseInlineFormSet):
         return form
 
 
+class ScheduleFormSet(ParentAwareFormSet):
+    @classmethod
+    def get_default_prefix(cls) -> str:
+        return "schedule"  # the form names of the days when a job had one schedule (pages, scripts, tests)
+
+    def _construct_form(self, i, **kwargs):
+        form = super()._construct_form(i, **kwargs)
+        if form.instance.pk is None and not form.is_bound:
+            form.initial["kind"] = form.instance.default_kind()  # the plan its action declares, if one does
+        return form
+
+
 class ScheduleInline(admin.StackedInline):
     model = Schedule
     form = ScheduleForm
-    formset = ParentAwareFormSet
+    formset = ScheduleFormSet
+    formfield_overrides = WIDE_JSON
     extra = 1
-    max_num = 1
-    can_delete = False
-    verbose_name = verbose_name_plural = "Scheduling"
+    verbose_name = "schedule"
+    verbose_name_plural = "Scheduling"
     fieldsets = [
-        (None, {"fields": ["kind", "plan_in_words", "next_run", "last_run"]}),
+        (None, {"fields": ["name", "kind", "plan_in_words", "next_run", "last_run"]}),
         ("Interval", {"fields": [("every", "every_unit")]}),
         ("Calendar", {"fields": ["weekdays", "times", "cron"]}),
         ("Bounds and time zone", {"fields": ["timezone", ("starts_at", "ends_at"), "catch_up"]}),
+        ("Parameter values", {"fields": ["parameters"]}),
     ]
     readonly_fields = ["plan_in_words", "next_run", "last_run"]
 
@@ -296,13 +338,13 @@ class ScheduleInline(admin.StackedInline):
         return schedule.when_local(schedule.last_run_at)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_add_permission(self, request, obj=None) -> bool:
-        return obj is None or access.can_edit(request.user, obj)
+        return obj is None or can_edit(request, obj)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None or access.can_edit(request.user, obj)
+        return obj is None or can_edit(request, obj)
 
 
 
@@ -379,6 +421,18 @@ class JobLineForm(forms.ModelForm):
         return cleaned
 
 
+class SharedChoices(BaseChoiceIterator):
+    """A select's choices read from the database when first drawn, then reused by every row that draws them."""
+
+    def __init__(self, choices) -> None:
+        self.choices, self.read = choices, None
+
+    def __iter__(self):
+        if self.read is None:
+            self.read = list(iter(self.choices))  # iter(): no COUNT query first
+        return iter(self.read)
+
+
 class JobLineFormSet(ParentAwareFormSet):
     """Deleting a line comes through its DELETE box, which skips the form's own clean: checked here."""
 
@@ -429,6 +483,23 @@ class JobLineFormSet(ParentAwareFormSet):
         posted = [form.instance.line_no or 0 for form in self.forms]
         above = max([self._next_line_no(), *posted]) + 1
         JobLine.objects.filter(job=self.instance, pk__in=moving).update(line_no=F("line_no") + above)
+
+    def add_fields(self, form, index) -> None:
+        """Every row offers the same actions and templates: read them once, not once per row (N+1)."""
+        super().add_fields(form, index)
+        shared = self.__dict__.setdefault("_shared_choices", {})
+        for name in ("action", "filter_template"):
+            field = form.fields.get(name)
+            if field is None or (name == "filter_template" and form.instance.filter_template_id is not None):
+                continue  # a line's own template may widen its choices (JobLineForm.__init__)
+            # A domain admin's rows are offered the actions they may use plus the row's own: rows share by that.
+            key = (name, form.instance.action_id) if isinstance(field, OfferedModelChoiceField) else name
+            if key not in shared:
+                shared[key] = SharedChoices(field.choices)
+            field.choices = shared[key]
+            inner = getattr(field.widget, "widget", None)  # the admin's add/change wrapper renders this one
+            if inner is not None:
+                inner.choices = shared[key]
 
     def clean(self) -> None:
         self._number_new_lines()
@@ -501,16 +572,16 @@ class JobLineInline(admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_add_permission(self, request, obj=None) -> bool:
-        return obj is None or access.can_edit(request.user, obj)
+        return obj is None or can_edit(request, obj)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None or access.can_edit(request.user, obj)
+        return obj is None or can_edit(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return obj is None or access.can_edit(request.user, obj)
+        return obj is None or can_edit(request, obj)
 
 
 class JobForm(forms.ModelForm):
@@ -545,33 +616,58 @@ class CopyJobForm(forms.Form):
 
 
 class LastRunFilter(admin.SimpleListFilter):
-    """Filter by the status of the last run (seed 001's status icons)."""
+    """The status icons as toggles: ``?last_run=error,killed`` lists the jobs whose last run has any of them."""
 
     title = "last run"
     parameter_name = "last_run"
+    template = "admin/jobs/job/status_toggles.html"
+    STATUSES = ("success", "warning", "info", "error", "killed", "running", "pending", "never")
 
     def lookups(self, request, model_admin):
-        return [("success", "✔ success"), ("warning", "⚠ warning"), ("info", "ℹ info"), ("error", "✖ error"),
-                ("killed", "✖ killed"), ("running", "● running"), ("pending", "○ pending"), ("never", "– never run")]
+        return [(status, STATUS_ICONS[None if status == "never" else status][0]) for status in self.STATUSES]
+
+    def chosen(self) -> list[str]:
+        return [status for status in self.STATUSES if status in (self.value() or "").split(",")]
 
     def queryset(self, request, queryset):
-        if self.value() == "never":
-            return queryset.filter(last_result_status__isnull=True)
-        if self.value():
-            return queryset.filter(last_result_status=self.value())
-        return queryset
+        chosen = self.chosen()
+        if not chosen:
+            return queryset
+        matching = Q(last_result_status__in=[status for status in chosen if status != "never"])
+        if "never" in chosen:
+            matching |= Q(last_result_status__isnull=True)
+        return queryset.filter(matching)
+
+    def choices(self, changelist):
+        chosen = self.chosen()
+        yield {"selected": not chosen, "display": "All", "status": "all", "css": "all",
+               "query_string": changelist.get_query_string(remove=[self.parameter_name])}
+        for status, icon in self.lookup_choices:
+            toggled = [other for other in self.STATUSES if (other in chosen) != (other == status)]
+            query = (changelist.get_query_string({self.parameter_name: ",".join(toggled)}) if toggled
+                     else changelist.get_query_string(remove=[self.parameter_name]))
+            yield {"selected": status in chosen, "display": icon, "status": status, "query_string": query,
+                   "css": STATUS_ICONS[None if status == "never" else status][1]}
+
+
+def is_sub_minute(schedule: Schedule | None) -> bool:
+    """A schedule that fires more often than once a minute: its times are shown with seconds."""
+    from .scheduling import UNITS
+
+    return (schedule is not None and schedule.kind == Schedule.INTERVAL and bool(schedule.every)
+            and schedule.every * UNITS[schedule.every_unit] < 60)
 
 
 @admin.register(Job)
 class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     form = JobForm
     change_form_template = "admin/jobs/job/change_form.html"
-    list_display = ["identifier", "name", "job_type", "domain_or_global", "execution_type", "active", "last_status",
-                    "log_icon", "last_run", "schedule_text", "next_run"]
-    list_display_links = ["identifier", "name"]
+    # Few, wrapping columns: the list fits 1400 px beside the sidebar and 800 px without sideways scrolling.
+    list_display = ["job_cell", "job_type", "domain_or_global", "active", "last_status", "schedule_cell"]
+    list_display_links = None  # job_cell links the name itself; the row's Run/Kill: get_list_display
     list_filter = [LastRunFilter, "job_type", "active", ("domain", admin.RelatedOnlyFieldListFilter), "module"]
     search_fields = ["identifier", "name", "description"]
-    list_select_related = ["domain", "schedule"]
+    list_select_related = ["domain"]
     actions = ["run_now", "export_yaml", "copy_job"]
     change_list_template = "admin/jobs/job/change_list.html"
     inlines = [JobLineInline, ScheduleInline]
@@ -590,8 +686,42 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         ("E-mail report", {"fields": ["report"], "classes": ["collapse"]}),
     ]
 
+    # --- the read-only page (operators, viewers): the definition in words, the notes shown once, at the top ---
+    READER_FIELDS = {"params": "params_shown", "report": "report_shown"}
+
+    def is_reader(self, request, obj) -> bool:
+        return obj is not None and not self.has_change_permission(request, obj)
+
+    def reader_fieldsets(self, fieldsets) -> list:
+        return [(name or "Definition", {**options, "fields": [self.READER_FIELDS.get(f, f) for f in options["fields"]]})
+                for name, options in fieldsets if name != "For operators"]  # the operator panel shows those
+
+    @admin.display(description="Run-time parameters")
+    def params_shown(self, job: Job):
+        if not job.params:
+            return "None"
+        rows = format_html_join("", "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+            (spec["name"], spec.get("type", "str") + (f" ({', '.join(map(str, spec['choices']))})"
+                                                      if spec.get("choices") else ""),
+             "required" if spec.get("required") else "", "" if spec.get("default") is None else spec["default"],
+             spec.get("help", "")) for spec in job.params))
+        return format_html('<table class="params-shown"><thead><tr><th>Name</th><th>Type</th><th></th><th>Default'
+                           "</th><th>Help</th></tr></thead><tbody>{}</tbody></table>", rows)
+
+    @admin.display(description="E-mail report")
+    def report_shown(self, job: Job) -> str:
+        report = job.report or {}
+        recipients = report.get("recipients") or []
+        if not recipients or report.get("when") == "never":
+            return "No report is sent."
+        when = {"always": "after every run", "warning": "after a warning or a failure"}.get(
+            report.get("when", "failure"), "after a failure")
+        return f"Sent to {', '.join(recipients)} {when}."
+
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
+        if self.is_reader(request, obj):
+            return self.reader_fieldsets(fieldsets)
         if obj is None or self.has_change_permission(request, obj):  # the note goes with a save
             fieldsets = [*fieldsets, ("Change note", {"fields": ["change_note"]})]
         return fieldsets
@@ -603,36 +733,33 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     # --- permissions (by domain) -------------------------------------------------
     def has_module_permission(self, request) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
+        return is_member(request)
 
     def has_add_permission(self, request) -> bool:
-        return access.editable_domains(request.user).exists() or access.is_system_admin(request.user)
+        return per_request(request, ("add",), lambda: access.is_system_admin(request.user)
+                           or access.editable_domains(request.user).exists())
 
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is None:
-            return access.is_member(request.user)
-        return access.can_edit(request.user, obj)
+            return is_member(request)
+        return can_edit(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return self.has_change_permission(request, obj) and (obj is not None or self.has_add_permission(request))
 
     def get_queryset(self, request):
-        last = JobResult.objects.filter(job=OuterRef("pk")).order_by("-id")
-        jobs = access.visible_jobs(request.user, super().get_queryset(request)).annotate(
-            last_result_id=Subquery(last.values("id")[:1]),
-            last_result_status=Subquery(last.values("status")[:1]),
-            last_result_at=Subquery(last.values("created_at")[:1]),
-        )
-        # The log icon: is there a log entry of the last run this user has not read yet?
-        return jobs.annotate(
-            last_log_seq=Subquery(JobLogEntry.objects.filter(result_id=OuterRef("last_result_id"))
-                                  .order_by("-seq").values("seq")[:1]),
-            last_read_seq=Subquery(LogRead.objects.filter(result_id=OuterRef("last_result_id"),
-                                                          user_id=request.user.pk).values("seq")[:1]),
-        )
+        upcoming = Schedule.objects.filter(job=OuterRef("pk"), next_run_at__isnull=False).order_by("next_run_at")
+        jobs = access.visible_jobs(request.user, super().get_queryset(request)).prefetch_related("schedules").annotate(
+            next_scheduled_run=Subquery(upcoming.values("next_run_at")[:1]))
+        return executions().with_last_run(jobs, request.user)
+
+    def get_object(self, request, object_id, from_field=None):
+        # Asked for three times on the job page (the 404 check, its context, Django's own view): read once.
+        return per_request(request, ("job", object_id, from_field),
+                           lambda: super(JobAdmin, self).get_object(request, object_id, from_field))
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
@@ -648,6 +775,8 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         readonly = ["identifier"] if obj is not None else []
+        if self.is_reader(request, obj):
+            readonly += self.READER_FIELDS.values()
         if not access.is_system_admin(request.user):
             # A service user's rights, every domain, or lifting a required permission: system administrators' calls.
             readonly += ["run_as", "execution", "required_permission"]
@@ -660,34 +789,49 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     # --- columns -----------------------------------------------------------------
+    @admin.display(description="Job", ordering="identifier")
+    def job_cell(self, job: Job):
+        """The name (linked), the identifier, and the description under them."""
+        description = Truncator(job.description).chars(160)
+        return format_html('<a class="job-name" href="{}">{}</a>{} <code class="job-identifier">{}</code>{}',
+                           reverse("admin:jobs_job_change", args=[job.pk]), job.name,
+                           "" if job.active else mark_safe(' <span class="job-inactive">inactive</span>'),
+                           job.identifier,
+                           format_html('<div class="job-description">{}</div>', description) if description else "")
+
     @admin.display(description="Domain", ordering="domain__name")
     def domain_or_global(self, job: Job) -> str:
-        return job.domain.name if job.domain_id else "Global"
+        if job.domain_id:
+            return job.domain.name
+        return "Global, per domain" if job.execution == Job.PER_DOMAIN else "Global"
 
-    @admin.display(description="Execution", ordering="execution")
-    def execution_type(self, job: Job) -> str:
-        return "By domain" if job.domain_id else job.get_execution_display()
-
-    @admin.display(description="Last run")
+    @admin.display(description="Last run", ordering="last_result_at")
     def last_status(self, job: Job):
+        """Status icon (linked to the run), log icon, and when; job_list.js redraws it from ``live_view``."""
         status = getattr(job, "last_result_status", None)
         if status is None:
-            return format_html('<span class="last-run" data-job="{}">{}</span>', job.identifier, status_badge(None))
+            return format_html('<div class="last-run" data-job="{}" data-id="{}">{}</div>', job.identifier, job.pk,
+                               status_badge(None))
         url = reverse("admin:results_jobresult_change", args=[job.last_result_id])
-        return format_html('<span class="last-run" data-job="{}" data-result="{}"><a href="{}">{}</a></span>',
-                           job.identifier, job.last_result_id, url, status_badge(status))
+        return format_html('<div class="last-run" data-job="{}" data-id="{}" data-result="{}" data-status="{}">'
+                           '<a href="{}">{}</a> {} {}</div>', job.identifier, job.pk, job.last_result_id, status,
+                           url, status_badge(status), self.log_icon(job),
+                           when_html(job.last_result_at, seconds=any(is_sub_minute(s) for s in job.schedules.all())))
 
-    @admin.display(description="Schedule")
-    def schedule_text(self, job: Job) -> str:
-        schedule = getattr(job, "schedule", None)
-        return schedule.describe() if schedule is not None else "By hand only"
+    @admin.display(description="Schedule", ordering="next_scheduled_run")
+    def schedule_cell(self, job: Job):
+        """The plans in words and the next run of any of them."""
+        schedules = [s for s in job.schedules.all() if s.kind != Schedule.DISABLED]
+        if not schedules:
+            return "By hand only"
+        plans = format_html_join(mark_safe("<br>"), "{}", ((s.describe(),) for s in schedules))
+        upcoming = [s for s in schedules if s.next_run_at is not None]
+        if not upcoming:
+            return plans
+        first = min(upcoming, key=lambda s: s.next_run_at)
+        return format_html('{}<div class="next-run">next: {}</div>', plans,
+                           when_html(first.next_run_at, seconds=is_sub_minute(first)))
 
-    @admin.display(description="Next run", ordering="schedule__next_run_at")
-    def next_run(self, job: Job):
-        schedule = getattr(job, "schedule", None)
-        return schedule.when_local(schedule.next_run_at) if schedule is not None else "—"
-
-    @admin.display(description="Log")
     def log_icon(self, job: Job):
         if getattr(job, "last_log_seq", None) is None:
             return ""
@@ -697,9 +841,47 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
                            "unread" if unread else "read", url, url,
                            "new log entries" if unread else "log read", "■" if unread else "□")
 
-    @admin.display(description="Last run at", ordering="last_result_at")
-    def last_run(self, job: Job):
-        return getattr(job, "last_result_at", None)
+    def get_list_display(self, request):
+        return [*super().get_list_display(request), self.row_buttons_for(request)]
+
+    def row_buttons_for(self, request):
+        """The row's Run and Kill, only where this user may use them (one query for the whole page)."""
+        may_run_in = access.run_domain_ids(request.user)
+
+        @admin.display(description="")
+        def row_buttons(job: Job):
+            if may_run_in is not None and job.domain_id not in may_run_in:
+                return format_html('<div class="row-buttons" data-id="{}"></div>', job.pk)
+            run = ""
+            if job.active and (not job.required_permission or request.user.has_perm(job.required_permission)):
+                run = format_html('<a class="button run-link" href="{}">Run</a>',
+                                  reverse("admin:jobs_job_run", args=[job.pk]))
+            kill = ""
+            if getattr(job, "last_result_status", None) in ("pending", "running"):
+                kill = format_html('<a class="button kill-button" href="{}">Kill</a>',
+                                   reverse("admin:results_jobresult_kill", args=[job.last_result_id]))
+            return format_html('<div class="row-buttons" data-id="{}">{}{}</div>', job.pk, run, kill)
+
+        return row_buttons
+
+    LIVE_IDS_MAX = 200
+
+    def live_view(self, request):
+        """What job_list.js redraws every 2 s: each listed job's last-run cell and Run/Kill, as HTML.
+
+        ``?ids=1,2,3`` (at most 200); jobs outside the caller's domains are simply not in the answer.
+        """
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        text = request.GET.get("ids", "")
+        ids = text.split(",") if text else []
+        if len(ids) > self.LIVE_IDS_MAX or not all(part.isdigit() and len(part) < 12 for part in ids):
+            return JsonResponse({"errors": {"ids": [f"comma-separated job ids, at most {self.LIVE_IDS_MAX}"]}},
+                                status=400)
+        buttons = self.row_buttons_for(request)
+        jobs = self.get_queryset(request).select_related("domain").prefetch_related("schedules").filter(pk__in=ids)
+        return JsonResponse({"jobs": {str(job.pk): {"last_run": self.last_status(job), "buttons": buttons(job)}
+                                      for job in jobs}})
 
     # --- Run -----------------------------------------------------------------------
     def get_urls(self):
@@ -707,7 +889,9 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         copy = self.admin_site.admin_view(self.copy_view)
         import_view = self.admin_site.admin_view(self.import_view)
         versions_view = self.admin_site.admin_view(self.versions_view)
+        live = self.admin_site.admin_view(self.live_view)
         return [
+            path("live/", live, name="jobs_job_live"),
             path("<int:object_id>/history/versions/", versions_view, name="jobs_job_versions"),
             path("<int:object_id>/run/", run, name="jobs_job_run"),
             path("<int:object_id>/copy/", copy, name="jobs_job_copy"),
@@ -846,34 +1030,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         job = get_object_or_404(self.get_queryset(request), pk=object_id)
         if not access.can_run(request.user, job):
             raise PermissionDenied
-        reasons = job.confirmation_reasons()
-        # Two steps: the parameters, then a confirmation that says what will run (one step without parameters).
-        posted = request.method == "POST"
-        confirm_step = not job.params or request.POST.get("step") == "confirm"
-        form = RunParametersForm(job.params or [], request.POST if posted else None,
-                                 confirm_identifier=job.identifier if reasons and confirm_step else None)
-        valid = posted and form.is_valid()
-        only_confirmation_missing = posted and not valid and set(form.errors) == {"confirm"}
-        confirming = not job.params or valid or only_confirmation_missing
-        if valid and not confirm_step:
-            form = RunParametersForm(job.params or [], request.POST,
-                                     confirm_identifier=job.identifier if reasons else None)
-            form.is_valid()
-            form.errors.pop("confirm", None)  # asked for on this step, not an error yet
-        elif valid:
-            try:
-                job.clean_confirmation(form.cleaned_data.get("confirm"))
-                result = start_run(job, parameters=form.values(), user=request.user, trigger=Trigger.MANUAL)
-            except ValidationError as exc:
-                for name, problems in exc.message_dict.items():
-                    form.add_error(name if name in form.fields else None, problems)
-            except RunRefused as exc:
-                form.add_error(None, str(exc))
-            else:
-                self.message_user(request, f"{job.identifier} queued as result #{result.id}.", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:results_jobresult_change", args=[result.id]))
-        values = form.values() if form.is_bound and hasattr(form, "cleaned_data") else None
-        return run_page(request, self.admin_site, job, form, values=values, confirming=confirming)
+        return executions().run_dialog(request, self.admin_site, job)
 
     def has_run_permission(self, request) -> bool:
         """Offers "Run now" only to roles that may run (system administrators, domain admins, operators)."""
@@ -881,19 +1038,9 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     @admin.action(description="Run now", permissions=["run"])
     def run_now(self, request, queryset):
-        started, refused = [], []
-        for job in access.runnable_jobs(request.user, queryset):
-            if not access.can_run(request.user, job):
-                continue  # a further permission the job requires
-            if job.confirmation_reasons():
-                refused.append(f"{job.identifier} (it must be confirmed: run it from its page)")
-                continue
-            try:
-                result = start_run(job, user=request.user, trigger=Trigger.MANUAL)
-            except (ValidationError, RunRefused) as exc:
-                refused.append(f"{job.identifier} ({'; '.join(getattr(exc, 'messages', [str(exc)]))})")
-            else:
-                started.append(f"{job.identifier} #{result.id}")
+        # can_run: a further permission a job may require
+        runnable = [job for job in access.runnable_jobs(request.user, queryset) if access.can_run(request.user, job)]
+        started, refused = executions().run_now(request, runnable)
         not_allowed = queryset.count() - len(started) - len(refused)
         if started:
             self.message_user(request, f"Queued: {', '.join(started)}.", messages.SUCCESS)
@@ -919,65 +1066,36 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         extra_context = extra_context or {}
         job = self.get_object(request, object_id)
         if job is not None:
-            latest = job.results.select_related("requested_by").order_by("-id")
-            status = request.GET.get("results_status")
-            if status in {choice for choice, _ in JobResult._meta.get_field("status").choices}:
-                latest = latest.filter(status=status)
-            extra_context["latest_results"] = latest[:10]
-            extra_context["results_status"] = status
-            extra_context["status_choices"] = JobResult._meta.get_field("status").choices
-            extra_context["history"] = history_bars(job)
+            may_edit = can_edit(request, job)
+            extra_context.update(executions().job_page_context(request, job))
             extra_context["can_run"] = access.can_run(request.user, job)
-            extra_context["can_copy"] = access.can_edit(request.user, job)
+            extra_context["can_copy"] = may_edit
             extra_context["version_number"] = versions.latest_number(job)
+            extra_context["schedules_shown"] = shown_schedules(job)
+            if not may_edit:  # the read-only page draws the definition itself: no inputs at all
+                extra_context["lines_shown"] = shown_lines(job)
         return super().change_view(request, object_id, form_url, extra_context)
 
 
-def shown_values(form: forms.Form, values: dict | None, retry_of=None) -> dict | None:
-    """The run's values as the confirmation shows them: secrets masked (a retry's are stored sealed)."""
-    if values is None:
-        return None
-    return secrets.masked_values(values) if retry_of is not None else form.shown_values()
+def shown_schedules(job: Job) -> list[dict]:
+    """The job's schedules as read-only rows."""
+    return [{"name": schedule.name, "plan": schedule.describe(), "next_run": schedule.when_local(schedule.next_run_at),
+             "last_run": schedule.when_local(schedule.last_run_at), "kind": schedule.kind,
+             "parameters": schedule.parameters}
+            for schedule in job.schedules.all()]
 
 
-def run_page(request, admin_site, job: Job, form: forms.Form, *, values: dict | None, confirming: bool,
-             retry_of=None) -> TemplateResponse:
-    """The Run dialog of ``job`` (parameters, or the confirmation with the lines, values and pre-flight checks).
-
-    Retry shows the same confirmation (``retry_of``: the result it runs again, with its values).
-    """
-    verb = f"retry #{retry_of.pk} of" if retry_of is not None else "run"
-    # Checks connect to hosts: only system administrators point them with typed values and read why one
-    # failed; others get the job's own values and "not ready" (no port scans through the Run page).
-    trusted = access.is_system_admin(request.user)
-    context = {
-        **admin_site.each_context(request),
-        "preflight": job.preflight(values if trusted else None) if confirming else [],
-        "preflight_details": trusted,
-        "step": "confirm" if confirming else "parameters",
-        "values": shown_values(form, values, retry_of),
-        "title": f"Run {job.name}" if not confirming else f"Confirm: {verb} {job.name}",
-        "job": job,
-        "form": form,
-        "lines": job.active_lines(),
-        "reasons": job.confirmation_reasons(),
-        "retry_of": retry_of,
-        "opts": Job._meta,
-        "original": job,
-    }
-    return TemplateResponse(request, "admin/jobs/job/run.html", context)
+def shown_lines(job: Job) -> list[dict]:
+    """The job's lines for the read-only page: parameters as short "name: value" pairs that wrap."""
+    lines = job.lines.select_related("action", "filter_template").order_by("line_no")
+    return [{"line": line, "parameters": [(name, json_text(value)) for name, value in (line.parameters or {}).items()],
+             "filter": [(name, json_text(value)) for name, value in (line.filter_definition or {}).items()]
+             if line.is_filter else []}
+            for line in lines]
 
 
-def history_bars(job: Job, count: int = 30) -> list[dict]:
-    """The last runs as bars: height by duration, colour by status (oldest first)."""
-    runs = list(job.results.filter(started_at__isnull=False).order_by("-id")
-                .values("id", "status", "started_at", "finished_at")[:count])[::-1]
-    for run in runs:
-        end = run["finished_at"] or run["started_at"]
-        run["seconds"] = max(0.0, (end - run["started_at"]).total_seconds())
-    longest = max((run["seconds"] for run in runs), default=0) or 1
-    for index, run in enumerate(runs):
-        run["height"] = max(2, round(60 * run["seconds"] / longest))
-        run["x"] = index * 12
-        run["y"] = 62 - run["height"]
-    return runs
+def json_text(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+from . import maintenance_admin  # noqa: E402,F401  (registers the maintenance windows' admin; it uses this module's mixins)

@@ -26,7 +26,7 @@ from . import context
 SHELL, ARGV, FIXED = "shell", "argv", "fixed"
 KINDS = (SHELL, ARGV, FIXED)
 
-QuoteState = Literal["none", "single", "double", "command"]
+QuoteState = Literal["none", "single", "double", "command", "heredoc"]
 _NAME_CHAR = re.compile(r"[A-Za-z0-9_]")
 _SHOWN_VALUE_CHARS = 200
 
@@ -138,17 +138,22 @@ def _new_option(name: str, value: str) -> str:
 # Shell commands stored before the rule (data migration) -----------------------------------------------------------
 
 def quote_states(text: str) -> list[QuoteState]:
-    """The /bin/sh quoting in force at each character of ``text``: outside quotes, in '…', in "…", or in a
-    command substitution (``$(…)`` or backquotes) opened inside "…".
+    """The /bin/sh quoting in force at each character of ``text``: outside quotes, in '…', in "…", in a
+    command substitution (``$(…)`` or backquotes) opened inside "…", or in a here-document's body.
 
     Enough to place a variable reference. Inside such a substitution the shell starts reading afresh, so a
     reference there is neither quoted by the outer "…" nor placed by this scanner: ``command``, left as written.
+    A here-document's body expands ``$NAME`` but keeps quotes as text (``heredoc``); with a quoted delimiter
+    (``<<'EOF'``) it expands nothing, as in '…' (``single``).
     """
     states: list[QuoteState] = []
     state: QuoteState = "none"
     escaped = False
     depth, backquoted = 0, False  # a command substitution opened inside double quotes
-    for index, char in enumerate(text):
+    pending: list[_HereDocument] = []  # announced on this line; their bodies start at its end
+    index = 0
+    while index < len(text):
+        char = text[index]
         states.append("command" if depth or backquoted else state)
         if escaped:
             escaped = False
@@ -168,7 +173,69 @@ def quote_states(text: str) -> list[QuoteState]:
             escaped = True  # the "(" that opens it is counted already: skip it
         elif state == "double" and char == "`":
             backquoted = True
+        elif state == "none" and char == "<" and (announced := _here_document_at(text, index)):
+            pending.append(announced)
+        elif state == "none" and char == "\n" and pending:
+            index = _here_document_bodies(text, index + 1, pending, states)
+            pending = []
+            continue
+        index += 1
     return states
+
+
+class _HereDocument:
+    def __init__(self, delimiter: str, strip_tabs: bool, quoted: bool) -> None:
+        self.delimiter, self.strip_tabs, self.quoted = delimiter, strip_tabs, quoted
+
+
+_HERE_DOCUMENT = re.compile(r"<<(-?)[ \t]*(?:'([^'\n]*)'|\"([^\"\n]*)\"|(\\?)([^\s;&|<>()'\"]+))")
+
+
+def _here_document_at(text: str, index: int) -> _HereDocument | None:
+    """The here-document a ``<<`` at ``index`` announces (not ``<<<``, a here-string)."""
+    if text.startswith("<<<", index) or (index and text[index - 1] == "<"):
+        return None
+    match = _HERE_DOCUMENT.match(text, index)
+    if match is None:
+        return None
+    strip_tabs, single, double, backslash, bare = match.groups()
+    if bare is not None:
+        quoted = bool(backslash) or any(mark in bare for mark in "'\"\\")
+        return _HereDocument(re.sub(r"[\\'\"]", "", bare), bool(strip_tabs), quoted)
+    return _HereDocument(single if single is not None else double, bool(strip_tabs), True)
+
+
+def _here_document_bodies(text: str, start: int, documents: list[_HereDocument], states: list) -> int:
+    """Marks the bodies of ``documents``, one after the other from ``start``; returns where the shell reads on.
+
+    In an expanding body a command substitution (``$(…)``, backquotes) is read afresh by the shell, as in "…":
+    ``command``, left as written.
+    """
+    index = start
+    for document in documents:
+        depth, backquoted = 0, False
+        while index < len(text):
+            end = text.find("\n", index)
+            end = len(text) if end == -1 else end
+            line = text[index:end]
+            if (line.lstrip("\t") if document.strip_tabs else line) == document.delimiter:
+                states.extend(["none"] * (end - index + (end < len(text))))
+                index = end + 1
+                break
+            for offset, char in enumerate(line + ("\n" if end < len(text) else "")):
+                if document.quoted:
+                    states.append("single")
+                    continue
+                opens = char == "$" and line.startswith("(", offset + 1)
+                states.append("command" if depth or backquoted or opens or char == "`" else "heredoc")
+                if opens or (depth and char == "(" and line[offset - 1] != "$"):
+                    depth += 1
+                elif depth and char == ")":
+                    depth -= 1
+                elif char == "`" and not depth:
+                    backquoted = not backquoted
+            index = end + 1
+    return min(index, len(text))
 
 
 def made_safe(code_params: dict[str, str], parameters: dict[str, Any], known: set[str]) -> dict[str, Any]:

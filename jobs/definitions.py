@@ -1,7 +1,7 @@
 """Job definition files (YAML): export and import, per the contract; format version 1.
 
 A file holds ``version: 1``, the ``filter_templates`` its lines use and its
-``jobs``, each with every field (``JOB_FIELDS``), its schedule, report, params
+``jobs``, each with every field (``JOB_FIELDS``), its schedules, report, params
 and lines, so that export, then import into a database that has none of them,
 gives the same jobs back. The JSON Schema docs/job-definitions.schema.json
 describes the format (``jobs.definition_schema``); files without ``version``
@@ -36,13 +36,13 @@ from .text import storable, text_problem
 
 FORMAT_VERSION = 1
 # Every field of a job under its own name, in file order (``run_as`` as a username, ``domain`` as a slug).
-# Not in the file: the bookkeeping below, and the relations with their own keys (``schedule``, ``lines``).
+# Not in the file: the bookkeeping below, and the relations with their own keys (``schedule(s)``, ``lines``).
 JOB_FIELDS = ["identifier", "name", "description", "domain", "active", "stops_on_error", "module", "queue",
               "job_type", "execution", "run_as", "required_permission", "destructive", "external", "concurrency",
               "time_limit", "idempotent", "retries", "retry_delay", "owner", "expected_runtime", "expected_result",
               "troubleshooting", "params", "report"]
 JOB_BOOKKEEPING = ("id", "created_at", "updated_at", "revision")
-JOB_KEYS = {*JOB_FIELDS, "schedule", "lines"}
+JOB_KEYS = {*JOB_FIELDS, "schedule", "schedules", "lines"}
 LINE_FIELDS = ["line_no", "action", "active", "parameters", "module", "is_filter", "filter_template",
                "filter_definition"]
 LINE_BOOKKEEPING = ("id", "job")
@@ -51,9 +51,9 @@ TEMPLATE_FIELDS = ["name", "model", "domain", "domain_path", "definition", "modu
 TEMPLATE_BOOKKEEPING = ("id",)
 # A schedule's fields by their file key; when the interval's grid was laid and the next and last runs are the
 # installation's bookkeeping (an interval without ``start`` counts its slots from when it was imported).
-SCHEDULE_KEYS_BY_FIELD = {"kind": "type", "every": "every", "every_unit": "every_unit", "weekdays": "weekdays",
-                          "times": "times", "cron": "cron", "timezone": "timezone", "starts_at": "start",
-                          "ends_at": "end", "catch_up": "catch_up"}
+SCHEDULE_KEYS_BY_FIELD = {"name": "name", "kind": "type", "every": "every", "every_unit": "every_unit",
+                          "weekdays": "weekdays", "times": "times", "cron": "cron", "timezone": "timezone",
+                          "starts_at": "start", "ends_at": "end", "catch_up": "catch_up", "parameters": "parameters"}
 SCHEDULE_BOOKKEEPING = ("id", "job", "anchor_at", "next_run_at", "last_run_at")
 SCHEDULE_FIELDS = list(SCHEDULE_KEYS_BY_FIELD)
 SCHEDULE_KEYS = set(SCHEDULE_KEYS_BY_FIELD.values())
@@ -75,8 +75,8 @@ def export_jobs(jobs) -> str:
 
 
 def export_document(jobs) -> dict[str, Any]:
-    jobs = list(jobs.select_related("domain", "run_as", "schedule").prefetch_related(
-        "lines__action", "lines__filter_template__domain"))
+    jobs = list(jobs.select_related("domain", "run_as").prefetch_related(
+        "lines__action", "lines__filter_template__domain", "schedules"))
     templates = {line.filter_template.name: line.filter_template
                  for job in jobs for line in job.lines.all() if line.filter_template_id}
     return {"version": FORMAT_VERSION,
@@ -91,12 +91,8 @@ def dump_document(document: dict[str, Any]) -> str:
 
 def job_document(job: Job) -> dict[str, Any]:
     document: dict[str, Any] = {name: _exported_job_field(job, name) for name in JOB_FIELDS}
-    schedule = getattr(job, "schedule", None)  # the reverse one-to-one raises an AttributeError when absent
     report = document.pop("report")
-    if schedule is not None and schedule.kind != Schedule.DISABLED:
-        document["schedule"] = _schedule_document(schedule)
-    else:
-        document["schedule"] = None
+    document.update(_schedules_entry(list(job.schedules.all())))
     document["report"] = report
     hidden = job.secret_variables()  # once per job: the lines' parameters are checked against it
     document["lines"] = [_line_document(line, hidden) for line in sorted(job.lines.all(), key=lambda li: li.line_no)]
@@ -422,7 +418,7 @@ def _import_job(raw: dict, existing: Job | None, where: str) -> str:
     if changed:
         job.save()
     lines_changed = _import_lines(job, raw.get("lines") or [], where)
-    schedule_changed = _import_schedule(job, raw.get("schedule"), where)
+    schedule_changed = _import_schedules(job, raw, where)
     if existing is None:
         return "created"
     return "updated" if changed or lines_changed or schedule_changed else "unchanged"
@@ -446,7 +442,24 @@ def _set_job_field(job: Job, name: str, raw: dict, where: str) -> None:
         setattr(job, name, model_field.get_default() if value is None else value)
 
 
-def _schedule_document(schedule: Schedule) -> dict[str, Any]:
+def _schedules_entry(schedules: list[Schedule]) -> dict[str, Any]:
+    """The contract's ``schedule:`` for no schedule or a single plain one (no name, no values of its own);
+    otherwise ``schedules:``, every schedule with every field (a disabled one too when it has a name or values;
+    without them it means by hand only, and a job without schedules is written ``schedule: null``)."""
+    schedules = [s for s in schedules if s.kind != Schedule.DISABLED or not _plain(s)]
+    if not schedules:
+        return {"schedule": None}
+    if len(schedules) == 1 and _plain(schedules[0]):
+        return {"schedule": schedule_document(schedules[0])}
+    return {"schedules": [{"name": schedule.name, **schedule_document(schedule),
+                           "parameters": schedule.parameters} for schedule in schedules]}
+
+
+def _plain(schedule: Schedule) -> bool:
+    return not schedule.name and not schedule.parameters
+
+
+def schedule_document(schedule: Schedule) -> dict[str, Any]:
     """The fields that define the plan of the schedule's kind (an interval in seconds, with the unit it is shown in)."""
     document: dict[str, Any] = {"type": schedule.kind}
     if schedule.kind == Schedule.INTERVAL:
@@ -465,27 +478,64 @@ def _schedule_document(schedule: Schedule) -> dict[str, Any]:
     return document
 
 
-def _import_schedule(job: Job, raw: Any, where: str) -> bool:
-    """Make the job's schedule what the file says; True if that changed anything."""
-    existing = Schedule.objects.filter(job=job).first()
-    fields = _schedule_fields(raw, f"{where}: schedule") if raw else None
-    if fields is None or fields["kind"] == Schedule.DISABLED:  # by hand only: no schedule, as it is exported
-        if existing is None:
-            return False
-        existing.delete()
-        return True
+def _import_schedules(job: Job, raw: dict, where: str) -> bool:
+    """Make the job's schedules what the file says (``schedules:``, or the contract's single ``schedule:``);
+    True if that changed anything. A schedule keeps its row (and its interval's grid) when the file names it
+    the same, or, unnamed, when it comes at the same place among the unnamed ones."""
+    wanted = _wanted_schedules(raw, where)
+    existing = list(Schedule.objects.filter(job=job).order_by("id"))
+    by_name = {schedule.name: schedule for schedule in existing if schedule.name}
+    unnamed = [schedule for schedule in existing if not schedule.name]
+    changed = False
+    kept = set()
+    for label, fields in wanted:
+        schedule = by_name.get(fields["name"]) if fields["name"] else (unnamed.pop(0) if unnamed else None)
+        if schedule is not None:
+            kept.add(schedule.pk)
+        changed |= _import_schedule(job, schedule, fields, f"{where}: {label}")
+    for schedule in existing:
+        if schedule.pk not in kept:
+            schedule.delete()
+            changed = True
+    return changed
+
+
+def _wanted_schedules(raw: dict, where: str) -> list[tuple[str, dict[str, Any]]]:
+    """(how errors name it, its fields) for each schedule of the file's job, in file order."""
+    if raw.get("schedule") and raw.get("schedules"):
+        raise DefinitionError(f"{where}: give schedule (one) or schedules (a list), not both")
+    if not raw.get("schedules"):
+        entries = [("schedule", raw["schedule"])] if raw.get("schedule") else []
+    elif not isinstance(raw["schedules"], list):
+        raise DefinitionError(f"{where}: schedules must be a list")
+    else:
+        entries = [(f"schedules[{index}]", entry) for index, entry in enumerate(raw["schedules"])]
+    wanted, names = [], set()
+    for label, entry in entries:
+        fields = _schedule_fields(entry, f"{where}: {label}")
+        if fields["name"] in names:
+            raise DefinitionError(f"{where}: {label}: name {fields['name']!r} is given to two schedules")
+        if fields["name"]:
+            names.add(fields["name"])
+        # Disabled, without a name or values: by hand only, as a job without schedules is exported.
+        if fields["kind"] != Schedule.DISABLED or fields["name"] or fields["parameters"]:
+            wanted.append((label, fields))
+    return wanted
+
+
+def _import_schedule(job: Job, existing: Schedule | None, fields: dict[str, Any], where: str) -> bool:
     schedule = existing or Schedule(job=job)
     before = {name: getattr(schedule, name) for name in SCHEDULE_FIELDS} if existing else None
     for name, value in fields.items():
         setattr(schedule, name, value)
     schedule.job = job
     try:
-        schedule.full_clean(exclude=["job"], validate_unique=False)
+        schedule.full_clean(exclude=["job"], validate_unique=False, validate_constraints=False)
     except ValidationError as exc:
         file_keys = {"starts_at": "start", "ends_at": "end", "kind": "type"}  # say it as the file does
         problems = "; ".join(f"{file_keys.get(field, field)}: {' '.join(messages)}"
                              for field, messages in exc.message_dict.items())
-        raise DefinitionError(f"{where}: schedule: {problems}") from exc
+        raise DefinitionError(f"{where}: {problems}") from exc
     if same(before, {name: getattr(schedule, name) for name in SCHEDULE_FIELDS}):
         return False
     schedule.save()
@@ -506,7 +556,15 @@ def _schedule_fields(raw: Any, where: str) -> dict[str, Any]:
         tz = zone(str(tz_name))
     except PlanError as exc:
         raise DefinitionError(f"{where}: {exc}") from None
-    fields: dict[str, Any] = {"kind": kind, "timezone": str(tz_name), "cron": "", "weekdays": [], "times": [],
+    name, parameters = raw.get("name") or "", raw.get("parameters") or {}
+    if not isinstance(name, str) or len(name) > Schedule._meta.get_field("name").max_length:
+        raise DefinitionError(f"{where}: name must be text of at most 100 characters")
+    if text_problem(name):
+        raise DefinitionError(f"{where}: name: {text_problem(name)}")
+    if not isinstance(parameters, dict):
+        raise DefinitionError(f"{where}: parameters must be a mapping of name: value")
+    fields: dict[str, Any] = {"name": name, "parameters": parameters,
+                              "kind": kind, "timezone": str(tz_name), "cron": "", "weekdays": [], "times": [],
                               "every": None, "every_unit": "minutes",
                               "catch_up": raw.get("catch_up", Schedule.CATCH_UP_ONCE),
                               "starts_at": _instant(raw.get("start"), tz, f"{where}: start"),

@@ -8,10 +8,11 @@ from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.forms.fields import InvalidJSONInput
 
-from . import params, secrets
+from . import maintenance, params, secrets
 from .text import storable, value_problem
 
 WIDGETS = {
@@ -59,7 +60,7 @@ class SealedHiddenInput(forms.HiddenInput):
     def format_value(self, value):
         if value in (None, ""):
             return ""
-        return SecretField.SEALED_PREFIX + secrets.encrypt(str(value))
+        return SecretField.SEALED_PREFIX + secrets.carried(str(value))
 
 
 class SecretField(forms.CharField):
@@ -76,7 +77,7 @@ class SecretField(forms.CharField):
         value = super().to_python(value)
         if isinstance(value, str) and value.startswith(self.SEALED_PREFIX):
             try:
-                return secrets.decrypt(value[len(self.SEALED_PREFIX):])
+                return secrets.carried_back(value[len(self.SEALED_PREFIX):])
             except secrets.SecretError:
                 raise forms.ValidationError("Type the secret again (it could not be read back).") from None
         return value
@@ -144,6 +145,38 @@ class RunParametersForm(forms.Form):
                 for name, value in self.values().items()}
 
 
+class RunLaterForm(forms.Form):
+    """Run's "later at…" (a planned run, ``results.runat``) and the confirmation a maintenance window asks for."""
+
+    run_at = forms.DateTimeField(
+        required=False, label="Later at…", widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+        help_text="Empty: run now. A time (in the site's time zone) plans the run; it can be cancelled until then.",
+    )
+    window_ok = forms.BooleanField(required=False, label="Run anyway, inside the maintenance window")
+
+    def __init__(self, job, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.job = job
+
+    def checked_run_at(self):
+        """The planned time (None: now); ValidationError naming ``run_at`` or ``window_ok`` when a window is in the way.
+        """
+        if not self.is_valid():
+            raise ValidationError(self.errors.as_data())
+        run_at = self.cleaned_data.get("run_at")
+        if run_at is not None:
+            warning = maintenance.run_warning(self.job.domain_id, run_at)
+            if warning:
+                raise ValidationError({"run_at": [f"that time is {warning}: the planned run would not fire there; "
+                                                  "choose another time"]})
+            return run_at
+        warning = maintenance.run_warning(self.job.domain_id)
+        if warning and not self.cleaned_data.get("window_ok"):
+            raise ValidationError({"window_ok": [f"Now is {warning}: tick this box to run anyway."]})
+        return None
+
+
 class TimesWidget(forms.MultiWidget):
     """A row of time pickers; empty ones are ignored."""
 
@@ -195,8 +228,8 @@ class ScheduleForm(forms.ModelForm):
         from .models import Schedule
 
         model = Schedule
-        fields = ["kind", "every", "every_unit", "weekdays", "times", "cron", "timezone", "starts_at", "ends_at",
-                  "catch_up"]
+        fields = ["name", "kind", "every", "every_unit", "weekdays", "times", "cron", "timezone", "starts_at",
+                  "ends_at", "catch_up", "parameters"]
         help_texts = {"cron": "Calendar, instead of days and times: five fields, e.g. 0 18 * * 5."}
 
 

@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
 from django.utils import timezone
+from pytimeparse import parse as parse_duration
 
 from . import code_params, context, outbound, params, registry, secrets
 
@@ -306,8 +307,7 @@ class Job(models.Model):
     def save(self, *args, **kwargs) -> None:
         super().save(*args, **kwargs)
         # Activating a job must not fire the slots it missed while inactive.
-        schedule = Schedule.objects.filter(job_id=self.pk).first()
-        if schedule is not None:
+        for schedule in Schedule.objects.filter(job_id=self.pk):
             schedule.job = self
             schedule.reschedule()
 
@@ -335,6 +335,13 @@ class Job(models.Model):
             errors["required_permission"] = ["Write it as app_label.codename, e.g. billing.post_invoices."]
         if errors:
             raise ValidationError(errors)
+
+    @property
+    def expected_duration(self) -> datetime.timedelta | None:
+        """``expected_runtime`` as a duration ("about 5 minutes", "1h 30m"); None when it names none."""
+        start = next((at for at, char in enumerate(self.expected_runtime) if char.isdigit()), None)
+        seconds = parse_duration(self.expected_runtime[start:]) if start is not None else None
+        return datetime.timedelta(seconds=seconds) if seconds else None
 
     @property
     def effective_time_limit(self) -> int | None:
@@ -466,8 +473,7 @@ class Job(models.Model):
                 line.pk = None
                 line.job = duplicate
                 line.save()
-            schedule = Schedule.objects.filter(job=self).first()
-            if schedule is not None:
+            for schedule in Schedule.objects.filter(job=self):
                 schedule.copy_to(duplicate)
             versions.record(duplicate, user, comment=self.copy_comment())
         return duplicate
@@ -626,7 +632,9 @@ class Schedule(models.Model):
     CATCH_UP_ONCE, CATCH_UP_SKIP = "once", "skip"
     CATCH_UP = [(CATCH_UP_ONCE, "Run once for all the slots it missed"), (CATCH_UP_SKIP, "Skip missed slots")]
 
-    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="schedule")
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="schedules")
+    name = models.CharField(max_length=100, blank=True,
+                            help_text="Tells this schedule from the job's others, e.g. nightly (optional).")
     kind = models.CharField(max_length=16, choices=KINDS, default=DISABLED)
     every = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)])
     every_unit = models.CharField(max_length=8, choices=UNITS, default="minutes")
@@ -638,11 +646,22 @@ class Schedule(models.Model):
     ends_at = models.DateTimeField(null=True, blank=True, help_text="No run after (optional).")
     catch_up = models.CharField(max_length=8, choices=CATCH_UP, default=CATCH_UP_ONCE,
                                 help_text="What to do with the slots missed while nothing was running.")
+    parameters = models.JSONField(
+        default=dict, blank=True,
+        help_text='Run-time values for the runs this schedule starts, e.g. {"days": 7}; the others take their default.',
+    )
     anchor_at = models.DateTimeField(null=True, blank=True, editable=False)
     next_run_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
+        ordering = ["job", "id"]
+        constraints = [
+            # A file names a job's schedules by their label: two with the same one would be the same schedule.
+            models.UniqueConstraint(fields=["job", "name"], condition=~models.Q(name=""),
+                                    name="schedule_name_unique_per_job",
+                                    violation_error_message="Another schedule of this job has this name."),
+        ]
         indexes = [
             # The scheduler's claim reads only the schedules that are due.
             models.Index(fields=["next_run_at"], name="schedule_due",
@@ -712,6 +731,10 @@ class Schedule(models.Model):
                 return dict(spec.schedule)
         return None
 
+    def default_kind(self) -> str:
+        """A new schedule of a job whose action declares a plan follows that plan; otherwise by hand only."""
+        return self.AUTOMATIC if self.declared_plan() is not None else self.DISABLED
+
     def describe(self) -> str:
         from .scheduling import describe
 
@@ -738,6 +761,41 @@ class Schedule(models.Model):
             except PlanError as exc:
                 raise self._plan_error(exc) from exc
             self._check_domain_quota()
+        if self.parameters or self.plan() is not None:
+            self.parameters = self.cleaned_parameters()
+
+    def label(self) -> str:
+        """How messages name this schedule: its name, else its plan in words."""
+        return repr(self.name) if self.name else self.describe()
+
+    def cleaned_parameters(self) -> dict[str, Any]:
+        """The values given, each checked by the rule a Run checks it by (``params.coerce``), stored typed.
+
+        Raises ValidationError on ``parameters`` naming this schedule and each bad parameter. A value left
+        out (or empty) takes the parameter's default when the run starts; a required one without a default
+        then stops that run with the reason, as a Run would. Secret parameters cannot be given here: a
+        schedule's values are shown in the admin and the definition file.
+        """
+        values = self.parameters
+        if not isinstance(values, dict):
+            raise ValidationError({"parameters": f"schedule {self.label()}: must be an object of name: value"})
+        specs = {spec["name"]: spec for spec in self.job.params or []}
+        cleaned, problems = {}, {}
+        for name, value in values.items():
+            spec = specs.get(name)
+            if spec is None:
+                problems[name] = "unknown parameter"
+            elif spec.get("type") == "secret":
+                problems[name] = "a secret parameter cannot be stored on a schedule; it takes its default"
+            elif value is not None and not (value == "" and spec.get("type") != "str"):
+                try:
+                    cleaned[name] = params.to_json(params.coerce(spec, value))
+                except params.ParameterError as exc:
+                    problems[name] = str(exc)
+        if problems:
+            raise ValidationError({"parameters": [f"schedule {self.label()}: parameter {name}: {rule}"
+                                                  for name, rule in sorted(problems.items(), key=str)]})
+        return cleaned
 
     def _check_domain_quota(self) -> None:
         domain = self.job.domain if self.job.domain_id else None
@@ -856,3 +914,8 @@ class JobVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_identifier} version {self.number}"
+
+
+# Maintenance windows and the pause switch live with their logic (``jobs.maintenance``); imported here so Django
+# registers them with the app's models.
+from .maintenance import MaintenanceWindow, SchedulePause  # noqa: E402,F401

@@ -125,6 +125,9 @@ def action(
     if isinstance(permissions, str) or not all(isinstance(p, str) and PERMISSION_RE.match(p) for p in permissions):
         raise ValueError(f"permissions of {name!r} must be a list of app_label.codename, e.g. ['billing.post_invoice']")
 
+    if schedule is not None:
+        _check_plan(name, schedule)
+
     def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
         parameters = _parameters_of(func, help or {})
         _check_code_params(name, code_params or {}, parameters)
@@ -234,3 +237,18 @@ def run_checks(checks: list[Callable[[], str | None]], budget: float) -> list[st
 
 class Cancelled(Exception):
     """Raised inside an action by ``ctx.check_cancelled()`` once the run is being killed."""
+
+
+def _check_plan(name: str, plan: dict) -> None:
+    """A declared plan must be one a schedule can follow (``jobs.scheduling``), found at registration."""
+    from .scheduling import PlanError, check
+
+    try:
+        check(plan)
+    except PlanError as exc:
+        raise ValueError(f"schedule of {name!r}: {exc}") from None
+
+
+class LineFailed(Exception):
+    """An expected failure an action reports in words ("command exited with status 7"): the line ends
+    ``error`` with this message and no traceback. Any other exception is a bug and keeps its traceback."""

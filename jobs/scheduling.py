@@ -7,10 +7,17 @@ clock. A plan is the dict of job definition files::
     {"type": "calendar", "cron": "0 18 * * 5", "timezone": "Europe/Madrid"}
     {"type": "calendar", "weekdays": [0, 4], "times": ["08:00", "18:30"], "timezone": "Europe/Madrid"}
 
-Calendar times are wall-clock times: "every day at 02:30 Europe/Madrid" stays at
-02:30 across daylight-saving changes; on the spring-forward day, when 02:30
-does not exist, it fires once at the next valid minute (03:00); on the
-fall-back day, when 02:30 happens twice, it fires once (the first).
+Calendar times are wall-clock times, with the daylight-saving rule of cron(8):
+
+- A fixed time ("every day at 02:30", ``30 2 * * *``) stays at 02:30 across the
+  changes; on the spring-forward day, when 02:30 does not exist, it fires once
+  at the next valid minute (03:00); on the fall-back day, when 02:30 happens
+  twice, it fires once (the first).
+- A cron expression with a wildcard (``*``) in its minute or hour field
+  (``*/15 * * * *``, ``0 * * * *``) fires whenever the clock shows a matching
+  time: through a fall-back the repeated times fire again (every real period,
+  no silent hour), and across a spring-forward the next matching time after
+  the jump fires (the times the clock skips do not exist).
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cron_descriptor import FormatError, MissingFieldError, Options, WrongArgumentError, get_description
 from croniter import CroniterError, croniter
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -133,7 +141,14 @@ def _next_candidate(plan: dict[str, Any], after: dt.datetime, anchor: dt.datetim
     if plan["type"] == "interval":
         return _next_interval(plan["every"], plan.get("start") or anchor or after, after)
     tz = zone(plan.get("timezone"))
-    return min(_next_calendar(expr, tz, after) for expr in cron_expressions(plan))
+    return min(_next_wildcard(expr, tz, after) if has_wildcard_time(expr) else _next_calendar(expr, tz, after)
+               for expr in cron_expressions(plan))
+
+
+def has_wildcard_time(expression: str) -> bool:
+    """cron(8)'s test: a ``*`` in the minute or hour field makes the job follow the clock through DST changes."""
+    minute, hour = expression.split()[:2]
+    return "*" in minute or "*" in hour
 
 
 def _field_of(plan: dict[str, Any]) -> str:
@@ -159,6 +174,43 @@ def _next_calendar(expression: str, tz: ZoneInfo, after: dt.datetime) -> dt.date
             return candidate
 
 
+def _next_wildcard(expression: str, tz: ZoneInfo, after: dt.datetime) -> dt.datetime:
+    """The first real instant after ``after`` whose wall time in ``tz`` matches: a wall time that happens
+    twice (a fall-back) matches twice; one that never happens (a spring-forward's gap) not at all."""
+    local = after.astimezone(tz)
+    start = local.replace(tzinfo=None)
+    # Inside the first pass of a repeated hour, the wall times just passed come again: start from them.
+    start -= max(dt.timedelta(0), local.replace(fold=0).utcoffset() - local.replace(fold=1).utcoffset())
+    times = croniter(expression, start - dt.timedelta(seconds=1))
+    best = None
+    while True:
+        naive = times.get_next(dt.datetime)
+        instants = _real_instants(naive, tz)
+        later = [instant for instant in instants if instant > after]
+        if later:
+            best = min(later) if best is None else min(best, *later)
+        if best is not None and len(instants) < 2:
+            # A wall time outside a repeated hour: every later one is a later instant.
+            return best
+        if best is not None and naive > best.astimezone(tz).replace(tzinfo=None) + REPEATED_HOUR_MAX:
+            return best
+
+
+# The longest repeated stretch of wall time in the tz database (a fall-back of up to two hours).
+REPEATED_HOUR_MAX = dt.timedelta(hours=3)
+
+
+def _real_instants(naive: dt.datetime, tz: ZoneInfo) -> list[dt.datetime]:
+    """The instants (UTC) at which the clock in ``tz`` shows ``naive``: none in a gap, two in a repeated hour."""
+    instants = []
+    for fold in (0, 1):
+        aware = naive.replace(tzinfo=tz, fold=fold)
+        instant = aware.astimezone(UTC)
+        if instant.astimezone(tz).replace(tzinfo=None) == naive and instant not in instants:
+            instants.append(instant)
+    return instants
+
+
 def localize(naive: dt.datetime, tz: ZoneInfo) -> dt.datetime:
     """Wall-clock ``naive`` in ``tz``: its first occurrence, or the next valid minute in a gap."""
     probe = naive
@@ -167,6 +219,18 @@ def localize(naive: dt.datetime, tz: ZoneInfo) -> dt.datetime:
         if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == probe:
             return aware.astimezone(UTC)
         probe = (probe + dt.timedelta(minutes=1)).replace(second=0, microsecond=0)
+
+
+CRON_WORDS = Options()
+CRON_WORDS.use_24hour_time_format = True  # like the calendar plans' own times
+
+
+def cron_in_words(expression: str) -> str | None:
+    """A five-field cron expression in English, e.g. "At 18:00, only on Friday" (cron-descriptor)."""
+    try:
+        return get_description(expression, CRON_WORDS)
+    except (FormatError, MissingFieldError, WrongArgumentError, ValueError, KeyError, IndexError):
+        return None  # an expression the describer does not take: shown as it is
 
 
 def describe(plan: dict[str, Any] | None) -> str:
@@ -182,7 +246,8 @@ def describe(plan: dict[str, Any] | None) -> str:
                 return f"Every {words}"
     tz = plan.get("timezone") or "UTC"
     if plan.get("cron"):
-        return f"Cron {plan['cron']} ({tz})"
+        words = cron_in_words(plan["cron"])
+        return f"{words} — cron {plan['cron']} ({tz})" if words else f"Cron {plan['cron']} ({tz})"
     days = sorted(set(plan["weekdays"]))
     if days == list(range(7)):
         day_words = "day"

@@ -71,41 +71,85 @@ def configured_keys() -> tuple[str, ...]:
     return keys or (derived_key(settings.SECRET_KEY).decode("ascii"),)
 
 
-@functools.lru_cache(maxsize=4)
-def _fernet_for(keys: tuple[str, ...]) -> MultiFernet:
+@functools.lru_cache(maxsize=8)
+def _fernet_for(keys: tuple[str, ...], purpose: bytes | None = None) -> MultiFernet:
+    if purpose is not None:
+        keys = tuple(purpose_key(key, purpose) for key in keys)
     try:
         return MultiFernet([Fernet(key) for key in keys])
     except ValueError as exc:
         raise SecretError(f"JOBS_SECRET_KEYS: each key must be a Fernet key (32 url-safe base64 bytes): {exc}") from exc
 
 
-def fernet() -> MultiFernet:
-    return _fernet_for(configured_keys())
+_UNREADABLE = "cannot be decrypted with the keys in JOBS_SECRET_KEYS (was a key removed?)"
+
+
+def purpose_key(key: str, purpose: bytes) -> str:
+    """A Fernet key for one ``purpose``, derived from a configured key (HKDF-SHA256): what one purpose
+    encrypts, another cannot open."""
+    try:
+        material = base64.urlsafe_b64decode(key.encode("ascii"))
+    except (ValueError, UnicodeError) as exc:
+        raise SecretError(f"JOBS_SECRET_KEYS: each key must be a Fernet key (32 url-safe base64 bytes): {exc}") from exc
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"jobs.secrets", info=b"purpose: " + purpose)
+    return base64.urlsafe_b64encode(hkdf.derive(material)).decode("ascii")
+
+
+# Sealed run-time values and the secrets a form carries to its next step have keys of their own: a stored
+# secret's token is not a sealed value, nor the reverse, so a token copied from one place never opens in another.
+SEALING = b"sealed run-time parameters"
+CARRIED = b"secrets a form carries to its next step"
+
+
+def _fernet(purpose: bytes | None = None) -> MultiFernet:
+    return _fernet_for(configured_keys(), purpose)
+
+
+def _encrypted(text: str, purpose: bytes | None = None) -> str:
+    return _fernet(purpose).encrypt(str(text).encode("utf-8")).decode("ascii")
+
+
+def _decrypted(token: str, purpose: bytes | None = None) -> str:
+    try:
+        return _fernet(purpose).decrypt(str(token).encode("ascii")).decode("utf-8")
+    except (InvalidToken, UnicodeError) as exc:
+        raise SecretError(_UNREADABLE) from exc
+
+
+def _rotated(token: str, purpose: bytes | None = None) -> str:
+    try:
+        return _fernet(purpose).rotate(str(token).encode("ascii")).decode("ascii")
+    except (InvalidToken, UnicodeError) as exc:
+        raise SecretError(_UNREADABLE) from exc
 
 
 def encrypt(text: str) -> str:
-    return fernet().encrypt(str(text).encode("utf-8")).decode("ascii")
+    """A stored secret's token."""
+    return _encrypted(text)
 
 
 def decrypt(token: str) -> str:
-    try:
-        return fernet().decrypt(str(token).encode("ascii")).decode("utf-8")
-    except (InvalidToken, UnicodeError) as exc:
-        raise SecretError("cannot be decrypted with the keys in JOBS_SECRET_KEYS (was a key removed?)") from exc
+    return _decrypted(token)
 
 
 def rotate(token: str) -> str:
     """The token encrypted again with the first key (``MultiFernet.rotate``)."""
-    try:
-        return fernet().rotate(str(token).encode("ascii")).decode("ascii")
-    except (InvalidToken, UnicodeError) as exc:
-        raise SecretError("cannot be decrypted with the keys in JOBS_SECRET_KEYS (was a key removed?)") from exc
+    return _rotated(token)
+
+
+def carried(text: str) -> str:
+    """``text`` encrypted for a form's hidden field: posted back, it opens only what a form of this site sealed."""
+    return _encrypted(text, CARRIED)
+
+
+def carried_back(token: str) -> str:
+    return _decrypted(token, CARRIED)
 
 
 # --- sealed values (run-time parameters of type secret) ---------------------------------------------------------
 
 def seal(text: str) -> dict[str, str]:
-    return {SEALED_KEY: encrypt(text)}
+    return {SEALED_KEY: _encrypted(text, SEALING)}
 
 
 def is_sealed(value: Any) -> bool:
@@ -113,12 +157,17 @@ def is_sealed(value: Any) -> bool:
 
 
 def unseal(value: Any) -> str:
-    return decrypt(value[SEALED_KEY])
+    return _decrypted(value[SEALED_KEY], SEALING)
 
 
 def seal_again(value: dict[str, str]) -> dict[str, str]:
     """A sealed value encrypted again with the first key (rotation)."""
-    return {SEALED_KEY: rotate(value[SEALED_KEY])}
+    return {SEALED_KEY: _rotated(value[SEALED_KEY], SEALING)}
+
+
+def sealed_with_stored_secrets_key(value: dict[str, str]) -> dict[str, str]:
+    """A value sealed before sealing had keys of its own (the stored secrets' keys), sealed again with them."""
+    return seal(_decrypted(value[SEALED_KEY]))
 
 
 def masked_values(values: dict | None) -> dict:
@@ -126,9 +175,14 @@ def masked_values(values: dict | None) -> dict:
     return {name: MASK if is_sealed(value) else value for name, value in (values or {}).items()}
 
 
-def revealed_values(values: dict | None) -> dict:
-    """``values`` with sealed values opened (the worker only)."""
-    return {name: unseal(value) if is_sealed(value) else value for name, value in (values or {}).items()}
+def revealed_values(values: dict | None, secret_names: Iterable[str]) -> dict:
+    """``values`` with the sealed values of the secret parameters ``secret_names`` opened (the worker only).
+
+    Only those: another parameter's value shaped like a sealed one is data, never opened.
+    """
+    names = set(secret_names)
+    return {name: unseal(value) if name in names and is_sealed(value) else value
+            for name, value in (values or {}).items()}
 
 
 # --- references in line parameters ------------------------------------------------------------------------------

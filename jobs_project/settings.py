@@ -26,7 +26,7 @@ if not SECRET_KEY:
     )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-SITE_URL = env.str("JOBS_SITE_URL", default="http://127.0.0.1:8000")
+SITE_URL = env.str("JOBS_SITE_URL", default=f"http://127.0.0.1:{env.str('PORT', default='8000')}")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -70,6 +70,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "jobs.maintenance.banner_context",  # the "all schedules paused" banner of every admin page
             ],
         },
     },
@@ -180,7 +181,7 @@ JOBS_SCHEDULER_POLL_SECONDS = env.float("JOBS_SCHEDULER_POLL_SECONDS", default=0
 # A slot later than this when fired was missed (beat was down): see Schedule.catch_up.
 JOBS_SCHEDULE_MISSED_AFTER_SECONDS = env.float("JOBS_SCHEDULE_MISSED_AFTER_SECONDS", default=60.0)
 # Log entries are written in batches of this many, or at least this often.
-JOBS_LOG_BATCH_SIZE = env.int("JOBS_LOG_BATCH_SIZE", default=500)
+JOBS_LOG_BATCH_SIZE = env.int("JOBS_LOG_BATCH_SIZE", default=2000)
 JOBS_LOG_FLUSH_SECONDS = env.float("JOBS_LOG_FLUSH_SECONDS", default=0.25)
 JOBS_LOG_LINE_MAX_CHARS = env.int("JOBS_LOG_LINE_MAX_CHARS", default=10_000)
 # Where core.http may connect (jobs/outbound.py), comma-separated: host names, *.example.com, IPs, CIDR

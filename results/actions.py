@@ -33,6 +33,8 @@ SMTP_TIMEOUT_SECONDS = 60
     destructive=True,
     dangerous=True,  # it deletes the results of every domain: system administrators only
     supports_cancel=True,
+    # Retention is housekeeping: nightly, at a quiet hour of the schedule's time zone.
+    schedule={"type": "calendar", "weekdays": [0, 1, 2, 3, 4, 5, 6], "times": ["03:30"]},
 )
 def purge_results(ctx, older_than_days: int = 90, keep_last: int = 100) -> str:
     """Delete finished results (with their lines and log) older than ``older_than_days``

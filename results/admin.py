@@ -8,22 +8,27 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from jobs import access, secrets, versions
-from jobs.admin import NotFoundOutsideDomainsMixin, run_page, status_badge
+from jobs.admin import NotFoundOutsideDomainsMixin, status_badge
 from jobs.forms import RunParametersForm
+from jobs.when import when_html
 
 from . import states
 from .dispatch import RunRefused, start_run
+from .listing import CreatedRangeFilter, DomainFilter, JobFilter, csv_rows, filter_problems
 from .models import JobLogEntry, JobResult, Trigger
+from .run_page import run_page
 
 
 def log_lines(result_id: int, page: int = 5000):
@@ -61,19 +66,22 @@ class CappedCountPaginator(Paginator):
 @admin.register(JobResult)
 class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     change_form_template = "admin/results/jobresult/change_form.html"
-    list_display = ["id", "status_icon", "job_link", "domain", "trigger", "requested_by", "started_at",
-                    "duration_text", "short_message", "log_link"]  # + the Kill button: get_list_display
-    list_display_links = ["id"]
-    list_filter = ["status", "trigger"]
+    change_list_template = "admin/results/jobresult/change_list.html"
+    # Few, wrapping columns: the list fits 1400 px beside the sidebar and 800 px without sideways scrolling.
+    list_display = ["id", "status_icon", "job_link", "started_cell", "short_message"]  # + log, Kill: get_list_display
+    list_display_links = ["id", "status_icon"]  # the status links too: below 1024 px the id column goes
+    list_filter = ["status", DomainFilter, JobFilter, CreatedRangeFilter, "trigger"]
     search_fields = ["job__identifier", "job__name", "message"]
-    list_select_related = ["job", "requested_by", "domain"]
+    list_select_related = ["job", "job__domain", "requested_by", "domain"]
     list_per_page = 50
     paginator = CappedCountPaginator
     show_full_result_count = False
+    actions = ["kill_selected", "retry_selected"]
+    BULK_MAX = 500
 
     class Media:
         css = {"all": ["jobs/jobs.css"]}
-        js = ["jobs/popup.js"]
+        js = ["jobs/popup.js", "jobs/job_list.js"]
     # Status, times, lines and log are the live panel of the page (result.js); these are the rest.
     readonly_fields = ["job", "domain", "run_as", "shown_parameters", "variables", "queue", "created_at",
                        "heartbeat_at"]
@@ -107,45 +115,147 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     @admin.display(description="Job", ordering="job__identifier")
     def job_link(self, result: JobResult):
-        return format_html('<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[result.job_id]),
-                           result.job.identifier)
+        """The job (linked) and, under it, the run's domain."""
+        domain = result.domain if result.domain_id else result.job.domain
+        return format_html('<a class="job-identifier" href="{}">{}</a><div class="result-domain">{}</div>',
+                           reverse("admin:jobs_job_change", args=[result.job_id]), result.job.identifier,
+                           domain.name if domain is not None else "Global")
 
-    @admin.display(description="Duration")
-    def duration_text(self, result: JobResult) -> str:
+    @admin.display(description="Started", ordering="started_at")
+    def started_cell(self, result: JobResult):
+        """When it started, how long it took, and who or what started it."""
         duration = result.duration
-        return f"{duration.total_seconds():.1f} s" if duration is not None else "—"
+        by = f" by {result.requested_by.get_username()}" if result.requested_by_id else ""
+        return format_html('{}<div class="result-how">{}{}{}</div>',
+                           when_html(result.started_at) if result.started_at else "not yet",
+                           f"{duration.total_seconds():.1f} s · " if duration is not None else "",
+                           result.get_trigger_display(), by)
 
     @admin.display(description="Message")
     def short_message(self, result: JobResult) -> str:
         return result.message if len(result.message) <= 100 else result.message[:99] + "…"
 
-    @admin.display(description="Log")
-    def log_link(self, result: JobResult):
-        url = reverse("admin:results_jobresult_change", args=[result.pk])
-        return format_html('<a class="log-popup" href="{}?_popup=1#job-log" data-popup="{}">log</a>', url, url)
-
     def get_list_display(self, request):
-        return [*super().get_list_display(request), self.kill_link_for(request)]
+        return [*super().get_list_display(request), self.row_links_for(request)]
 
-    def kill_link_for(self, request):
-        """The Kill button of a row, only where this user may kill (one query for the whole page)."""
+    def row_links_for(self, request):
+        """The row's log link and Kill button, Kill only where this user may kill (one query for the page)."""
         may_kill_in = access.run_domain_ids(request.user)
 
         @admin.display(description="")
-        def kill_link(result: JobResult):
+        def row_links(result: JobResult):
+            url = reverse("admin:results_jobresult_change", args=[result.pk])
+            log = format_html('<a class="log-popup" href="{}?_popup=1#job-log" data-popup="{}">log</a>', url, url)
             domain_id = result.domain_id or result.job.domain_id
             if not result.is_killable or (may_kill_in is not None and domain_id not in may_kill_in):
-                return ""
-            return format_html('<a class="button kill-button" href="{}">Kill</a>',
-                               reverse("admin:results_jobresult_kill", args=[result.pk]))
+                return format_html('<div class="row-buttons">{}</div>', log)
+            return format_html('<div class="row-buttons">{}<a class="button kill-button" href="{}">Kill</a></div>',
+                               log, reverse("admin:results_jobresult_kill", args=[result.pk]))
 
-        return kill_link
+        return row_links
+
+    # --- bulk Kill and Retry: one confirmation page, then each result through the state machine ----------------
+    def has_run_permission(self, request) -> bool:
+        """Offers the bulk Kill and Retry only to roles that may run somewhere."""
+        return access.is_system_admin(request.user) or access.domain_ids(request.user, access.RUN_ROLES).exists()
+
+    @admin.action(description="Kill selected results", permissions=["run"])
+    def kill_selected(self, request, queryset):
+        return self._bulk(request, queryset, "kill_selected", "Kill", self._kill_plan, self._kill)
+
+    @admin.action(description="Retry selected results (same parameters)", permissions=["run"])
+    def retry_selected(self, request, queryset):
+        return self._bulk(request, queryset, "retry_selected", "Retry", self._retry_plan, self._retry)
+
+    def _bulk(self, request, queryset, action: str, verb: str, plan, do):
+        """The confirmation lists each selected result with what will happen to it; "Yes" does it."""
+        if queryset.count() > self.BULK_MAX:
+            self.message_user(request, f"Select at most {self.BULK_MAX} results for a bulk {verb.lower()} "
+                              "(filter the list to narrow it).", messages.ERROR)
+            return None
+        results = list(queryset.select_related("job").order_by("-id"))
+        may_run_in = access.run_domain_ids(request.user)  # one query for the whole selection
+        planned = [(result, plan(request, result, may_run_in)) for result in results]
+        if request.POST.get("post") != "yes":
+            context = {**self.admin_site.each_context(request), "title": f"{verb} {len(results)} result(s)?",
+                       "planned": planned, "action": action, "verb": verb, "opts": self.model._meta,
+                       "doable": sum(1 for _, reason in planned if reason is None),
+                       "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME}
+            return TemplateResponse(request, "admin/results/jobresult/bulk_confirmation.html", context)
+        done, refused = [], [f"#{result.pk} ({reason})" for result, reason in planned if reason is not None]
+        for result, reason in planned:
+            if reason is None:
+                succeeded, text = do(request, result)
+                (done if succeeded else refused).append(f"#{result.pk} {text}")
+        if done:
+            self.message_user(request, f"{verb}: {', '.join(done)}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, f"Left out: {', '.join(refused)}.", messages.WARNING)
+        return None
+
+    def _kill_plan(self, request, result: JobResult, may_run_in: set[int] | None) -> str | None:
+        """None if it will be killed, else why not."""
+        if may_run_in is not None and (result.domain_id or result.job.domain_id) not in may_run_in:
+            return "you may not kill it"
+        return None if result.is_killable else f"already {result.status}"
+
+    def _kill(self, request, result: JobResult) -> tuple[bool, str]:
+        try:
+            outcome = states.request_kill(result.pk, request.user)
+        except states.NotKillable as exc:  # it finished since the confirmation was shown
+            return False, f"not killed: {exc}"
+        return True, "killed" if outcome.status == "killed" else "being killed"
+
+    def _retry_plan(self, request, result: JobResult, may_run_in: set[int] | None) -> str | None:
+        """None if it will be run again, else why not (``access.can_run``, with the domains read once)."""
+        job = result.job
+        if may_run_in is not None and (job.domain_id not in may_run_in or (
+                job.required_permission and not request.user.has_perm(job.required_permission))):
+            return "you may not run its job"
+        if not result.is_finished:
+            return f"still {result.status}"
+        if result.job.confirmation_reasons():
+            return "its job must be confirmed: retry it from its page"
+        return None
+
+    def _retry(self, request, result: JobResult) -> tuple[bool, str]:
+        try:
+            retry = start_run(result.job, parameters=result.parameters, user=request.user, trigger=Trigger.RETRY,
+                              retry_of=result)
+        except (RunRefused, ValidationError) as exc:
+            return False, f"not retried: {' '.join(getattr(exc, 'messages', [str(exc)]))}"
+        return True, f"as #{retry.pk}"
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        for problem in filter_problems(changelist):  # a date that is not one: said, and left out
+            self.message_user(request, problem, messages.ERROR)
+        return changelist
+
+    # --- CSV export of the filtered list ------------------------------------------------------------------
+    def export_view(self, request):
+        """The list as filtered, searched and ordered on screen (every page of it), streamed as CSV."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = super().get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return HttpResponse("The list's filters are not valid: open the list again and choose them there.",
+                                status=400, content_type="text/plain; charset=utf-8")
+        problems = filter_problems(changelist)
+        if problems:
+            return HttpResponse("\n".join(problems), status=400, content_type="text/plain; charset=utf-8")
+        response = StreamingHttpResponse(csv_rows(changelist.queryset), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="job-results-{timezone.now():%Y%m%d-%H%M}.csv"'
+        return response
 
     def get_urls(self):
         kill = self.admin_site.admin_view(self.kill_view)
         retry = self.admin_site.admin_view(self.retry_view)
         download = self.admin_site.admin_view(self.log_download_view)
+        export = self.admin_site.admin_view(self.export_view)
         return [
+            path("export.csv", export, name="results_jobresult_export"),
             path("<int:object_id>/kill/", kill, name="results_jobresult_kill"),
             path("<int:object_id>/retry/", retry, name="results_jobresult_retry"),
             path("<int:object_id>/log.txt", download, name="results_jobresult_log"),
@@ -229,3 +339,6 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             extra_context["can_run"] = access.can_run(request.user, result.job)
             extra_context["job_version_now"] = versions.latest_number(result.job)
         return super().change_view(request, object_id, form_url, extra_context)
+
+
+from . import planning_admin  # noqa: E402,F401  (registers planned runs, backfills and the calendar)

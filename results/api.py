@@ -13,12 +13,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from jobs import access, secrets
+from jobs import access, maintenance, secrets
+from jobs.definitions import schedule_document
 from jobs.models import Job
 
+from . import backfill as backfills
 from . import states
 from .dispatch import RunRefused, start_runs
 from .models import JobLogEntry, JobResult, LogLevel, LogRead, Trigger
+from .runat import PlannedRun, plan_run
 
 LOG_PAGE_MAX = 5000
 
@@ -51,11 +54,24 @@ def _django_errors(exc: DjangoValidationError) -> dict:
 class JobSerializer(serializers.ModelSerializer):
     domain = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     last_result = serializers.SerializerMethodField()
+    schedules = serializers.SerializerMethodField()
+    next_run_at = serializers.SerializerMethodField()
 
     class Meta:
         model = Job
         fields = ["identifier", "name", "description", "domain", "active", "stops_on_error", "module",
-                  "queue", "params", "last_result"]
+                  "queue", "params", "last_result", "schedules", "next_run_at"]
+
+    def get_schedules(self, job: Job) -> list[dict]:
+        """Each schedule as in definition files, with its next run."""
+        return [{"name": schedule.name, **schedule_document(schedule), "parameters": schedule.parameters,
+                 "next_run_at": serializers.DateTimeField().to_representation(schedule.next_run_at)
+                 if schedule.next_run_at else None} for schedule in job.schedules.all()]
+
+    def get_next_run_at(self, job: Job) -> str | None:
+        """The next run of any of the job's schedules."""
+        upcoming = [schedule.next_run_at for schedule in job.schedules.all() if schedule.next_run_at]
+        return serializers.DateTimeField().to_representation(min(upcoming)) if upcoming else None
 
     def get_last_result(self, job: Job) -> dict | None:
         if getattr(job, "last_result_id", None) is None:
@@ -111,6 +127,21 @@ class RunRequest(serializers.Serializer):
     parameters = serializers.DictField(required=False, default=dict)
     confirm = serializers.CharField(required=False, allow_blank=True, default="",
                                     help_text="The job's identifier, for jobs that must be confirmed.")
+    run_at = serializers.DateTimeField(required=False, allow_null=True, default=None,
+                                       help_text="Plan the run for this time (ISO 8601) instead of now.")
+
+
+class PlannedRunSerializer(serializers.ModelSerializer):
+    job = serializers.SlugRelatedField(slug_field="identifier", read_only=True)
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    parameters = serializers.SerializerMethodField()
+
+    def get_parameters(self, planned: PlannedRun) -> dict:
+        return secrets.masked_values(planned.parameters)
+
+    class Meta:
+        model = PlannedRun
+        fields = ["id", "job", "run_at", "state", "parameters", "requested_by", "created_at", "fired_at", "result"]
 
 
 def visible_result(user, result_id: int) -> JobResult:
@@ -129,7 +160,7 @@ class JobListView(APIView):
         wanted = [name for name in request.query_params.get("identifier", "").split(",") if name]
         if wanted:  # the job list page asks only for its own rows
             jobs = jobs.filter(identifier__in=wanted[:500])
-        jobs = jobs.select_related("domain").annotate(
+        jobs = jobs.select_related("domain").prefetch_related("schedules").annotate(
             last_result_id=Subquery(last.values("id")[:1]),
             last_result_status=Subquery(last.values("status")[:1]),
         )
@@ -147,6 +178,8 @@ class JobRunView(APIView):
             job.clean_confirmation(body.validated_data["confirm"])
         except DjangoValidationError as exc:
             return Response({"errors": _django_errors(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        if body.validated_data["run_at"] is not None:
+            return self.plan(request, job, body.validated_data)
         try:
             results = start_runs(job, parameters=body.validated_data["parameters"], user=request.user,
                                  trigger=Trigger.API)
@@ -157,7 +190,110 @@ class JobRunView(APIView):
         data = ResultSerializer(visible_result(request.user, results[0].id)).data
         if len(results) > 1:  # a global job run per domain
             data["results"] = [result.id for result in results]
+        warning = maintenance.run_warning(job.domain_id)
+        if warning:  # a run by hand inside a window is the caller's choice: said, not refused
+            data["warnings"] = [f"Started {warning}."]
         return Response(data, status=status.HTTP_202_ACCEPTED)
+
+
+    def plan(self, request, job: Job, data: dict) -> Response:
+        """``run_at`` given: a planned run (``results.runat``), validated now like a Run."""
+        try:
+            planned = plan_run(job, data["run_at"], parameters=data["parameters"], user=request.user,
+                               trigger=Trigger.API)
+        except DjangoValidationError as exc:
+            errors = _prefixed(exc)
+            errors = {("run_at" if key == "parameters.run_at" else key): value for key, value in errors.items()}
+            return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        except RunRefused as exc:
+            return Response({"errors": {"job": [str(exc)]}}, status=status.HTTP_409_CONFLICT)
+        return Response({"planned": PlannedRunSerializer(planned).data}, status=status.HTTP_202_ACCEPTED)
+
+
+class PlannedRunCancelView(APIView):
+    def post(self, request, planned_id: int):
+        planned = get_object_or_404(PlannedRun.objects.filter(job__in=access.visible_jobs(request.user))
+                                    .select_related("job"), pk=planned_id)
+        if not access.can_run(request.user, planned.job):
+            raise exceptions.PermissionDenied("You may see this planned run but not cancel it.")
+        if not planned.cancel(request.user):
+            return Response({"errors": {"state": ["it has already fired or was cancelled"]}},
+                            status=status.HTTP_409_CONFLICT)
+        planned.refresh_from_db()
+        return Response({"planned": PlannedRunSerializer(planned).data})
+
+
+class BackfillRequest(serializers.Serializer):
+    parameter = serializers.CharField(help_text="The job's date parameter that takes each day.")
+    first_day = serializers.DateField()
+    last_day = serializers.DateField()
+    parallel = serializers.IntegerField(required=False, default=1)
+    parameters = serializers.DictField(required=False, default=dict)
+
+
+class BackfillSerializer(serializers.ModelSerializer):
+    job = serializers.SlugRelatedField(slug_field="identifier", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    progress = serializers.SerializerMethodField()
+    days = serializers.SerializerMethodField()
+
+    def get_progress(self, backfill: backfills.Backfill) -> dict:
+        return backfill.progress()
+
+    def get_days(self, backfill: backfills.Backfill) -> list[dict]:
+        return [{"day": day.day, "result": day.result_id, "status": day.result.status if day.result_id else None}
+                for day in backfill.days.select_related("result").order_by("day")]
+
+    class Meta:
+        model = backfills.Backfill
+        fields = ["id", "job", "parameter", "first_day", "last_day", "parallel", "state", "progress", "days",
+                  "created_by", "created_at", "killed_at", "finished_at"]
+
+
+def visible_backfill(user, backfill_id: int) -> backfills.Backfill:
+    return get_object_or_404(backfills.Backfill.objects.filter(job__in=access.visible_jobs(user))
+                             .select_related("job", "created_by"), pk=backfill_id)
+
+
+class JobBackfillView(APIView):
+    """``POST /api/jobs/<identifier>/backfill/``: one run per day of a range (``results.backfill``)."""
+
+    def post(self, request, identifier: str):
+        job = get_object_or_404(access.visible_jobs(request.user), identifier=identifier)
+        if not access.can_run(request.user, job):
+            raise exceptions.PermissionDenied("You may see this job but not run it.")
+        body = BackfillRequest(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        try:
+            created = backfills.create(job, parameter=data["parameter"], first_day=data["first_day"],
+                                       last_day=data["last_day"], parallel=data["parallel"],
+                                       parameters=data["parameters"], user=request.user)
+        except DjangoValidationError as exc:
+            own = {"parameter", "first_day", "last_day", "parallel"}
+            errors = {key if key in own else f"parameters.{key}": value
+                      for key, value in _django_errors(exc).items()}
+            return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+        except RunRefused as exc:
+            return Response({"errors": {"job": [str(exc)]}}, status=status.HTTP_409_CONFLICT)
+        return Response(BackfillSerializer(visible_backfill(request.user, created.pk)).data,
+                        status=status.HTTP_202_ACCEPTED)
+
+
+class BackfillView(APIView):
+    def get(self, request, backfill_id: int):
+        return Response(BackfillSerializer(visible_backfill(request.user, backfill_id)).data)
+
+
+class BackfillKillView(APIView):
+    def post(self, request, backfill_id: int):
+        backfill = visible_backfill(request.user, backfill_id)
+        if not access.can_run(request.user, backfill.job):
+            raise exceptions.PermissionDenied("You may see this backfill but not kill it.")
+        if not backfills.kill(backfill.pk, request.user):
+            return Response({"errors": {"state": ["the backfill is over"]}}, status=status.HTTP_409_CONFLICT)
+        return Response(BackfillSerializer(visible_backfill(request.user, backfill.pk)).data,
+                        status=status.HTTP_202_ACCEPTED)
 
 
 def _prefixed(exc: DjangoValidationError) -> dict:

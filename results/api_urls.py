@@ -8,5 +8,9 @@ urlpatterns = [
     path("jobs/<str:identifier>/run/", api.JobRunView.as_view(), name="job-run"),
     path("results/<int:result_id>/", api.ResultView.as_view(), name="result"),
     path("results/<int:result_id>/kill/", api.ResultKillView.as_view(), name="result-kill"),
+    path("jobs/<str:identifier>/backfill/", api.JobBackfillView.as_view(), name="job-backfill"),
+    path("backfills/<int:backfill_id>/", api.BackfillView.as_view(), name="backfill"),
+    path("backfills/<int:backfill_id>/kill/", api.BackfillKillView.as_view(), name="backfill-kill"),
+    path("planned/<int:planned_id>/cancel/", api.PlannedRunCancelView.as_view(), name="planned-cancel"),
     path("results/<int:result_id>/log/", api.ResultLogView.as_view(), name="result-log"),
 ]

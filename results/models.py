@@ -32,11 +32,23 @@ class Trigger(models.TextChoices):
     SCHEDULE = "schedule", "Schedule"
     RETRY = "retry", "Retry"
     APPLICATION = "application", "Application"
+    RUN_AT = "run_at", "Run at (planned)"
+    BACKFILL = "backfill", "Backfill"
+
+
+# Outcomes a person should look at (the operations page) until someone acknowledges them.
+NEEDS_ATTENTION = (Status.ERROR, Status.WARNING)
+FAILED = (Status.ERROR, Status.KILLED)
+SUCCEEDED = (Status.SUCCESS, Status.INFO)
 
 
 class JobResultQuerySet(models.QuerySet):
     def active(self) -> JobResultQuerySet:
         return self.filter(status__in=ACTIVE)
+
+    def unacknowledged(self, since) -> JobResultQuerySet:
+        """Failed or warning runs finished after ``since`` that nobody has acknowledged (index result_attention)."""
+        return self.filter(status__in=NEEDS_ATTENTION, acknowledged_at__isnull=True, finished_at__gte=since)
 
 
 class JobResult(models.Model):
@@ -81,6 +93,11 @@ class JobResult(models.Model):
     kill_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
     )
+    # Set once by results.states.acknowledge: someone has seen this failure or warning.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
+    )
 
     objects = JobResultQuerySet.as_manager()
 
@@ -95,6 +112,19 @@ class JobResult(models.Model):
                 fields=["status", "heartbeat_at"], name="result_active_heartbeat",
                 condition=Q(status__in=["pending", "running"]),
             ),
+            # The operations page. All partial, so a run adds an entry only when it ends (not when
+            # created or claimed): its failures still to acknowledge, each job's outcomes by day, and who
+            # acknowledged what (only acknowledged rows).
+            models.Index(
+                fields=["-finished_at"], name="result_attention",
+                condition=Q(status__in=["error", "warning"], acknowledged_at__isnull=True),
+            ),
+            models.Index(
+                fields=["job", "status", "created_at"], name="result_job_outcome",
+                condition=Q(status__in=["success", "warning", "info", "error", "killed"]),
+            ),
+            models.Index(fields=["-acknowledged_at"], name="result_acknowledged",
+                         condition=Q(acknowledged_at__isnull=False)),
         ]
 
     def __str__(self) -> str:
@@ -107,6 +137,10 @@ class JobResult(models.Model):
     @property
     def is_killable(self) -> bool:
         return self.status in ACTIVE
+
+    @property
+    def needs_acknowledging(self) -> bool:
+        return self.status in NEEDS_ATTENTION and self.acknowledged_at is None
 
     def answers(self) -> dict:
         """Seed 004's questions about a run, answered from its lines."""
@@ -226,3 +260,8 @@ class LogRead(models.Model):
         updated = cls.objects.filter(user=user, result_id=result_id, seq__lt=seq).update(seq=seq)
         if not updated and not cls.objects.filter(user=user, result_id=result_id).exists():
             cls.objects.get_or_create(user=user, result_id=result_id, defaults={"seq": seq})
+
+
+# Planned runs and backfills live with their logic; imported here so Django registers them with the app's models.
+from .backfill import Backfill, BackfillDay  # noqa: E402,F401
+from .runat import PlannedRun  # noqa: E402,F401

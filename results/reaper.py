@@ -3,7 +3,8 @@
 It also publishes again the message of a result left pending too long (the
 broker lost it, or no worker ever took it).
 
-A running result's watchdog beats its heartbeat every JOBS_HEARTBEAT_SECONDS.
+A running result's heartbeat is beaten every JOBS_HEARTBEAT_SECONDS, with the other runs
+of its worker process in one UPDATE (``results.kill_watch``).
 Celery beat (``results.scheduler``) runs ``sweep`` every 10 s; a result whose heartbeat is older than
 JOBS_WORKER_LOST_SECONDS is ended through ``states.lose``. When a worker
 starts, ``sweep_host`` also ends at once the runs of this host whose process

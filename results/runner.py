@@ -4,7 +4,8 @@
 active lines in ``line_no`` order and ends the result through ``states``. A
 watchdog thread beside it beats the heartbeat, writes the run's journal (log, line starts and ends), and
 watches the database for a kill: cooperative actions see it through the
-context; an action that ignores it is stopped by force after the grace period.
+context, any other line is interrupted in its thread, and a line still running
+after the grace period is stopped by force (``results.stopping``).
 """
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ from jobs import context as context_vars
 from jobs.filters import RecordSet, queryset_for, within_domains
 from jobs.models import JobLine
 from jobs.plans import JobPlan
-from jobs.registry import Cancelled
+from jobs.registry import Cancelled, LineFailed
 
-from . import aftermath, states
+from . import aftermath, states, stopping
 from .db import reconnecting
 from .journal import LineLogger, RunJournal
 from .models import JobLineResult, LogLevel, Status
@@ -177,7 +178,7 @@ class Run:
         self.journal = journal
         self.control = control
         # Secrets are opened here, used to resolve the lines, and masked in everything the run stores.
-        self.params = secrets.revealed_values(claim.parameters)
+        self.params = secrets.revealed_values(claim.parameters, plan.job.secret_param_names())
         self.run_as = RunAs(claim.run_as_id)
         # The run's domain: its own (a per-domain run of a global job), else its job's.
         self.domain_id = claim.domain_id if claim.domain_id is not None else self.job.domain_id
@@ -246,6 +247,8 @@ class Run:
             )
             self.journal.start_line(line_result)
             outcome = error or self._refusal(line) or self._call(line, arguments, records)
+            if self.control.stop_requested.is_set():  # whatever the line started, registered or not, ends with it
+                self.control.stopper.end_processes(stopping.term_grace())
         finally:
             self.control.current_line = None
         outcome.message = self.journal.masker.text(outcome.message)
@@ -286,7 +289,7 @@ class Run:
         log = self.journal.for_line(line.line_no)
         try:
             if line.is_filter:
-                return self._select(line)
+                return self.control.stopper.run_action(lambda: self._select(line), cooperates=False)
             spec = registry.get(line.action.name)
             tally = self.control.tally = LineTally(external_called=True if spec.external else None)
             ctx = RunContext(
@@ -294,9 +297,13 @@ class Run:
                 params=self.params, variables=self.variables, log=log, records=records,
                 control=self.control, run_as=self.run_as, named_secrets=self._named_by(line),
             )
-            returned = spec.func(ctx, **arguments)
-        except Cancelled:
+            returned = self.control.stopper.run_action(lambda: spec.func(ctx, **arguments),
+                                                       cooperates=spec.supports_cancel)
+        except (Cancelled, stopping.LineInterrupted):
             return LineOutcome(Status.KILLED, "Killed during this line.", tally=self.control.tally)
+        except LineFailed as exc:
+            log.error(str(exc))
+            return LineOutcome(Status.ERROR, str(exc), tally=self.control.tally)
         except Exception as exc:
             log.error("".join(traceback.format_exception(exc)).rstrip())
             return LineOutcome(Status.ERROR, f"{type(exc).__name__}: {exc}", tally=self.control.tally)

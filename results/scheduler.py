@@ -23,9 +23,10 @@ from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from jobs import maintenance
 from jobs.models import Schedule
 
-from . import reaper, states
+from . import backfill, reaper, runat, states
 from .dispatch import RunRefused, start_run
 from .models import JobResult, Trigger
 
@@ -49,6 +50,13 @@ def fire_due(now: dt.datetime | None = None) -> list[JobResult]:
         result = fire(schedule, now)
         if result is not None:
             fired.append(result)
+    return fired + fire_planned(now)
+
+
+def fire_planned(now: dt.datetime) -> list[JobResult]:
+    """Run-at runs (``results.runat``, the same kind of claim) and the next days of backfills."""
+    fired = runat.fire_due(now)
+    backfill.advance_open()
     return fired
 
 
@@ -63,23 +71,38 @@ def fire(schedule: Schedule, now: dt.datetime) -> JobResult | None:
         )
         if not claimed:
             return None  # another scheduler fired this slot
+        quiet = maintenance.suppression(schedule.job.domain_id, slot)  # a window or the pause: recorded, not run
+        if quiet:
+            return states.record_skipped(schedule.job, f"Scheduled run suppressed: {quiet}", slot)
         if missed and schedule.catch_up == Schedule.CATCH_UP_SKIP:
-            logger.info("schedule of %s skipped missed slot %s", schedule.job.identifier, slot)
+            logger.info("schedule %s of %s skipped missed slot %s", schedule.label(), schedule.job.identifier, slot)
             return None
-        note = f"missed slot of {timezone.localtime(slot):%Y-%m-%d %H:%M}, caught up" if missed else ""
-        try:
-            return start_run(schedule.job, trigger=Trigger.SCHEDULE, note=note, scheduled_for=slot)
-        except RunRefused as exc:
-            return states.record_skipped(schedule.job, f"Scheduled run skipped: {exc}", slot)
-        except ValidationError as exc:
-            problems = "; ".join(f"{name}: {' '.join(rules)}" for name, rules in exc.message_dict.items())
-            return states.record_skipped(schedule.job, f"Scheduled run not started: {problems}", slot, failed=True)
+        return start_scheduled_run(schedule, slot, missed)
+
+
+def start_scheduled_run(schedule: Schedule, slot: dt.datetime, missed: bool) -> JobResult:
+    """The run of a claimed slot, with the schedule's parameter values (or the record of why it did not start)."""
+    notes = [f"schedule {schedule.name}" if schedule.name else ""]
+    if missed:
+        notes.append(f"missed slot of {timezone.localtime(slot):%Y-%m-%d %H:%M}, caught up")
+    note = ", ".join(n for n in notes if n)
+    try:
+        return start_run(schedule.job, parameters=schedule.parameters, trigger=Trigger.SCHEDULE, note=note,
+                         scheduled_for=slot)
+    except RunRefused as exc:
+        return states.record_skipped(schedule.job, f"Scheduled run skipped: {exc}", slot)
+    except ValidationError as exc:
+        problems = "; ".join(f"{name}: {' '.join(rules)}" for name, rules in exc.message_dict.items())
+        return states.record_skipped(schedule.job, f"Scheduled run of schedule {schedule.label()} not started: "
+                                     f"{problems}", slot, failed=True)
 
 
 def seconds_until_next_due(now: dt.datetime | None = None) -> float | None:
     now = now or timezone.now()
     upcoming = Schedule.objects.filter(next_run_at__isnull=False).aggregate(first=Min("next_run_at"))["first"]
-    return None if upcoming is None else max(0.0, (upcoming - now).total_seconds())
+    until_schedule = None if upcoming is None else max(0.0, (upcoming - now).total_seconds())
+    waits = [wait for wait in (until_schedule, runat.seconds_until_next(now)) if wait is not None]
+    return min(waits, default=None)
 
 
 class JobsScheduler(PersistentScheduler):

@@ -4,6 +4,8 @@
     pending --kill---> killed
     running --lose---> error ("worker lost")          (reaper)
 
+An error or warning run may then be acknowledged once (``acknowledge``: who and when; its status stays).
+
 Each transition is one conditional UPDATE on the old status, so two processes
 racing (two deliveries of one message, a kill and a natural end, the reaper and
 a slow worker) cannot both win, and a terminal status never changes again.
@@ -12,10 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -23,7 +26,10 @@ from jobs.models import Job
 from jobs.text import storable
 
 from . import statements
-from .models import TERMINAL, JobLineResult, JobResult, Status
+from .models import NEEDS_ATTENTION, TERMINAL, JobLineResult, JobResult, Status
+
+# The PostgreSQL channel a kill is announced on (payload: the result's id); see results.kill_watch.
+KILL_CHANNEL = "jobs_kill"
 
 
 class NotKillable(Exception):
@@ -112,7 +118,10 @@ def request_kill(result_id: int, user: AbstractBaseUser | None) -> KillOutcome:
     """Record a kill in the database, where every worker on every host sees it.
 
     A pending result becomes ``killed`` at once (the claim refuses it from then
-    on); a running one gets ``kill_requested_at`` and its runner stops it.
+    on); a running one gets ``kill_requested_at`` and its runner stops it. On
+    PostgreSQL the request is announced (NOTIFY) in the same transaction, so
+    the run's worker hears of it when, and only when, it is committed; the
+    worker's slow poll finds it anyway if the announcement is lost.
     """
     now = timezone.now()
     who = _who(user)
@@ -123,9 +132,12 @@ def request_kill(result_id: int, user: AbstractBaseUser | None) -> KillOutcome:
     )
     if killed_pending:
         return KillOutcome("killed", result_id)
-    requested = JobResult.objects.filter(
-        id=result_id, status=Status.RUNNING, kill_requested_at__isnull=True
-    ).update(kill_requested_at=now, kill_requested_by_id=user_id)
+    with transaction.atomic():
+        requested = JobResult.objects.filter(
+            id=result_id, status=Status.RUNNING, kill_requested_at__isnull=True
+        ).update(kill_requested_at=now, kill_requested_by_id=user_id)
+        if requested:
+            _announce_kill(result_id)
     if requested:
         return KillOutcome("requested", result_id)
     if JobResult.objects.filter(id=result_id, status=Status.RUNNING).exists():
@@ -139,11 +151,36 @@ def kill_message(result: JobResult) -> str:
     return f"Killed by {_who(result.kill_requested_by)} at {when}."
 
 
-def beat(result_id: int) -> bool:
-    """Refresh the heartbeat; False once the result is no longer running."""
-    return bool(
-        JobResult.objects.filter(id=result_id, status=Status.RUNNING).update(heartbeat_at=timezone.now())
-    )
+def _announce_kill(result_id: int) -> None:
+    """NOTIFY the listening workers (results.kill_watch); sent by PostgreSQL at commit, dropped on rollback."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [KILL_CHANNEL, str(result_id)])
+
+
+def beat(result_ids: Collection[int]) -> dict[int, bool]:
+    """Refresh the heartbeats of these runs (all of one worker process's) in one statement.
+
+    Returns ``{id: kill requested}`` for those still running: the same round trip is the
+    process's safety-net poll for kills (results.kill_watch). A run missing from it was
+    ended elsewhere (reaped, or stopped by force).
+    """
+    ids = list(result_ids)
+    if not ids:
+        return {}
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    placeholders = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE results_jobresult SET heartbeat_at = %s WHERE id IN ({placeholders}) AND status = %s "  # noqa: S608
+            "RETURNING id, kill_requested_at", [now, *ids, Status.RUNNING])
+        return {result_id: kill_requested_at is not None for result_id, kill_requested_at in cursor.fetchall()}
+
+
+def kill_requests(result_ids: Collection[int]) -> list[JobResult]:
+    """Those of these results whose kill was asked for, with who asked (for ``kill_message``): one query."""
+    return list(JobResult.objects.filter(id__in=list(result_ids), kill_requested_at__isnull=False)
+                .select_related("kill_requested_by").only("kill_requested_at", "kill_requested_by__username"))
 
 
 def lose(result_id: int, *, stale_before: dt.datetime | None = None, reason: str = "") -> bool:
@@ -166,10 +203,22 @@ def lose(result_id: int, *, stale_before: dt.datetime | None = None, reason: str
     return False
 
 
-def record_skipped(job, message: str, slot: dt.datetime | None = None, *, failed: bool = False) -> JobResult:
-    """A run that was due but could not start: recorded as finished, never silent."""
+def acknowledge(result_id: int, user: AbstractBaseUser) -> bool:
+    """Mark a failed or warning run as seen by ``user``; False if it is not one or was acknowledged already.
+
+    Two operators acknowledging the same run at once: the first UPDATE wins and keeps its name and time,
+    the second changes nothing (and is told who did it). The status is not touched: it stays as the run ended.
+    """
+    return bool(JobResult.objects.filter(
+        id=result_id, status__in=NEEDS_ATTENTION, acknowledged_at__isnull=True,
+    ).update(acknowledged_at=timezone.now(), acknowledged_by_id=user.pk))
+
+
+def record_skipped(job, message: str, slot: dt.datetime | None = None, *, failed: bool = False,
+                   trigger: str = "schedule") -> JobResult:
+    """A run that was due but could not start (or was suppressed): recorded as finished, never silent."""
     return JobResult.objects.create(
-        job=job, status=Status.ERROR if failed else Status.INFO, message=message, trigger="schedule",
+        job=job, status=Status.ERROR if failed else Status.INFO, message=message, trigger=trigger,
         finished_at=timezone.now(), scheduled_for=slot,
     )
 

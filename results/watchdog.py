@@ -1,18 +1,19 @@
 """The watchdog beside a running line: heartbeat, log flushing, kill, time limit.
 
 Each worker process has one long-lived monitor thread (with its own database
-connection, kept between runs) that ticks the run in progress a few times a
-second: it beats the heartbeat, writes the buffered log, reads the kill
-request from the database (so a kill works across hosts and survives broker
-restarts), enforces the time limit, and stops by force a line that ignores
-the stop for longer than the grace period.
+connection, kept between runs) that looks at its runs a few times a second: it
+writes their buffered log, enforces the time limit, and stops by force a line
+that ignores the stop for longer than the grace period. How a kill is heard
+(PostgreSQL's LISTEN/NOTIFY, with the heartbeat as the safety-net poll) and how
+the heartbeats of all the process's runs go in one statement is
+``results.kill_watch``: a run that only runs costs one transaction per
+heartbeat interval, however many runs there are. How a line is stopped
+(interrupt, processes, force) is ``results.stopping``'s.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ from django.utils import timezone
 from . import aftermath, states
 from .db import UNSTORABLE
 from .journal import RunJournal
+from .kill_watch import KillWatch
 from .models import JobLineResult, JobResult, LogLevel, Status
+from .stopping import LineStopper
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,8 @@ FORCE_EXIT_ALLOWED = False
 
 
 MAX_FAILURES_KEPT = 1000
+# How often the watchdog looks at its runs' time limits, grace periods and log (in memory: no query).
+WATCH_TICK_SECONDS = 0.1
 
 
 @dataclass
@@ -56,7 +61,7 @@ class LineTally:
 
 
 class RunControl:
-    """What the run's threads share: the stop request and the line's processes."""
+    """What the run's threads share: the stop request, and how the line is stopped (``stopping``)."""
 
     def __init__(self) -> None:
         self.tally: LineTally | None = None  # the current line's
@@ -65,33 +70,25 @@ class RunControl:
         self.stopped_at: float | None = None
         self.finished = threading.Event()
         self.current_line: int | None = None
-        self.process_groups: set[int] = set()
+        self.stopper = LineStopper()
         self._lock = threading.Lock()
 
     def stop(self, message: str) -> bool:
-        """Ask the run to stop; False if it was asked already."""
+        """Ask the run to stop (a line that does not cooperate is interrupted); False if it was asked already."""
         with self._lock:
             if self.stop_requested.is_set():
                 return False
             self.stop_message = message
             self.stopped_at = time.monotonic()
             self.stop_requested.set()
-            return True
+        self.stopper.stop()
+        return True
 
     def add_process_group(self, pgid: int) -> None:
-        with self._lock:
-            self.process_groups.add(pgid)
+        self.stopper.add_process_group(pgid)
 
     def discard_process_group(self, pgid: int) -> None:
-        with self._lock:
-            self.process_groups.discard(pgid)
-
-    def kill_process_groups(self) -> None:
-        with self._lock:
-            groups = list(self.process_groups)
-        for pgid in groups:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGKILL)
+        self.stopper.discard_process_group(pgid)
 
 
 class RunWatch:
@@ -104,25 +101,18 @@ class RunWatch:
         self.control = control
         self.time_limit = time_limit
         self.deadline = now + time_limit if time_limit else None
-        self.next_beat = now + settings.JOBS_HEARTBEAT_SECONDS
         self.next_flush = now + settings.JOBS_LOG_FLUSH_SECONDS
         self.progress_written: tuple | None = None
 
     def tick(self) -> None:
         now = time.monotonic()
-        if not self.control.stop_requested.is_set():
-            self._check_kill()
         over_time = self.deadline is not None and now >= self.deadline
         if over_time and self.control.stop(f"Time limit of {self.time_limit} s exceeded."):
             self.journal.write(LogLevel.ERROR, self.control.stop_message)
-        if now >= self.next_flush:
+        if now >= self.next_flush or self.journal.batch_full:
             self.journal.flush()
             self._write_progress()
             self.next_flush = now + settings.JOBS_LOG_FLUSH_SECONDS
-        if now >= self.next_beat:
-            if not states.beat(self.result_id):
-                self.control.stop("The run was ended elsewhere.")
-            self.next_beat = now + settings.JOBS_HEARTBEAT_SECONDS
         stopped_at = self.control.stopped_at
         if stopped_at is not None and now - stopped_at > settings.JOBS_KILL_GRACE_SECONDS:
             self._force_stop()
@@ -141,19 +131,21 @@ class RunWatch:
                 logger.warning("progress of result %s line %s not stored", self.result_id, line_no, exc_info=True)
             self.progress_written = (line_no, progress)
 
-    def _check_kill(self) -> None:
-        row = (
-            JobResult.objects.filter(id=self.result_id, kill_requested_at__isnull=False)
-            .select_related("kill_requested_by").only("kill_requested_at", "kill_requested_by__username").first()
-        )
-        if row is not None and self.control.stop(states.kill_message(row)):
+    def kill_requested(self, request: JobResult) -> None:
+        """Someone asked for the kill (``request``: the result's kill fields, read by ``kill_watch``)."""
+        if self.control.stop(states.kill_message(request)):
             self.journal.write(LogLevel.WARNING, f"Kill requested: {self.control.stop_message}")
 
+    def ended_elsewhere(self) -> None:
+        """The heartbeat found the run no longer running (reaped as lost, or ended by force)."""
+        self.control.stop("The run was ended elsewhere.")
+
     def _force_stop(self) -> None:
-        """The line ignored the stop for the whole grace period: end it from here."""
+        """The line ignored the stop (and its interrupt) for the whole grace period: end it from here,
+        with every process the run started."""
         if self.control.finished.is_set():
             return
-        self.control.kill_process_groups()
+        self.control.stopper.kill_processes()
         line_no = self.control.current_line
         grace = settings.JOBS_KILL_GRACE_SECONDS
         self.journal.write(LogLevel.ERROR, f"Line {line_no} did not stop within {grace:g} s; stopped by force.",
@@ -172,7 +164,11 @@ class RunWatch:
 
 
 class Monitor(threading.Thread):
-    """The one watchdog thread of this process."""
+    """The one watchdog thread of this process, for every run the process has going.
+
+    A prefork pool process has one run at a time; a threads pool process has several,
+    each with its own watch, beaten together (``kill_watch``: one UPDATE for all).
+    """
 
     _instance: Monitor | None = None
     _instance_pid: int | None = None
@@ -180,8 +176,10 @@ class Monitor(threading.Thread):
 
     def __init__(self) -> None:
         super().__init__(name="jobs-watchdog", daemon=True)
-        self._watch: RunWatch | None = None
+        self._watches: dict[int, RunWatch] = {}
+        self._lock = threading.Lock()
         self._wake = threading.Event()
+        self.kills = KillWatch(wake=self._wake.set)
 
     @classmethod
     def get(cls) -> Monitor:
@@ -194,27 +192,43 @@ class Monitor(threading.Thread):
             return cls._instance
 
     def watch(self, run_watch: RunWatch) -> None:
-        self._watch = run_watch
+        run_watch.journal.writer = self
+        run_watch.journal.wake_writer = self._wake.set  # a full batch is written at once
+        with self._lock:
+            self._watches[run_watch.result_id] = run_watch
         self._wake.set()
 
     def unwatch(self, run_watch: RunWatch) -> None:
-        if self._watch is run_watch:
-            self._watch = None
+        with self._lock:
+            if self._watches.get(run_watch.result_id) is run_watch:
+                del self._watches[run_watch.result_id]
+        run_watch.journal.wake_writer = None
+
+    def _going(self) -> dict[int, RunWatch]:
+        with self._lock:
+            return {result_id: w for result_id, w in self._watches.items() if not w.control.finished.is_set()}
 
     def run(self) -> None:
         while True:
-            run_watch = self._watch
-            if run_watch is None or run_watch.control.finished.is_set():
-                self._wake.wait(1.0)
-                self._wake.clear()
-                continue
-            # The claim has just read the kill request, so the first look is one poll later:
-            # a run shorter than that costs this thread no query at all.
-            if run_watch.control.finished.wait(settings.JOBS_KILL_POLL_SECONDS):
-                continue
+            # In-memory checks (time limits, the grace, the log's flush interval) a few times a second;
+            # the database only when kill_watch says so, or when there is log to write.
+            self._wake.wait(WATCH_TICK_SECONDS if self._watches else None)
+            self._wake.clear()
+            watches = self._going()
             try:
-                run_watch.tick()
+                requests, ended = self.kills.check(watches.keys())
             except Exception:
-                # A database hiccup must not end the heartbeat for good: retry on a fresh connection.
-                logger.exception("watchdog tick of result %s failed", run_watch.result_id)
+                # A database hiccup must not end the watch for good: retry on a fresh connection.
+                logger.exception("kill watch of results %s failed", sorted(watches))
                 connection.close()
+                requests, ended = [], set()
+            for request in requests:
+                watches[request.id].kill_requested(request)
+            for result_id in ended:
+                watches[result_id].ended_elsewhere()
+            for run_watch in watches.values():
+                try:
+                    run_watch.tick()
+                except Exception:
+                    logger.exception("watchdog tick of result %s failed", run_watch.result_id)
+                    connection.close()

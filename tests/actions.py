@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Literal
@@ -39,14 +40,65 @@ def touch(ctx, path: str) -> str:
 
 @action("testing.busy_loop", supports_cancel=False)
 def busy_loop(ctx, seconds: float = 60.0, pid_file: str = "") -> str:
-    """Pure Python that never checks for cancellation."""
+    """Pure Python that never checks for cancellation, and swallows every ``Exception`` it meets."""
     if pid_file:
         Path(pid_file).write_text(str(os.getpid()))
     deadline = time.monotonic() + seconds
     counter = 0
     while time.monotonic() < deadline:
-        counter += 1
+        try:
+            counter += 1
+        except Exception:  # noqa: S112  (careless code: a kill must still stop it)
+            continue
     return f"looped {counter} times"
+
+
+@action("testing.sleep_in_c", supports_cancel=False)
+def sleep_in_c(ctx, seconds: float = 600.0, pid_file: str = "") -> str:
+    """Blocked in C (``time.sleep``): no interrupt reaches it, only the forced stop."""
+    if pid_file:
+        Path(pid_file).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return "slept"
+
+
+@action("testing.spawn_and_loop", supports_cancel=False)
+def spawn_and_loop(ctx, pids: str, c_sleep: bool = False) -> str:
+    """Starts processes it never registers, then loops (or sleeps in C) without checking.
+
+    Writes to ``pids`` one pid per line: a child ``sleep 300``; a ``sh`` child and its ``sleep 300``
+    grandchild; a ``sleep 300`` whose parent ``sh`` has exited (an orphan still in the session)."""
+    child = subprocess.Popen(["sleep", "300"])
+    shell = subprocess.Popen(["sh", "-c", f"sleep 300 & echo $! >> {pids}; wait"])
+    subprocess.run(["sh", "-c", f"sleep 300 > /dev/null 2>&1 & echo $! >> {pids}"], check=True)
+    with open(pids, "a") as handle:
+        handle.write(f"{child.pid}\n{shell.pid}\n")
+    if c_sleep:
+        time.sleep(600)
+    while True:
+        pass
+
+
+@action("testing.register_daemon_then_block", supports_cancel=False)
+def register_daemon_then_block(ctx, pids: str) -> str:
+    """Starts a daemon (a new session, its parent gone: only its registration ties it to the line),
+    registers its process group, then blocks in C, so only the forced stop can end the line."""
+    leader = subprocess.Popen(["sh", "-c", f"sleep 300 > /dev/null 2>&1 & echo $! >> {pids}"],
+                              start_new_session=True)
+    leader.wait()
+    ctx.register_process_group(leader.pid)
+    with open(pids, "a") as handle:
+        handle.write(f"{os.getpid()}\n")  # the pool process, last
+    time.sleep(600)
+    return "slept"
+
+
+@action("testing.fail_when_file_appears", supports_cancel=True)
+def fail_when_file_appears(ctx, path: str) -> None:
+    """Waits (cooperatively) until ``path`` exists, then fails: the test decides when the line ends."""
+    while not os.path.exists(path):
+        ctx.sleep(0.02)
+    raise RuntimeError("failed after the file appeared")
 
 
 @action("testing.typed")

@@ -42,8 +42,9 @@ class WorkerProcess:
     """A real ``celery -A jobs_project worker`` started by the tests."""
 
     def __init__(self, name: str = "w1", queues: str | None = None, concurrency: int = 2,
-                 env: dict[str, str] | None = None, purge: bool = True) -> None:
+                 env: dict[str, str] | None = None, purge: bool = True, pool: str = "prefork") -> None:
         self.name = name
+        self.pool = pool
         self.purge = purge
         self.queues = queues or settings.CELERY_TASK_DEFAULT_QUEUE
         self.concurrency = concurrency
@@ -57,7 +58,7 @@ class WorkerProcess:
                **self.extra_env}
         self._log = open(self.log_path, "w")  # noqa: SIM115  (closed in stop())
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "jobs_project", "worker", "-l", "info", "-P", "prefork",
+            [sys.executable, "-m", "celery", "-A", "jobs_project", "worker", "-l", "info", "-P", self.pool,
              "-c", str(self.concurrency), "-Q", self.queues, "-n", f"{self.name}@%h",
              "--without-gossip", "--without-mingle", "--without-heartbeat", *(["--purge"] if self.purge else [])],
             cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -28,8 +28,11 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from jobs import versions
+from jobs.maintenance import MaintenanceWindow, SchedulePause
 from jobs.models import Action, Domain, DomainMembership, FilterTemplate, Job, Secret
+from results.backfill import Backfill
 from results.models import JobResult, Status
+from results.runat import PlannedRun
 from tests.helpers import make_job
 
 pytestmark = pytest.mark.django_db
@@ -83,6 +86,7 @@ VIEW = "200 read-only"
 EDIT = "200 editable"
 UNAUTH = "401 or 403"  # DRF: session authentication first, so 403 without a WWW-Authenticate challenge
 TO_INDEX = "302 to /admin/"
+TO_OPERATIONS = "302 to the operations page"
 TO_CHANGE = "302 to the change page"
 
 Expected = int | str
@@ -118,6 +122,13 @@ def for_superuser(ok: Expected, anonymous: Expected = LOGIN, others: Expected = 
         return ok if role == "superuser" else others
 
     return rule
+
+
+def landing(role: str, scope: str) -> Expected:
+    """``/``: members and system administrators land on the operations page, other staff on the app list."""
+    if role == "anonymous":
+        return LOGIN
+    return TO_OPERATIONS if is_member(role) else TO_INDEX
 
 
 def for_staff(ok: Expected, anonymous: Expected = LOGIN) -> Rule:
@@ -159,6 +170,9 @@ class World:
     group: Group
     forms: dict = field(default_factory=dict)  # admin form bodies, built once
     secrets: dict[str, Secret] = field(default_factory=dict)
+    windows: dict[str, MaintenanceWindow] = field(default_factory=dict)
+    planned: dict[str, PlannedRun] = field(default_factory=dict)  # pending: can be cancelled
+    backfills: dict[str, Backfill] = field(default_factory=dict)  # open: can be killed
 
 
 def build_world() -> World:
@@ -195,6 +209,13 @@ def build_world() -> World:
         world.secrets[scope] = Secret(name=f"{slug[scope]}_token", domain=domains[scope])
         world.secrets[scope].set_value(f"{slug[scope]}-secret-value")
         world.secrets[scope].save()
+        later = timezone.now() + timezone.timedelta(days=30)
+        world.windows[scope] = MaintenanceWindow.objects.create(
+            name=f"{slug[scope]}-window", domain=domains[scope], kind=MaintenanceWindow.ONE_OFF, starts_at=later,
+            ends_at=later + timezone.timedelta(days=1))
+        world.planned[scope] = PlannedRun.objects.create(job=jobs[scope], run_at=later)
+        world.backfills[scope] = Backfill.objects.create(job=jobs[scope], parameter="day", first_day="2026-01-01",
+                                                         last_day="2026-01-02")
     return world
 
 
@@ -232,7 +253,8 @@ def client_for(world: World, role: str) -> Client:
 def fingerprint(world: World) -> dict[tuple[str, str], object]:
     """Everything a probe could change, by (what, scope), in a few queries."""
     jobs = {row["pk"]: row for row in Job.objects.values("pk", "identifier", "name", "domain_id")}
-    results = {row["pk"]: row for row in JobResult.objects.values("pk", "job_id", "status", "kill_requested_at")}
+    results = {row["pk"]: row for row in JobResult.objects.values("pk", "job_id", "status", "kill_requested_at",
+                                                                  "acknowledged_at")}
     templates = dict(FilterTemplate.objects.values_list("pk", "name"))
     stored_secrets = {pk: (name, token) for pk, name, token in Secret.objects.values_list("pk", "name", "token")}
     domains = dict(Domain.objects.values_list("pk", "name"))
@@ -244,9 +266,19 @@ def fingerprint(world: World) -> dict[tuple[str, str], object]:
         live = results.get(world.live[scope].pk)
         state["live", scope] = live and (live["status"], live["kill_requested_at"] is not None)
         state["done", scope] = world.done[scope].pk in results
+        done = results.get(world.done[scope].pk)
+        state["acknowledged", scope] = done is not None and done["acknowledged_at"] is not None
         state["spare", scope] = world.spares[scope].pk in jobs
         state["template", scope] = templates.get(world.templates[scope].pk)
         state["secret", scope] = stored_secrets.get(world.secrets[scope].pk)
+    windows = dict(MaintenanceWindow.objects.values_list("pk", "name"))
+    planned = dict(PlannedRun.objects.values_list("pk", "state"))
+    backfills = {pk: killed is not None for pk, killed in Backfill.objects.values_list("pk", "killed_at")}
+    for scope in SCOPES:
+        state["window", scope] = windows.get(world.windows[scope].pk)
+        state["planned", scope] = planned.get(world.planned[scope].pk)
+        state["backfill", scope] = backfills.get(world.backfills[scope].pk)
+    state["pause", NONE] = SchedulePause.objects.filter(is_open=True).exists()
     for scope in DOMAIN_SCOPES:
         state["domain", scope] = domains.get(world.domains[scope].pk)
     known = {job.pk for group in (world.jobs, world.spares) for job in group.values()}
@@ -339,6 +371,16 @@ def live_url(name: str) -> Path:
 
 def done_url(name: str) -> Path:
     return lambda w, s: reverse(f"admin:{name}", args=[w.done[s].pk])
+
+
+def done_url_of(name: str) -> Path:
+    return lambda w, s: reverse(name, args=[w.done[s].pk])
+
+
+def operations_scopes(world: World, state: dict) -> set[str]:
+    """The scopes of the jobs whose runs the operations page lists (running and to acknowledge)."""
+    ids = dict(Job.objects.values_list("identifier", "pk"))
+    return {scope_of_job(world, ids[row["job"]]) for row in state["running"] + state["attention"]}
 
 
 def domain_url(name: str) -> Path:
@@ -458,6 +500,65 @@ def bulk_delete_changes(role: str, scope: str, expected: Expected) -> set[tuple[
     return {("spare", s) for s in SCOPES if sees(role, s) and edits(role, s)}
 
 
+def result_selection(action: str, of: str) -> Body:
+    """A confirmed bulk action on the result list over the world's results of every scope."""
+    return lambda w, s: {"action": action, "index": 0, "post": "yes",
+                         "_selected_action": [getattr(w, of)[scope].pk for scope in SCOPES]}
+
+
+def bulk_result_answer(role: str, scope: str) -> Expected:
+    """A member who may run nowhere has no action on the result list: the POST just shows the list again."""
+    answer = for_members(302)(role, scope)
+    return answer if answer != 302 or any(runs(role, s) for s in DOMAIN_SCOPES) else 200
+
+
+def exported_scopes(world: World, response) -> set[str]:
+    """The scopes of the results in a streamed CSV export (the first column is the result id)."""
+    lines = b"".join(response.streaming_content).decode().splitlines()[1:]
+    jobs = dict(JobResult.objects.filter(pk__in=[int(line.split(",")[0]) for line in lines])
+                .values_list("pk", "job_id"))
+    return {scope_of_job(world, job_id) for job_id in jobs.values()}
+def sees_window(role: str, scope: str) -> bool:
+    """Members read the global windows too (they apply to their jobs); a domain's windows are its members'."""
+    return sees(role, scope) or (scope == "global" and is_member(role))
+
+
+def on_window(ok: Expected, may: Callable[[str, str], bool] = sees_window) -> Rule:
+    def rule(role: str, scope: str) -> Expected:
+        if role == "anonymous":
+            return LOGIN
+        if not sees_window(role, scope):
+            return 404
+        return ok if may(role, scope) else 403
+
+    return rule
+
+
+def window_change_page(role: str, scope: str) -> Expected:
+    answer = on_window(VIEW)(role, scope)
+    return EDIT if answer == VIEW and edits(role, scope) else answer
+
+
+def window_url(name: str) -> Path:
+    return lambda w, s: reverse(f"admin:{name}", args=[w.windows[s].pk])
+
+
+def planned_url(name: str) -> Path:
+    return lambda w, s: reverse(f"admin:{name}", args=[w.planned[s].pk])
+
+
+def backfill_url(name: str) -> Path:
+    return lambda w, s: reverse(f"admin:{name}", args=[w.backfills[s].pk])
+
+
+def window_body(w: World, s: str) -> dict:
+    window = w.windows[s]
+    return {"name": "Renamed window", "domain": window.domain_id or "", "active": "on", "kind": window.kind,
+            "starts_at_0": f"{window.starts_at:%Y-%m-%d}", "starts_at_1": f"{window.starts_at:%H:%M:%S}",
+            "ends_at_0": f"{window.ends_at:%Y-%m-%d}", "ends_at_1": f"{window.ends_at:%H:%M:%S}",
+            "timezone": window.timezone, "note": "", "cron": "", "duration_minutes": ""}
+
+
 def app_index(app_label: str) -> Path:
     return lambda w, s: reverse("admin:app_list", args=[app_label])
 
@@ -497,10 +598,21 @@ PROBES: list[Probe] = [
           on_object(202, runs, UNAUTH), SCOPES, body=lambda w, s: {}, api=True, touches="live", success=202),
     Probe("api-kill-get", "api:result-kill", "GET", lambda w, s: reverse("api:result-kill", args=[w.live[s].pk]),
           _post_only, SCOPES, api=True),
+    Probe("api-planned-cancel", "api:planned-cancel", "POST",
+          lambda w, s: reverse("api:planned-cancel", args=[w.planned[s].pk]), on_object(200, runs, UNAUTH), SCOPES,
+          body=lambda w, s: {}, api=True, touches="planned", success=200),
+    Probe("api-backfill", "api:job-backfill", "POST",
+          lambda w, s: reverse("api:job-backfill", args=[w.jobs[s].identifier]), on_object(400, runs, UNAUTH), SCOPES,
+          body=lambda w, s: {"parameter": "day", "first_day": "2026-01-01", "last_day": "2026-01-02"}, api=True),
+    Probe("api-backfill-get", "api:backfill", "GET", lambda w, s: reverse("api:backfill", args=[w.backfills[s].pk]),
+          on_object(200, anonymous=UNAUTH), SCOPES, api=True),
+    Probe("api-backfill-kill", "api:backfill-kill", "POST",
+          lambda w, s: reverse("api:backfill-kill", args=[w.backfills[s].pk]), on_object(202, runs, UNAUTH), SCOPES,
+          body=lambda w, s: {}, api=True, touches="backfill", success=202),
     Probe("api-log", "api:result-log", "GET", lambda w, s: reverse("api:result-log", args=[w.done[s].pk]),
           on_object(200, anonymous=UNAUTH), SCOPES, api=True),
     # --- the site root and the admin site's own pages ---------------------------------------------------
-    Probe("root", "", "GET", lambda w, s: "/", lambda role, scope: TO_INDEX),
+    Probe("root", "", "GET", lambda w, s: "/", landing),
     Probe("index", "admin:index", "GET", admin_url("index"), for_staff(200)),
     Probe("login", "admin:login", "GET", admin_url("login"), _login_page),
     Probe("logout-get", "admin:logout", "GET", admin_url("logout"), _logout_get),
@@ -630,6 +742,27 @@ PROBES: list[Probe] = [
           lambda w, s: f"/admin/jobs/secret/{w.secrets[s].pk}/", for_staff(TO_CHANGE), SCOPES,
           redirect=secret_url("jobs_secret_change")),
     # --- jobs --------------------------------------------------------------------------------------------------
+    # --- maintenance windows (members read the global ones) and the pause switch (system administrators) -------
+    Probe("window-list", "admin:jobs_maintenancewindow_changelist", "GET",
+          admin_url("jobs_maintenancewindow_changelist"), for_members(200)),
+    Probe("window-add", "admin:jobs_maintenancewindow_add", "GET", admin_url("jobs_maintenancewindow_add"),
+          for_editors(200)),
+    Probe("window-change", "admin:jobs_maintenancewindow_change", "GET", window_url("jobs_maintenancewindow_change"),
+          window_change_page, SCOPES),
+    Probe("window-change-post", "admin:jobs_maintenancewindow_change", "POST",
+          window_url("jobs_maintenancewindow_change"), on_window(302, edits), SCOPES, body=window_body,
+          touches="window", success=302),
+    Probe("window-delete", "admin:jobs_maintenancewindow_delete", "GET", window_url("jobs_maintenancewindow_delete"),
+          on_window(200, edits), SCOPES),
+    Probe("window-history", "admin:jobs_maintenancewindow_history", "GET",
+          window_url("jobs_maintenancewindow_history"), on_window(200), SCOPES),
+    Probe("window-redirect", "admin/jobs/maintenancewindow/<path:object_id>/", "GET",
+          lambda w, s: f"/admin/jobs/maintenancewindow/{w.windows[s].pk}/", for_staff(TO_CHANGE), SCOPES,
+          redirect=window_url("jobs_maintenancewindow_change")),
+    Probe("pause", "admin:jobs_maintenancewindow_pause", "GET", admin_url("jobs_maintenancewindow_pause"),
+          for_superuser(200)),
+    Probe("pause-post", "admin:jobs_maintenancewindow_pause", "POST", admin_url("jobs_maintenancewindow_pause"),
+          for_superuser(302), body=lambda w, s: {"reason": "paused by the matrix"}, touches="pause", success=302),
     Probe("job-list", "admin:jobs_job_changelist", "GET", admin_url("jobs_job_changelist"), for_members(200),
           listed=changelist_scopes(lambda w, job: scope_of_job(w, job.pk))),
     Probe("job-import", "admin:jobs_job_import", "GET", lambda w, s: "/admin/jobs/job/import/", for_superuser(200)),
@@ -670,6 +803,9 @@ PROBES: list[Probe] = [
           body=lambda w, s: {}, touches="results", success=302),
     Probe("job-redirect", "admin/jobs/job/<path:object_id>/", "GET", lambda w, s: f"/admin/jobs/job/{w.jobs[s].pk}/",
           for_staff(TO_CHANGE), SCOPES, redirect=job_url("jobs_job_change")),
+    Probe("job-list-live", "admin:jobs_job_live", "GET",
+          lambda w, s: reverse("admin:jobs_job_live") + "?ids=" + ",".join(str(w.jobs[x].pk) for x in SCOPES),
+          for_members(200), listed=lambda w, response: {scope_of_job(w, int(pk)) for pk in response.json()["jobs"]}),
     # --- results -------------------------------------------------------------------------------------------------
     Probe("result-list", "admin:results_jobresult_changelist", "GET", admin_url("results_jobresult_changelist"),
           for_members(200), listed=changelist_scopes(lambda w, result: scope_of_job(w, result.job_id))),
@@ -695,9 +831,63 @@ PROBES: list[Probe] = [
           on_object(302, runs), SCOPES, body=lambda w, s: {}, touches="results", success=302),
     Probe("result-log-download", "admin:results_jobresult_log", "GET", done_url("results_jobresult_log"),
           on_object(200), SCOPES),
+    Probe("result-export", "admin:results_jobresult_export", "GET", admin_url("results_jobresult_export"),
+          for_members(200), listed=exported_scopes),
+    Probe("result-bulk-kill", "admin:results_jobresult_changelist", "POST", admin_url("results_jobresult_changelist"),
+          bulk_result_answer, body=result_selection("kill_selected", "live"),
+          changes=lambda role, scope, answer: {("live", s) for s in SCOPES if runs(role, s)} if answer == 302
+          else set()),
+    Probe("result-bulk-retry", "admin:results_jobresult_changelist", "POST", admin_url("results_jobresult_changelist"),
+          bulk_result_answer, body=result_selection("retry_selected", "done"), changes=bulk_run_changes),
+    # --- planned runs (run at), the calendar, backfills -------------------------------------------------------
+    Probe("planned-list", "admin:results_plannedrun_changelist", "GET", admin_url("results_plannedrun_changelist"),
+          for_members(200), listed=changelist_scopes(lambda w, planned: scope_of_job(w, planned.job_id))),
+    Probe("planned-add", "admin:results_plannedrun_add", "GET", admin_url("results_plannedrun_add"), for_staff(403)),
+    Probe("planned-change", "admin:results_plannedrun_change", "GET", planned_url("results_plannedrun_change"),
+          on_object(VIEW), SCOPES),
+    Probe("planned-delete", "admin:results_plannedrun_delete", "GET", planned_url("results_plannedrun_delete"),
+          on_object(200, superuser), SCOPES),
+    Probe("planned-history", "admin:results_plannedrun_history", "GET", planned_url("results_plannedrun_history"),
+          on_object(200), SCOPES),
+    Probe("planned-cancel", "admin:results_plannedrun_cancel", "GET", planned_url("results_plannedrun_cancel"),
+          on_object(200, runs), SCOPES),
+    Probe("planned-cancel-post", "admin:results_plannedrun_cancel", "POST", planned_url("results_plannedrun_cancel"),
+          on_object(302, runs), SCOPES, body=lambda w, s: {}, touches="planned", success=302),
+    Probe("planned-redirect", "admin/results/plannedrun/<path:object_id>/", "GET",
+          lambda w, s: f"/admin/results/plannedrun/{w.planned[s].pk}/", for_staff(TO_CHANGE), SCOPES,
+          redirect=planned_url("results_plannedrun_change")),
+    Probe("calendar", "admin:results_plannedrun_calendar", "GET", admin_url("results_plannedrun_calendar"),
+          for_members(200)),
+    Probe("backfill-list", "admin:results_backfill_changelist", "GET", admin_url("results_backfill_changelist"),
+          for_members(200), listed=changelist_scopes(lambda w, backfill: scope_of_job(w, backfill.job_id))),
+    Probe("backfill-add", "admin:results_backfill_add", "GET", admin_url("results_backfill_add"), for_staff(403)),
+    Probe("backfill-change", "admin:results_backfill_change", "GET", backfill_url("results_backfill_change"),
+          on_object(VIEW), SCOPES),
+    Probe("backfill-delete", "admin:results_backfill_delete", "GET", backfill_url("results_backfill_delete"),
+          on_object(200, superuser), SCOPES),
+    Probe("backfill-history", "admin:results_backfill_history", "GET", backfill_url("results_backfill_history"),
+          on_object(200), SCOPES),
+    Probe("backfill-kill-get", "admin:results_backfill_kill", "GET", backfill_url("results_backfill_kill"),
+          on_object(TO_CHANGE, runs), SCOPES, redirect=backfill_url("results_backfill_change")),
+    Probe("backfill-kill", "admin:results_backfill_kill", "POST", backfill_url("results_backfill_kill"),
+          on_object(302, runs), SCOPES, body=lambda w, s: {}, touches="backfill", success=302),
+    Probe("backfill-start", "admin:results_backfill_start", "GET", job_url("results_backfill_start"),
+          on_object(200, runs), SCOPES),
+    Probe("backfill-redirect", "admin/results/backfill/<path:object_id>/", "GET",
+          lambda w, s: f"/admin/results/backfill/{w.backfills[s].pk}/", for_staff(TO_CHANGE), SCOPES,
+          redirect=backfill_url("results_backfill_change")),
     Probe("result-redirect", "admin/results/jobresult/<path:object_id>/", "GET",
           lambda w, s: f"/admin/results/jobresult/{w.live[s].pk}/", for_staff(TO_CHANGE), SCOPES,
           redirect=live_url("results_jobresult_change")),
+    # --- the operations page: members' runs; Acknowledge is an operator's action, like Kill -------------------
+    Probe("operations", "operations:page", "GET", lambda w, s: reverse("operations:page"), for_members(200),
+          listed=lambda w, response: operations_scopes(w, response.context["state"])),
+    Probe("operations-state", "operations:state", "GET", lambda w, s: reverse("operations:state"), for_members(200),
+          listed=lambda w, response: operations_scopes(w, response.json())),
+    Probe("operations-acknowledge", "operations:acknowledge", "POST", done_url_of("operations:acknowledge"),
+          on_object(302, runs), SCOPES, body=lambda w, s: {}, touches="acknowledged", success=302),
+    Probe("operations-acknowledge-get", "operations:acknowledge", "GET", done_url_of("operations:acknowledge"),
+          for_staff(405), SCOPES),
 ]
 
 # Cases the application gets wrong today: (probe label, scope, role) -> the bug. "*" matches any.
@@ -776,6 +966,8 @@ def check_answer(response, expected: Expected, probe: Probe, world: World, scope
         assert status == 302 and location.startswith(reverse("admin:login") + "?next="), (where, status, location)
     elif expected == TO_INDEX:
         assert (status, location) == (302, reverse("admin:index")), where
+    elif expected == TO_OPERATIONS:
+        assert (status, location) == (302, reverse("operations:page")), where
     elif expected == TO_CHANGE:
         assert (status, location) == (302, probe.redirect(world, scope)), where
     elif expected == UNAUTH:
@@ -826,6 +1018,15 @@ def test_result_page_offers_kill_and_retry_only_to_roles_that_may_run(world, rol
     assert ('id="retry-result"' in done) is runs(role, "own")
 
 
+@pytest.mark.parametrize("role", BUTTON_ROLES)
+def test_operations_page_offers_kill_and_acknowledge_only_to_roles_that_may_run(world, role):
+    state = client_for(world, role).get(reverse("operations:state")).json()
+    running = {row["id"]: row for row in state["running"]}
+    attention = {row["id"]: row for row in state["attention"]}
+    assert bool(running[world.live["own"].pk]["kill_url"]) is runs(role, "own")
+    assert bool(attention[world.done["own"].pk]["acknowledge_url"]) is runs(role, "own")
+
+
 @pytest.mark.parametrize("role", ["dadmin", "mixed"])
 def test_job_form_offers_only_the_domains_and_filter_templates_the_caller_may_use(world, role):
     response = client_for(world, role).get(reverse("admin:jobs_job_change", args=[world.jobs["own"].pk]))
@@ -843,7 +1044,8 @@ def test_pages_of_members_never_name_what_is_outside_their_domains(world, role):
     hidden = [s for s in SCOPES if not sees(role, s)]
     pages = [reverse("admin:index"), reverse("admin:jobs_job_changelist"),
              reverse("admin:results_jobresult_changelist"), reverse("admin:jobs_domain_changelist"),
-             reverse("admin:app_list", args=["jobs"]), reverse("api:jobs")]
+             reverse("admin:app_list", args=["jobs"]), reverse("api:jobs"), reverse("operations:page"),
+             reverse("operations:state")]
     visible = next(s for s in SCOPES if sees(role, s))
     pages += [reverse("admin:jobs_job_change", args=[world.jobs[visible].pk]),
               reverse("admin:results_jobresult_change", args=[world.live[visible].pk])]
@@ -894,6 +1096,26 @@ def test_job_list_offers_run_now_only_to_roles_that_may_run(world, role):
     action_form = response.context["action_form"]
     offered = {value for value, _ in action_form.fields["action"].choices} if action_form else set()
     assert ("run_now" in offered) is runs(role, "own")
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator", "dadmin", "mixed", "superuser"])
+def test_result_list_offers_bulk_kill_and_retry_only_to_roles_that_may_run(world, role):
+    response = client_for(world, role).get(reverse("admin:results_jobresult_changelist"))
+    action_form = response.context["action_form"]
+    offered = {value for value, _ in action_form.fields["action"].choices} if action_form else set()
+    assert ("kill_selected" in offered) is ("retry_selected" in offered) is runs(role, "own")
+
+
+@pytest.mark.parametrize("role", ["viewer", "mixed", "operator", "superuser"])
+def test_job_list_rows_offer_run_and_kill_only_where_the_role_may(world, role):
+    html = client_for(world, role).get(reverse("admin:jobs_job_changelist")).content.decode()
+    for scope in SCOPES:
+        if sees(role, scope):
+            run = f'href="{reverse("admin:jobs_job_run", args=[world.jobs[scope].pk])}"'
+            kill = f'href="{reverse("admin:results_jobresult_kill", args=[world.live[scope].pk])}"'
+            assert (run in html) is runs(role, scope), f"Run of the {scope} job shown to {role}"
+            # the world's last result of each job is finished: no Kill on its row
+            assert kill not in html
 
 
 # --- "never revealing they exist": an other domain's object answers exactly like a missing one --------------

@@ -53,3 +53,32 @@ def test_schedule_a_job_on_two_weekdays_in_madrid_and_see_the_plan_and_next_run(
     expect(page.locator("#id_schedule-0-times_0")).to_have_value("07:45")
     assert page.js_errors == []
     screenshot(page, "admin-job-schedule.png")
+
+
+def test_give_a_job_two_schedules_with_their_own_values(
+    browser_page, live_server, admin_user,  # noqa: F811  (browser_page: the imported fixture)
+):
+    from playwright.sync_api import expect
+
+    page = browser_page
+    job = make_job("two-schedules", (10, "testing.echo", {"text": "${param.region}"}), name="Two schedules",
+                   params=[{"name": "region", "type": "choice", "choices": ["north", "south"]}])
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/jobs/job/{job.pk}/change/")
+    page.fill("#id_schedule-0-name", "north")
+    page.select_option("#id_schedule-0-kind", "interval")
+    page.fill("#id_schedule-0-every", "15")
+    page.fill("#id_schedule-0-parameters", '{"region": "north"}')
+    page.click("#schedule-group .add-row a")  # Django's "Add another schedule"
+    page.fill("#id_schedule-1-name", "south")
+    page.select_option("#id_schedule-1-kind", "calendar")
+    page.fill("#id_schedule-1-cron", "0 6 * * *")
+    page.select_option("#id_schedule-1-timezone", "America/Santiago")
+    page.fill("#id_schedule-1-parameters", '{"region": "south"}')
+    page.click('input[name="_continue"]')
+    expect(page.locator(".messagelist .success")).to_contain_text("was changed successfully")
+    assert [(s.name, s.kind, s.timezone, s.parameters) for s in job.schedules.all()] == [
+        ("north", "interval", Schedule.objects.get(name="north").timezone, {"region": "north"}),
+        ("south", "calendar", "America/Santiago", {"region": "south"})]
+    expect(page.locator("#schedule-1 .field-plan_in_words .readonly")).to_have_text("Cron 0 6 * * * (America/Santiago)")
+    assert page.js_errors == []

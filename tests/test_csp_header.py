@@ -5,7 +5,8 @@ import pytest
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("url", ["/admin/login/", "/admin/", "/admin/jobs/job/", "/api/jobs/"])
+@pytest.mark.parametrize("url", ["/admin/login/", "/admin/", "/admin/jobs/job/", "/api/jobs/", "/admin/operations/",
+                                 "/admin/operations/state.json"])
 def test_pages_carry_a_policy_without_inline_script_or_style(admin_client, url):
     policy = dict(part.strip().split(" ", 1) for part in admin_client.get(url)["Content-Security-Policy"].split(";"))
     assert policy["default-src"] == "'self'"

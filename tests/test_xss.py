@@ -188,3 +188,21 @@ def test_log_download_is_plain_text_never_html(client, admin_user, hostile):
     assert response["Content-Disposition"].startswith("attachment")
     assert response.get("X-Content-Type-Options") == "nosniff"
     assert payload("log") in b"".join(response.streaming_content).decode()
+
+
+def test_operations_page_carries_the_text_as_data_and_draws_it_as_text(client, admin_user, hostile):
+    """The operations page embeds its state as JSON (json_script) and operations.js writes it as text only."""
+    job, _ = hostile
+    JobResult.objects.create(job=job, status=Status.ERROR, message=payload("failure-message"),
+                             started_at=timezone.now(), finished_at=timezone.now())
+    client.force_login(admin_user)
+    html = client.get(reverse("operations:page")).content.decode()
+    for raw in RAW:
+        assert raw not in html, f"operations: raw {raw!r} in the page"
+    state = api_get(client, reverse("operations:state"))
+    assert [row["job_name"] for row in state["running"]] == [payload("name")]
+    assert state["attention"][0]["message"] == payload("failure-message")
+    source = (Path(settings.BASE_DIR) / "static" / "jobs" / "operations.js").read_text()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"):
+        assert sink not in source, f"operations.js uses {sink}"
+    assert 'node.textContent = value' in source

@@ -214,6 +214,9 @@ def _check_timeout(timeout: float) -> None:
         raise ValueError(f"timeout must be more than 0 and at most {HTTP_MAX_TIMEOUT:g} seconds (got {timeout:g})")
 
 
+_HEADER_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
 def _http_headers(headers: dict | None) -> dict[str, str]:
     if headers is None:
         return {}
@@ -230,6 +233,9 @@ def _http_headers(headers: dict | None) -> dict[str, str]:
             raise ValueError(f"headers: the value of {name!r} must be text (got {type(value).__name__})")
         if "\r" in value or "\n" in value:
             raise ValueError(f"headers: the value of {name!r} must be on one line")
+        if _HEADER_CONTROL.search(value):
+            # RFC 9110 5.5: NUL and other controls are never valid; servers that disagree on them can be smuggled past.
+            raise ValueError(f"headers: the value of {name!r} must not contain control characters (such as NUL)")
     return dict(headers)
 
 

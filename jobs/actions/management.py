@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management import call_command, get_commands
 
 from ..code_params import ARGV, FIXED, split_words
-from ..registry import action
+from ..registry import LineFailed, action
 
 # core.management_command ----------------------------------------------------------------------------------------
 
@@ -79,9 +79,9 @@ def management_command(ctx, command: str, arguments: str = "") -> str:
             call_command(name, *args, stdout=stdout, stderr=stderr)
     except SystemExit as exc:  # some commands sys.exit(); that must not end the worker
         if exc.code not in (0, None):
-            raise RuntimeError(f"manage.py {name} exited with status {exc.code}") from None
+            raise LineFailed(f"manage.py {name} exited with status {exc.code}") from None
     except EOFError:
-        raise RuntimeError(f"manage.py {name} asked for input, which a job cannot give (try --noinput)") from None
+        raise LineFailed(f"manage.py {name} asked for input, which a job cannot give (try --noinput)") from None
     finally:
         stdout.finish()
         stderr.finish()

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from .. import context
 from ..code_params import SHELL
-from ..registry import Cancelled, action
+from ..registry import Cancelled, LineFailed, action
 
 T = TypeVar("T")
 
@@ -62,17 +62,27 @@ def shell(ctx, command: str, cwd: str = "") -> str:
     try:
         while process.poll() is None:
             if ctx.wait_cancelled(0.05):
-                terminate_group(process.pid, settings.JOBS_KILL_GRACE_SECONDS, process)
+                terminate_group(process.pid, term_grace(), process)
                 raise Cancelled()
     finally:
         # Whatever the command left behind in its group ends with the line.
-        terminate_group(process.pid, settings.JOBS_KILL_GRACE_SECONDS, process)
-        for reader in readers:
-            reader.join(timeout=2)
-        ctx.unregister_process_group(process.pid)
+        terminate_group(process.pid, term_grace(), process)
+        if not ctx.cancelled:
+            for reader in readers:
+                reader.join(timeout=2)
+            ctx.unregister_process_group(process.pid)
+        # else the group stays registered: the line's stop ends the rest of its session (other groups that
+        # hold the output pipes open), and the readers with them, without waiting here.
     if process.returncode != 0:
-        raise RuntimeError(f"command exited with status {process.returncode}")
+        raise LineFailed(f"command exited with status {process.returncode}")
     return "command exited with status 0"
+
+
+def term_grace(kill_grace: float | None = None) -> float:
+    """How long processes get between SIGTERM and SIGKILL: half the kill grace
+    (``JOBS_KILL_GRACE_SECONDS``), so a tree that traps SIGTERM is ended by its line
+    before the watchdog would stop the line by force."""
+    return (settings.JOBS_KILL_GRACE_SECONDS if kill_grace is None else kill_grace) / 2
 
 
 def _secret_environment(ctx) -> dict[str, str]:

@@ -1,40 +1,64 @@
-// The job list stays live: every 2 s it asks the API for the last run of the jobs on
-// this page and redraws their status icons (blinking while running) without a reload.
+// The job list stays live: every 2 s it asks the list's live view (JobAdmin.live_view) for the last run
+// of the jobs on this page and redraws their last-run cell (status icon, log icon, when) and their
+// Run/Kill buttons without a reload. The relative part of every date ("5 min ago") follows the clock.
 (function () {
   "use strict";
-  const ICONS = { success: ["✔", "ok"], warning: ["⚠", "warn"], info: ["ℹ", "info"], error: ["✖", "bad"],
-    killed: ["✖", "bad"], running: ["●", "running"], pending: ["○", "pending"] };
+  const STEPS = [[86400, "d"], [3600, "h"], [60, "min"], [1, "s"]];
 
-  function cells() {
-    return Array.from(document.querySelectorAll("#result_list .last-run[data-job]"));
+  // The same rule as jobs/when.py's relative().
+  function relative(instant, now) {
+    const seconds = Math.trunc((instant - now) / 1000);
+    if (seconds === 0) return "now";
+    for (const [size, unit] of STEPS) {
+      if (Math.abs(seconds) >= size) {
+        const count = Math.floor(Math.abs(seconds) / size);
+        return seconds > 0 ? "in " + count + " " + unit : count + " " + unit + " ago";
+      }
+    }
+    return "now";
   }
 
-  function draw(cell, last) {
-    if (!last || String(last.id) === cell.dataset.result && cell.dataset.status === last.status) return;
-    const [icon, css] = ICONS[last.status] || ["?", "never"];
-    const link = document.createElement("a");
-    link.href = cell.dataset.url || ("../../results/jobresult/" + last.id + "/change/");
-    const badge = document.createElement("span");
-    badge.className = "job-status job-status-" + css;
-    badge.title = last.status;
-    badge.textContent = icon + " " + last.status;
-    link.appendChild(badge);
-    cell.replaceChildren(link);
-    cell.dataset.result = last.id;
-    cell.dataset.status = last.status;
+  function refreshRelativeTimes() {
+    const now = Date.now();
+    for (const time of document.querySelectorAll("time.when[datetime]")) {
+      const label = time.querySelector(".when-relative");
+      const instant = Date.parse(time.getAttribute("datetime"));
+      if (label && !Number.isNaN(instant)) label.textContent = "(" + relative(instant, now) + ")";
+    }
+  }
+
+  function liveUrl() {
+    const live = document.getElementById("job-list-live");
+    return live && live.dataset.url;
+  }
+
+  function cells() {
+    return Array.from(document.querySelectorAll("#result_list .last-run[data-id]"));
+  }
+
+  function redraw(cell, html) {
+    const holder = cell.parentElement;
+    if (holder && holder.innerHTML !== html) holder.innerHTML = html; // server-escaped HTML of our own origin
   }
 
   async function refresh() {
     const rows = cells();
-    if (!rows.length) return;
-    const names = rows.map((cell) => cell.dataset.job).join(",");
+    const url = liveUrl();
+    if (!rows.length || !url) return;
     try {
-      const response = await fetch("/api/jobs/?identifier=" + encodeURIComponent(names),
+      const ids = rows.map((cell) => cell.dataset.id).join(",");
+      const response = await fetch(url + "?ids=" + encodeURIComponent(ids),
         { credentials: "same-origin", headers: { Accept: "application/json" } });
       if (response.ok) {
-        const jobs = await response.json();
-        const byName = new Map(jobs.map((job) => [job.identifier, job.last_result]));
-        for (const cell of rows) draw(cell, byName.get(cell.dataset.job));
+        const answer = await response.json();
+        for (const cell of rows) {
+          const live = answer.jobs[cell.dataset.id];
+          if (!live) continue;
+          const buttons = document.querySelector('#result_list .row-buttons[data-id="' + cell.dataset.id + '"]');
+          redraw(cell, live.last_run);
+          if (buttons) redraw(buttons, live.buttons);
+        }
+        refreshRelativeTimes();
       }
     } catch (error) {
       console.warn(error);
@@ -43,11 +67,9 @@
   }
 
   function start() {
-    for (const cell of cells()) {
-      const badge = cell.querySelector(".job-status");
-      if (badge) cell.dataset.status = badge.title;
-    }
-    if (cells().length) window.setTimeout(refresh, 2000);
+    refreshRelativeTimes();
+    window.setInterval(refreshRelativeTimes, 15000);
+    if (cells().length && liveUrl()) window.setTimeout(refresh, 2000);
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();

@@ -245,6 +245,9 @@ def test_an_unknown_host_name():
     ({"url": "http://h/", "headers": {"X-Count": 3}}, "headers: the value of 'X-Count' must be text (got int)"),
     ({"url": "http://h/", "headers": {"Bad Name": "x"}}, "headers: 'Bad Name' is not a valid header name"),
     ({"url": "http://h/", "headers": {"X-A": "a\r\nX-B: b"}}, "headers: the value of 'X-A' must be on one line"),
+    ({"url": "http://h/", "headers": {"X-A": "a\x00b"}}, "headers: the value of 'X-A' must not contain control"),
+    ({"url": "http://h/", "headers": {"Cookie": "s=1\x0bx"}},
+     "headers: the value of 'Cookie' must not contain control"),
 ])
 def test_bad_input_is_refused_before_anything_is_sent(arguments, message):
     ctx = FakeContext()

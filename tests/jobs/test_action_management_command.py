@@ -11,6 +11,7 @@ from django.core.management import CommandError
 from jobs import registry
 from jobs.actions import REFUSED_COMMANDS, LineWriter, management_command
 from jobs.models import Action, Job, JobLine
+from jobs.registry import LineFailed
 from results.dispatch import start_run
 from results.models import JobLogEntry, LogLevel, Status
 from tests.helpers import FakeContext, make_job, wait_for_status
@@ -87,7 +88,7 @@ def test_sys_exit_in_a_command_fails_the_line_and_does_not_end_the_process(tagge
         raise SystemExit(3)
 
     tagged_check(leave)
-    with pytest.raises(RuntimeError, match=r"^manage.py check exited with status 3$"):
+    with pytest.raises(LineFailed, match=r"^manage.py check exited with status 3$"):
         management_command(FakeContext(), "check", f"--tag {CHECK_TAG}")
 
 
@@ -103,7 +104,7 @@ def test_a_prompt_fails_instead_of_waiting(tagged_check):
     answers: list[str] = []
     tagged_check(lambda: answers.append(input("Are you sure? ")) or [])
     stdin = sys.stdin
-    with pytest.raises(RuntimeError, match=r"^manage.py check asked for input, which a job cannot give"):
+    with pytest.raises(LineFailed, match=r"^manage.py check asked for input, which a job cannot give"):
         management_command(FakeContext(), "check", f"--tag {CHECK_TAG}")
     assert answers == [] and sys.stdin is stdin
 

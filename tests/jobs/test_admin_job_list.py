@@ -166,3 +166,171 @@ def test_changelist_query_count_does_not_grow_with_the_number_of_jobs(client, ad
     add_jobs_with_results(27, acme, start=3)
     with_30 = changelist_queries(client, user)
     assert with_30 <= with_3, f"{with_3} queries for 3 jobs but {with_30} for 30"
+
+
+# --- the list as a control panel ------------------------------------------------------------------------------
+def live(client, user, *jobs: Job, ids: str | None = None):
+    client.force_login(user)
+    return client.get(reverse("admin:jobs_job_live"), {"ids": ids if ids is not None else
+                                                       ",".join(str(job.pk) for job in jobs)})
+
+
+def test_each_row_has_run_for_who_may_run_and_kill_while_its_last_run_is_active(client, acme):
+    idle, busy, waiting = (make_job(name, domain=acme) for name in ("idle", "busy", "waiting"))
+    JobResult.objects.create(job=idle, status=Status.SUCCESS)
+    running = JobResult.objects.create(job=busy, status=Status.RUNNING)
+    pending = JobResult.objects.create(job=waiting, status=Status.PENDING)
+    html = changelist(client, make_member("otto", (acme, DomainMembership.OPERATOR), staff=True))
+    for job in (idle, busy, waiting):
+        assert f'href="{reverse("admin:jobs_job_run", args=[job.pk])}"' in row_of(html, job)
+    assert "kill-button" not in row_of(html, idle)
+    assert f'href="{reverse("admin:results_jobresult_kill", args=[running.pk])}"' in row_of(html, busy)
+    assert f'href="{reverse("admin:results_jobresult_kill", args=[pending.pk])}"' in row_of(html, waiting)
+
+
+def test_a_viewer_gets_neither_run_nor_kill(client, acme):
+    job = make_job("busy", domain=acme)
+    JobResult.objects.create(job=job, status=Status.RUNNING)
+    row = row_of(changelist(client, make_member("vic", (acme, DomainMembership.VIEWER), staff=True)), job)
+    assert "run-link" not in row and "kill-button" not in row
+
+
+def test_no_run_button_on_an_inactive_job_or_without_the_permission_the_job_requires(client, acme):
+    sleeping = make_job("sleeping", domain=acme, active=False)
+    guarded = make_job("guarded", domain=acme, required_permission="auth.delete_user")
+    html = changelist(client, make_member("otto", (acme, DomainMembership.OPERATOR), staff=True))
+    assert "run-link" not in row_of(html, sleeping)
+    assert "inactive" in row_of(html, sleeping)
+    assert "run-link" not in row_of(html, guarded)
+
+
+def test_the_description_is_under_the_name_as_text(admin_user, client):
+    job = make_job("tricky", name="Tricky", description="Sends <b>bold</b> & " + "long " * 60)
+    row = row_of(changelist(client, admin_user), job)
+    assert '<div class="job-description">Sends &lt;b&gt;bold&lt;/b&gt; &amp; long' in row
+    assert "<b>bold</b>" not in row
+    assert "long " * 40 not in row and "…" in row  # cut at 160 characters
+
+
+@pytest.mark.parametrize(("chosen", "listed"), [
+    ("error", {"failed"}),
+    ("error,killed", {"failed", "stopped"}),
+    ("killed,never", {"stopped", "fresh"}),
+    ("running,pending,success", {"fine"}),
+    ("", {"failed", "stopped", "fresh", "fine"}),
+    ("nonsense,<script>", {"failed", "stopped", "fresh", "fine"}),
+])
+def test_status_toggles_filter_by_several_statuses_at_once(admin_user, client, chosen, listed):
+    for identifier, status in (("failed", Status.ERROR), ("stopped", Status.KILLED), ("fine", Status.SUCCESS)):
+        JobResult.objects.create(job=make_job(identifier), status=status)
+    make_job("fresh")
+    client.force_login(admin_user)
+    response = client.get(reverse(CHANGELIST), {"last_run": chosen})
+    assert response.status_code == 200
+    assert {job.identifier for job in response.context["cl"].result_list} == listed
+
+
+def test_a_toggle_adds_or_removes_its_status_from_the_choice(admin_user, client):
+    html = changelist(client, admin_user, last_run="error")
+    toggles = {status: href for href, status in
+               re.findall(r'<a class="status-toggle[^"]*" href="([^"]*)" data-status="(\w+)"', html)}
+    assert toggles["killed"] == "?last_run=error%2Ckilled"  # added to the choice
+    assert toggles["error"] == "?"  # removed: every status again
+    assert toggles["all"] == "?"
+    assert re.search(r'class="status-toggle job-status-bad selected" href="[^"]*" data-status="error" '
+                     r'aria-pressed="true"', html)
+
+
+def test_dates_are_absolute_with_a_relative_part_and_cron_plans_in_words(admin_user, client, settings):
+    from django.utils import timezone
+
+    from jobs.models import Schedule
+
+    job = make_job("weekly")
+    Schedule.objects.create(job=job, kind=Schedule.CALENDAR, cron="0 18 * * 5", timezone="Europe/Madrid")
+    JobResult.objects.create(job=job, status=Status.SUCCESS)
+    row = row_of(changelist(client, admin_user), job)
+    assert "At 18:00, only on Friday" in row
+    schedule = Schedule.objects.get(job=job)
+    local = timezone.localtime(schedule.next_run_at)
+    assert f'{local:%Y-%m-%d %H:%M} <span class="when-relative">(in ' in row  # the next run
+    ran = timezone.localtime(JobResult.objects.get(job=job).created_at)
+    assert re.search(rf'{ran:%Y-%m-%d %H:%M} <span class="when-relative">\((\d+ s ago|now)\)</span>', row)
+
+
+def test_a_sub_minute_schedule_shows_seconds(admin_user, client):
+    from jobs.models import Schedule
+
+    fast, slow = make_job("fast"), make_job("slow")
+    Schedule.objects.create(job=fast, kind=Schedule.INTERVAL, every=15, every_unit="seconds")
+    Schedule.objects.create(job=slow, kind=Schedule.INTERVAL, every=5, every_unit="minutes")
+    html = changelist(client, admin_user)
+    assert re.search(r"next: <time [^>]*>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d <span", row_of(html, fast))
+    assert re.search(r"next: <time [^>]*>\d{4}-\d\d-\d\d \d\d:\d\d <span", row_of(html, slow))
+
+
+def test_the_live_view_answers_the_rows_of_visible_jobs_only(client, acme, globex):
+    own, foreign, global_job = make_job("own", domain=acme), make_job("foreign", domain=globex), make_job("global")
+    running = JobResult.objects.create(job=own, status=Status.RUNNING)
+    for job in (foreign, global_job):
+        JobResult.objects.create(job=job, status=Status.RUNNING)
+    response = live(client, make_member("otto", (acme, DomainMembership.OPERATOR), staff=True), own, foreign,
+                    global_job)
+    assert response.status_code == 200
+    rows = response.json()["jobs"]
+    assert set(rows) == {str(own.pk)}
+    assert f'data-result="{running.pk}"' in rows[str(own.pk)]["last_run"]
+    assert "job-status-running" in rows[str(own.pk)]["last_run"]
+    assert reverse("admin:results_jobresult_kill", args=[running.pk]) in rows[str(own.pk)]["buttons"]
+
+
+def test_the_live_view_follows_a_new_run_and_its_end(admin_user, client):
+    job = make_job("changing")
+    JobResult.objects.create(job=job, status=Status.SUCCESS)
+    newer = JobResult.objects.create(job=job, status=Status.RUNNING)
+    row = live(client, admin_user, job).json()["jobs"][str(job.pk)]
+    assert f'data-result="{newer.pk}"' in row["last_run"] and "kill-button" in row["buttons"]
+    JobResult.objects.filter(pk=newer.pk).update(status=Status.ERROR)
+    row = live(client, admin_user, job).json()["jobs"][str(job.pk)]
+    assert "job-status-bad" in row["last_run"] and "kill-button" not in row["buttons"]
+
+
+@pytest.mark.parametrize("ids", ["1,x", "1;2", ",".join(["1"] * 201), "-1", "9" * 20])
+def test_the_live_view_refuses_bad_ids_naming_the_field(admin_user, client, ids):
+    response = live(client, admin_user, ids=ids)
+    assert response.status_code == 400
+    assert response.json() == {"errors": {"ids": ["comma-separated job ids, at most 200"]}}
+
+
+def test_the_live_view_is_for_members(client, django_user_model):
+    outsider = django_user_model.objects.create_user("nobody", password="pw", is_staff=True)
+    assert live(client, outsider, ids="1").status_code == 403
+
+
+def test_job_list_query_count_is_fixed(client, admin_user, acme, django_assert_num_queries):
+    """Session, user, the count, the page's rows (with last run, log icon and schedule) and the filters."""
+    from jobs.models import Schedule
+
+    add_jobs_with_results(5, acme)
+    Schedule.objects.create(job=Job.objects.get(identifier="job-000"), kind=Schedule.INTERVAL, every=2)
+    client.force_login(admin_user)
+    with django_assert_num_queries(JOB_LIST_QUERIES["superuser"]):
+        assert client.get(reverse(CHANGELIST)).status_code == 200
+    operator = make_member("otto", (acme, DomainMembership.OPERATOR), staff=True)
+    client.force_login(operator)
+    with django_assert_num_queries(JOB_LIST_QUERIES["operator"]):
+        assert client.get(reverse(CHANGELIST)).status_code == 200
+
+
+def test_live_view_query_count_is_fixed(client, admin_user, acme, django_assert_num_queries):
+    add_jobs_with_results(5, acme)
+    ids = ",".join(str(pk) for pk in Job.objects.values_list("pk", flat=True))
+    client.force_login(admin_user)
+    with django_assert_num_queries(4):  # session, user, the rows, their schedules
+        assert client.get(reverse("admin:jobs_job_live"), {"ids": ids}).status_code == 200
+    client.force_login(make_member("otto", (acme, DomainMembership.OPERATOR), staff=True))
+    with django_assert_num_queries(6):  # session, user, membership, where they may run, the rows, schedules
+        assert client.get(reverse("admin:jobs_job_live"), {"ids": ids}).status_code == 200
+
+
+JOB_LIST_QUERIES = {"superuser": 18, "operator": 54}

@@ -286,3 +286,41 @@ def test_a_variable_in_a_command_substitution_outside_quotes_stays_one_word():
     safe = shell_env_form("echo $(set -- ${param.f}; echo $#) \"in $(echo ${param.f})\"")
     assert safe == 'echo $(set -- "$JOBS_PARAM_F"; echo $#) "in $(echo ${param.f})"'
     assert words_counted('echo $(set -- "$JOBS_PARAM_F"; echo $#)', "-rf / *") == "1"
+
+
+# Here-documents -----------------------------------------------------------------------------------------------
+
+def shell_output(command: str, value: str) -> str:
+    import os
+    import subprocess
+
+    return subprocess.run(["/bin/sh", "-c", command], env={**os.environ, "JOBS_PARAM_WHO": value},
+                          capture_output=True, text=True, check=True).stdout
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # An expanding body keeps quotes as text: the reference is bare there, quoted again after the delimiter.
+    ("cat <<EOF\nhello ${param.who}\nEOF\necho ${param.who}",
+     'cat <<EOF\nhello $JOBS_PARAM_WHO\nEOF\necho "$JOBS_PARAM_WHO"'),
+    ("cat <<-END\n\t${param.who}_x \"${param.who}\"\n\tEND\n",
+     'cat <<-END\n\t$${JOBS_PARAM_WHO}_x "$JOBS_PARAM_WHO"\n\tEND\n'),
+    ("cat <<A <<B\n${param.who}\nA\n${param.who}\nB\n", "cat <<A <<B\n$JOBS_PARAM_WHO\nA\n$JOBS_PARAM_WHO\nB\n"),
+    # A quoted delimiter expands nothing, and a command substitution is read afresh: left, and refused.
+    ("cat <<'EOF'\n${param.who}\nEOF\n", "cat <<'EOF'\n${param.who}\nEOF\n"),
+    ("cat <<\\EOF\n${param.who}\nEOF\n", "cat <<\\EOF\n${param.who}\nEOF\n"),
+    ("cat <<EOF\n$(echo ${param.who})\nEOF\n", "cat <<EOF\n$(echo ${param.who})\nEOF\n"),
+    # A here-string, or << inside quotes, announces no document.
+    ("cat <<<${param.who}", 'cat <<<"$JOBS_PARAM_WHO"'),
+    ("echo '<<EOF'\necho ${param.who}", "echo '<<EOF'\necho \"$JOBS_PARAM_WHO\""),
+])
+def test_shell_env_form_in_here_documents(before, after):
+    assert len(quote_states(before)) == len(before)
+    assert shell_env_form(before) == after
+
+
+def test_a_value_in_a_here_document_comes_back_exactly_without_added_quotes(tmp_path):
+    """On the old code the body read `hello "$JOBS_PARAM_WHO"`: the output gained two quotes the author never wrote."""
+    value = 'x"; touch pwned $(touch pwned2) `id` \'q\''
+    command = shell_env_form("cd " + str(tmp_path) + "\ncat <<EOF\nhello ${param.who}\nEOF\n")
+    assert shell_output(command, value) == f"hello {value}\n"
+    assert list(tmp_path.iterdir()) == []

@@ -42,21 +42,47 @@ def variables(draw) -> tuple[list[str], dict]:
     return names, values
 
 
+class Templated(str):
+    """Text built from pieces, which say what resolving it must give."""
+
+    pieces: tuple[tuple[str, str], ...]  # (kind, text): plain text, a variable's name, a literal's inside
+
+    def expected(self, values: dict):
+        """The resolved value: a lone variable keeps its value; otherwise values become text, literals ${...}."""
+        meaningful = [(kind, part) for kind, part in self.pieces if (kind, part) != ("plain", "")]
+        if len(meaningful) == 1 and meaningful[0][0] == "variable":
+            return values[meaningful[0][1]]
+        written = {"plain": lambda part: part, "literal": lambda part: "${" + part + "}",
+                   "variable": lambda part: "" if values[part] is None else str(values[part])}
+        return "".join(written[kind](part) for kind, part in self.pieces)
+
+
 @st.composite
-def templated(draw, names: list[str], *, only_known: bool) -> str:
+def templated(draw, names: list[str], *, only_known: bool) -> Templated:
     """Text mixing plain parts, ${variables} and $${literals}."""
     known = sorted(known_variables(names))
     pieces = []
     for _ in range(draw(st.integers(0, 5))):
         kind = draw(st.sampled_from(["plain", "variable", "literal"]))
         if kind == "plain":
-            pieces.append(draw(plain))
+            pieces.append((kind, draw(plain)))
         elif kind == "variable":
-            name = draw(st.sampled_from(known)) if only_known else draw(inner)
-            pieces.append("${" + name + "}")
+            pieces.append((kind, draw(st.sampled_from(known)) if only_known else draw(inner)))
         else:
-            pieces.append("$${" + draw(inner) + "}")
-    return "".join(pieces)
+            pieces.append((kind, draw(inner)))
+    marks = {"plain": "{}", "variable": "${{{}}}", "literal": "$${{{}}}"}
+    value = Templated("".join(marks[kind].format(part) for kind, part in pieces))
+    value.pieces = tuple(pieces)
+    return value
+
+
+def expected_resolution(value, values: dict):
+    """What resolve must give: each templated text its expected value, everything else unchanged."""
+    if isinstance(value, dict):
+        return {key: expected_resolution(item, values) for key, item in value.items()}
+    if isinstance(value, list):
+        return [expected_resolution(item, values) for item in value]
+    return value.expected(values) if isinstance(value, Templated) else value
 
 
 def nested(leaf: st.SearchStrategy) -> st.SearchStrategy:
@@ -69,21 +95,22 @@ def nested(leaf: st.SearchStrategy) -> st.SearchStrategy:
 
 @prop_settings(60)
 @given(data=st.data(), case=variables())
-def test_resolve_never_raises_for_known_variables(data, case):
+def test_resolve_replaces_each_known_variable_by_its_value(data, case):
     names, values = case
     value = data.draw(nested(templated(names, only_known=True)))
     assert unknown_variables(value, known_variables(names)) == []
-    resolve(value, values)
+    assert resolve(value, values) == expected_resolution(value, values)
 
 
 @prop_settings(60)
 @given(data=st.data(), case=variables())
-def test_resolve_never_raises_when_nothing_is_unknown(data, case):
-    """Whatever the text (odd names, literals, stray braces): if no name is unknown, resolve succeeds."""
+def test_resolve_succeeds_with_the_values_whenever_nothing_is_unknown(data, case):
+    """Whatever the text (odd names, literals, stray braces): if no name is unknown, resolve gives the values."""
     names, values = case
     value = data.draw(nested(st.one_of(templated(names, only_known=False), text())))
     assume(not unknown_variables(value, known_variables(names)))
-    resolve(value, values)
+    assume(all("${" not in s for s in strings_in(value) if not isinstance(s, Templated)))
+    assert resolve(value, values) == expected_resolution(value, values)
 
 
 @prop_settings(100)

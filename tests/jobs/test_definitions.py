@@ -97,14 +97,16 @@ def test_import_creates_jobs_with_every_field_and_line():
         {"name": "days", "type": "int", "required": False, "default": 7},
         {"name": "region", "type": "choice", "required": True, "choices": ["north", "south"]},
     ]
-    assert (job.schedule.kind, job.schedule.cron, job.schedule.timezone) == ("calendar", "0 18 * * 5", "Europe/Madrid")
+    schedule = job.schedules.get()
+    assert (schedule.kind, schedule.cron, schedule.timezone) == ("calendar", "0 18 * * 5", "Europe/Madrid")
     assert job.report == {"recipients": ["ops@example.com"], "when": "failure"}
     lines = list(job.lines.order_by("line_no").values_list("line_no", "action__name", "active", "parameters"))
     assert lines == [(10, "core.shell", True, {"command": 'echo "$JOBS_PARAM_DAYS $JOBS_TODAY"'}),
                      (20, "testing.typed", False, {"count": 3, "mode": "slow"})]
     cleanup = Job.objects.get(identifier="cleanup")
     assert (cleanup.domain, cleanup.active, cleanup.stops_on_error, cleanup.params) == (None, False, False, [])
-    assert (cleanup.schedule.kind, cleanup.schedule.every, cleanup.schedule.every_unit) == ("interval", 15, "minutes")
+    schedule = cleanup.schedules.get()
+    assert (schedule.kind, schedule.every, schedule.every_unit) == ("interval", 15, "minutes")
 
 
 def test_import_defaults_for_omitted_keys():
@@ -565,6 +567,28 @@ def test_export_split_writes_one_stable_file_per_job_and_the_folder_imports_back
         "created: cleanup, weekly-report, filter template Active users, with-filter"]
     call_command("export_jobs", "--split", str(folder), stdout=StringIO())
     assert {name: (folder / name).read_text() for name in files} == texts  # the same bytes: nothing to commit
+
+
+def test_export_split_removes_the_files_of_deleted_jobs_and_nothing_else(tmp_path):
+    """On the old code a deleted job's file stayed in the folder, and importing the folder brought the job back."""
+    import_jobs(FULL)
+    import_jobs(dump(job_doc("other-module", module="billing")))
+    folder = tmp_path / "definitions"
+    call_command("export_jobs", "--split", str(folder), stdout=StringIO())
+    (folder / "notes.yaml").write_text("just: notes\n")  # not an export: someone else's file
+    (folder / "renamed.yaml").write_text((folder / "cleanup.yaml").read_text())  # not under its own name
+    Job.objects.filter(identifier__in=["weekly-report", "other-module"]).delete()
+
+    out = StringIO()
+    call_command("export_jobs", "--split", str(folder), "--module", "billing", stdout=out)
+    assert "other-module.yaml" not in {path.name for path in folder.iterdir()}
+    assert (folder / "weekly-report.yaml").exists()  # not of that module: kept
+    call_command("export_jobs", "--split", str(folder), "cleanup", stdout=out)
+    assert (folder / "weekly-report.yaml").exists()  # a named export removes nothing
+    out = StringIO()
+    call_command("export_jobs", "--split", str(folder), stdout=out)
+    assert sorted(path.name for path in folder.iterdir()) == ["cleanup.yaml", "notes.yaml", "renamed.yaml"]
+    assert out.getvalue().splitlines()[-1] == "removed (their jobs no longer exist): weekly-report.yaml"
 
 
 def test_a_folder_imports_in_one_transaction_and_errors_name_the_file(tmp_path):

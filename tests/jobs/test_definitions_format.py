@@ -87,6 +87,9 @@ def every_field(acme, django_user_model):
     Schedule.objects.create(job=per_domain, kind="interval", every=2, every_unit="hours", timezone="Europe/Madrid",
                             starts_at=dt.datetime(2030, 1, 1, 8, 0, tzinfo=MADRID),
                             ends_at=dt.datetime(2031, 1, 1, 8, 0, tzinfo=MADRID), catch_up="skip")
+    # A second schedule of the same job, with a name and values of its own (the file then lists them all).
+    Schedule.objects.create(job=per_domain, name="monthly", kind="calendar", cron="0 6 1 * *",
+                            timezone="America/New_York", parameters={"code": "ABC", "days": 30})
     in_domain = make_job("in-acme", (10, "core.sleep", {"seconds": 0}), domain=acme)
     Schedule.objects.create(job=in_domain, kind="calendar", weekdays=[0, 4], times=["08:00"], timezone="UTC")
     by_cron = make_job("by-cron", (10, "core.sleep", {"seconds": 1}))
@@ -111,7 +114,8 @@ def everything() -> dict:
     return {
         "jobs": {job.identifier: natural(job) for job in Job.objects.all()},
         "lines": {(line.job.identifier, line.line_no): natural(line) for line in JobLine.objects.all()},
-        "schedules": {schedule.job.identifier: natural(schedule) for schedule in Schedule.objects.all()},
+        "schedules": {(schedule.job.identifier, schedule.name): natural(schedule)
+                      for schedule in Schedule.objects.all()},
         "templates": {template.name: natural(template) for template in FilterTemplate.objects.all()},
     }
 

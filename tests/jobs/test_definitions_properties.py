@@ -81,6 +81,11 @@ valid_schedules = st.one_of(
                            "times": st.lists(st.sampled_from(["08:00", "18:30"]), min_size=1, max_size=2)}),
     st.fixed_dictionaries({"type": st.sampled_from(["disabled", "automatic"])}),
 )
+# Several schedules: names unique within the job (unnamed ones may be many); their values are drawn per job below.
+named_schedules = st.lists(
+    st.tuples(valid_schedules, st.sampled_from(["", "", "nightly", "weekly", "Fin de mes"])).map(
+        lambda pair: {**pair[0], "name": pair[1]} if pair[1] or len(pair[0]) % 2 else pair[0]),
+    max_size=3, unique_by=lambda schedule: schedule.get("name") or object())
 valid_reports = st.fixed_dictionaries({"when": st.sampled_from(["always", "failure", "warning", "never"]),
                                        "recipients": st.lists(st.just("ops@example.com"), max_size=2)})
 ACTION_PARAMETERS = {
@@ -118,8 +123,8 @@ VALID_JOB_FIELDS = {
     "name": words, "description": words, "domain": st.sampled_from(["acme", None, ""]),
     "active": st.booleans(), "stops_on_error": st.booleans(), "module": words,
     "queue": st.sampled_from(["", "nobody-props"]), "params": param_specs(),
-    "schedule": st.one_of(st.none(), valid_schedules), "report": st.one_of(st.none(), valid_reports),
-    "lines": valid_lines(),
+    "schedule": st.one_of(st.none(), valid_schedules), "schedules": named_schedules,
+    "report": st.one_of(st.none(), valid_reports), "lines": valid_lines(),
 }
 WRONG_JOB_FIELDS = {
     "identifier": st.one_of(st.sampled_from(["Bad Id", "", "-x", None]), junk),
@@ -139,6 +144,11 @@ WRONG_JOB_FIELDS = {
         "end": st.sampled_from(["9999-12-31T23:59:00-05:00", "2000-01-01T00:00"]),
         "catch_up": st.sampled_from(["always", 1]),
     })),
+    "schedules": st.one_of(junk, st.lists(st.fixed_dictionaries(
+        {"type": st.just("interval"), "every": st.just(60)},
+        optional={"name": st.one_of(st.sampled_from(["same", "x" * 101, "a\x00"]), junk),
+                  "parameters": st.one_of(junk, st.dictionaries(st.sampled_from(["days", "nope"]), junk, max_size=2))}),
+        min_size=1, max_size=3)),
     "report": st.one_of(junk, st.fixed_dictionaries({"when": st.sampled_from(["sometimes", 1]),
                                                      "recipients": st.sampled_from(["ops", ["not-an-address"]])})),
     "lines": st.one_of(junk, st.lists(st.fixed_dictionaries({}, optional={
@@ -160,6 +170,14 @@ def job_documents(draw, wrong: bool = True) -> dict:
     """A valid job; with ``wrong``, often one or two of its fields replaced by something wrong."""
     identifier = draw(st.one_of(identifier_texts, st.sampled_from(["existing", "new-job"])))
     job = {"identifier": identifier, **draw(st.fixed_dictionaries({}, optional=VALID_JOB_FIELDS))}
+    if "schedule" in job and "schedules" in job:
+        del job[draw(st.sampled_from(["schedule", "schedules"]))]
+    for schedule in job.get("schedules") or []:
+        specs = [spec for spec in job.get("params") or [] if draw(st.booleans())]
+        if specs:  # values the job's params accept, as given in a file (a default's form)
+            schedule["parameters"] = {spec["name"]: draw(st.sampled_from(spec.get("choices") or
+                                                                         SPEC_DEFAULTS[spec["type"]]))
+                                      for spec in specs}
     if wrong and draw(st.booleans()):
         for key in draw(st.lists(st.sampled_from(sorted(WRONG_JOB_FIELDS)), min_size=1, max_size=2, unique=True)):
             job[key] = draw(WRONG_JOB_FIELDS[key])

@@ -64,6 +64,19 @@ def test_decorator_options_are_kept(clean_registry):
     assert spec.parameter("missing") is None
 
 
+@pytest.mark.parametrize(("plan", "message"), [
+    ({"type": "calendar", "cron": "61 * * * *"}, "schedule of 'billing.nightly': cron: '61 * * * *' is not a valid"),
+    ({"type": "interval", "every": 0}, "schedule of 'billing.nightly': every: must be a whole number of seconds"),
+    ({"type": "weekly"}, "schedule of 'billing.nightly': type: must be interval or calendar"),
+])
+def test_a_declared_plan_that_cannot_fire_is_refused_at_registration(clean_registry, plan, message):
+    with pytest.raises(ValueError, match=message.replace("*", r"\*")):
+        @action("billing.nightly", schedule=plan)
+        def nightly(ctx) -> None:
+            pass
+    assert registry.get("billing.nightly") is None
+
+
 @pytest.mark.parametrize("name", ["close_orders", "Billing.close", "billing.", ".close", "billing.Close",
                                   "billing..close", "1billing.close", "billing.close-orders", ""])
 def test_decorator_rejects_names_that_are_not_dotted_lowercase(name, clean_registry):

@@ -68,18 +68,32 @@ def errors_of(schedule: Schedule) -> dict[str, list[str]]:
 # --- validation ---------------------------------------------------------------------------------------------------
 
 
-def test_a_valid_interval_schedule_is_clean():
-    Schedule(job=job(), kind="interval", every=15, every_unit="minutes").full_clean()
+def clean_and_saved(schedule: Schedule) -> Schedule:
+    """``schedule`` after a validation that must pass, saved (which computes its next run)."""
+    assert schedule.full_clean() is None
+    schedule.save()
+    return schedule
 
 
-def test_a_valid_calendar_schedule_is_clean():
-    Schedule(job=job(), kind="calendar", weekdays=[0, 4], times=["08:00", "18:30"],
-             timezone="Europe/Madrid").full_clean()
-    Schedule(job=job("cron-job"), kind="calendar", cron="0 18 * * 5", timezone="Europe/Madrid").full_clean()
+def test_a_valid_interval_schedule_is_clean(clock):
+    schedule = clean_and_saved(Schedule(job=job(), kind="interval", every=15, every_unit="minutes"))
+    assert schedule.plan()["every"] == 900
+    assert schedule.next_run_at == T0 + dt.timedelta(minutes=15)
 
 
-def test_a_disabled_schedule_needs_nothing():
-    Schedule(job=job(), kind="disabled").full_clean()
+def test_a_valid_calendar_schedule_is_clean(clock):
+    days = clean_and_saved(Schedule(job=job(), kind="calendar", weekdays=[0, 4], times=["08:00", "18:30"],
+                                    timezone="Europe/Madrid"))
+    assert days.next_run_at == dt.datetime(2026, 5, 4, 16, 30, tzinfo=dt.UTC)  # Monday 18:30 in Madrid (UTC+2)
+    cron = clean_and_saved(Schedule(job=job("cron-job"), kind="calendar", cron="0 18 * * 5",
+                                    timezone="Europe/Madrid"))
+    assert cron.next_run_at == dt.datetime(2026, 5, 8, 16, 0, tzinfo=dt.UTC)  # Friday 18:00 in Madrid
+
+
+def test_a_disabled_schedule_needs_nothing(clock):
+    schedule = clean_and_saved(Schedule(job=job(), kind="disabled"))
+    assert schedule.plan() is None and schedule.next_run_at is None
+    assert schedule.describe() == "By hand only"
 
 
 @pytest.mark.parametrize("every", [None, 0])
@@ -324,7 +338,7 @@ def test_automatic_uses_the_first_declaring_active_line(clock, declaring_actions
                          (20, "testing.auto_plan", {}))
     schedule = Schedule.objects.create(job=scheduled, kind="automatic", timezone="Europe/Madrid")
     assert schedule.plan()["cron"] == "0 3 * * *"
-    assert schedule.describe() == "Cron 0 3 * * * (Europe/Madrid)"
+    assert schedule.describe() == "At 03:00 — cron 0 3 * * * (Europe/Madrid)"
     assert schedule.next_run_at == dt.datetime(2026, 5, 5, 1, 0, tzinfo=dt.UTC)  # 03:00 in Madrid
 
 

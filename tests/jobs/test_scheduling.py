@@ -288,11 +288,17 @@ def test_describe_without_a_plan():
 # --- check --------------------------------------------------------------------------------------------------------
 
 
-def test_check_accepts_valid_plans():
-    check({"type": "interval", "every": 900})
-    check({"type": "calendar", "cron": "0 18 * * 5", "timezone": "Europe/Madrid"})
-    check({"type": "calendar", "weekdays": [0, 4], "times": ["08:00", "23:59"], "timezone": "Asia/Tokyo",
-           "start": utc(2026, 1, 1), "end": utc(2026, 12, 31)})
+@pytest.mark.parametrize(("plan", "after", "anchor", "fires"), [
+    ({"type": "interval", "every": 900}, utc(2026, 5, 1, 12, 7), utc(2026, 5, 1, 12, 0), utc(2026, 5, 1, 12, 15)),
+    ({"type": "calendar", "cron": "0 18 * * 5", "timezone": "Europe/Madrid"}, utc(2026, 5, 4, 10, 0), None,
+     utc(2026, 5, 8, 16, 0)),  # Friday 18:00 in Madrid (UTC+2)
+    ({"type": "calendar", "weekdays": [0, 4], "times": ["08:00", "23:59"], "timezone": "Asia/Tokyo",
+      "start": utc(2026, 1, 1), "end": utc(2026, 12, 31)}, utc(2026, 5, 4, 10, 0), None,
+     utc(2026, 5, 4, 14, 59)),  # Monday 23:59 in Tokyo (UTC+9)
+], ids=["interval", "cron", "weekdays"])
+def test_check_accepts_valid_plans_and_they_fire(plan, after, anchor, fires):
+    assert check(plan) is None
+    assert next_fire(plan, after, anchor=anchor) == fires
 
 
 @pytest.mark.parametrize(("plan", "field"), [
@@ -334,3 +340,16 @@ def test_check_error_quotes_the_bad_value():
 
 def test_plan_error_is_a_value_error():
     assert issubclass(PlanError, ValueError)
+
+
+@pytest.mark.parametrize(("cron", "words"), [
+    ("0 18 * * 5", "At 18:00, only on Friday — cron 0 18 * * 5 (Europe/Madrid)"),
+    ("*/5 * * * *", "Every 5 minutes — cron */5 * * * * (Europe/Madrid)"),
+    ("30 2 1 * *", "At 02:30, on day 1 of the month — cron 30 2 1 * * (Europe/Madrid)"),
+])
+def test_describe_puts_a_cron_plan_in_words(cron, words):
+    assert describe({"type": "calendar", "cron": cron, "timezone": "Europe/Madrid"}) == words
+
+
+def test_describe_keeps_an_expression_the_describer_does_not_take():
+    assert describe({"type": "calendar", "cron": "not a cron", "timezone": "UTC"}) == "Cron not a cron (UTC)"

@@ -209,6 +209,47 @@ def test_secret_run_time_values_are_sealed_and_a_sealed_value_is_accepted_again(
     assert "JOBS_SECRET_KEYS" in caught.value.message_dict["pw"][0]
 
 
+def test_a_stored_secrets_token_opens_nowhere_else(acme):
+    """Sealed values, the Run form's hidden copies and the store have keys of their own (one key on the old code):
+    a stored secret's token given as a sealed run value, or posted as the form's hidden copy, opens nothing."""
+    token = store("api_token", acme).token
+    job = make_job("acme-job", (10, "testing.echo", {"text": "hi"}), domain=acme,
+                   params=[{"name": "pw", "type": "secret", "required": True}])
+    with pytest.raises(ValidationError) as caught:
+        job.clean_run_parameters({"pw": {"$secret": token}})
+    assert "JOBS_SECRET_KEYS" in caught.value.message_dict["pw"][0]
+    client = browser(make_member("ann", (acme, OPERATOR), staff=True))
+    refused = client.post(reverse("admin:jobs_job_run", args=[job.pk]), {"step": "confirm", "pw": f"sealed:{token}"})
+    assert refused.status_code == 200 and "Type the secret again" in refused.content.decode()
+    form_copy = secrets.carried(VALUE)
+    with pytest.raises(secrets.SecretError):
+        secrets.unseal({"$secret": form_copy})
+    with pytest.raises(secrets.SecretError):
+        secrets.decrypt(secrets.seal(VALUE)["$secret"])
+
+
+def test_the_worker_opens_only_the_secret_parameters():
+    """Another parameter's value shaped like a sealed one (a JSON parameter) is data: never opened."""
+    sealed = secrets.seal(VALUE)
+    assert secrets.revealed_values({"pw": sealed, "cfg": sealed, "n": 3}, {"pw"}) == {
+        "pw": VALUE, "cfg": sealed, "n": 3}
+
+
+def test_values_sealed_with_the_stores_keys_are_sealed_again_by_the_migration(acme):
+    import importlib
+
+    from django.apps import apps
+
+    from results.models import JobResult
+
+    job = make_job("acme-job", domain=acme, params=[{"name": "pw", "type": "secret"}, {"name": "cfg", "type": "json"}])
+    old = {"$secret": secrets.encrypt(VALUE)}  # how sealing worked before it had keys of its own
+    result = JobResult.objects.create(job=job, parameters={"pw": old, "cfg": old})
+    importlib.import_module("results.migrations.0009_reseal_run_parameters").reseal(apps, None)
+    result.refresh_from_db()
+    assert secrets.unseal(result.parameters["pw"]) == VALUE and result.parameters["cfg"] == old
+
+
 # --- the job page, export and import -------------------------------------------------------------------
 
 @pytest.mark.parametrize("role", [VIEWER, OPERATOR])

@@ -1,11 +1,13 @@
 """GET /api/jobs/: the jobs the caller may see, as a JSON list."""
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from jobs.models import DomainMembership
+from jobs.models import DomainMembership, Schedule
 from results.models import JobResult, Status
 from tests.helpers import client_for, make_job, make_member
 
@@ -108,8 +110,21 @@ def test_job_fields(admin_user, acme):
     assert job == {
         "identifier": "described", "name": "Described job", "description": "Says hello", "domain": "acme",
         "active": True, "stops_on_error": False, "module": "billing", "queue": "reports",
-        "params": [{"name": "days", "type": "int"}], "last_result": None,
+        "params": [{"name": "days", "type": "int"}], "last_result": None, "schedules": [], "next_run_at": None,
     }
+
+
+def test_a_job_lists_its_schedules_with_their_values_and_its_next_run(admin_user, acme):
+    job = make_job("twice", (10, "testing.echo", {}), domain=acme, params=[{"name": "days", "type": "int"}])
+    Schedule.objects.create(job=job, name="weekly", kind="calendar", cron="0 18 * * 5", timezone="Europe/Madrid",
+                            parameters={"days": 7})
+    Schedule.objects.create(job=job, name="hourly", kind="interval", every=1, every_unit="hours")
+    [shape] = client_for(admin_user).get(URL).json()
+    weekly, hourly = shape["schedules"]
+    assert (weekly["name"], weekly["type"], weekly["cron"], weekly["timezone"], weekly["parameters"]) == (
+        "weekly", "calendar", "0 18 * * 5", "Europe/Madrid", {"days": 7})
+    assert (hourly["name"], hourly["type"], hourly["every"], hourly["parameters"]) == ("hourly", "interval", 3600, {})
+    assert shape["next_run_at"] == min(weekly["next_run_at"], hourly["next_run_at"], key=dt.datetime.fromisoformat)
 
 
 def test_global_job_has_null_domain_and_inactive_jobs_are_listed(admin_user):

@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import pytest
 from django.db import OperationalError
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
 from jobs import plans
+from jobs.text import storable
 from results import runner, states
 from results import statements as hot_statements
-from results.journal import RunJournal
+from results.journal import BUFFERED_BATCHES, COPY_AT_LEAST, RunJournal
 from results.models import JobLineResult, JobResult, Status
 from tests.helpers import make_job
 
@@ -185,3 +188,63 @@ def test_an_end_that_fails_after_the_journal_was_sent_writes_everything_on_the_n
     messages = list(done.log_entries.order_by("seq").values_list("message", flat=True))
     assert messages[0].startswith("Started on ") and messages[-1].startswith("Line 10: success")
     assert len(messages) == len(set(messages))  # each once
+
+
+ODD = ["tab\there", "back\\slash \\N", "nul \x00 inside", "lone \ud800 half", "bad byte \udcff", "emoji 🎉",
+       "carriage\rreturn", "bell \x07 and escape \x1b[31m", "", "\\.", "new\nline"]
+
+
+def test_a_large_batch_is_copied_with_odd_text_stored_as_the_database_can(result):
+    """Enough entries for COPY (PostgreSQL): its format's special characters and text no database stores."""
+    journal = RunJournal(result.id)
+    for n in range(COPY_AT_LEAST * 2):
+        journal.write("INFO", f"{n}: {ODD[n % len(ODD)]}", 10 if n % 2 else None)
+    journal.flush()
+    stored = list(result.log_entries.order_by("seq").values_list("seq", "line_no", "message"))
+    assert stored == [(n + 1, 10 if n % 2 else None, storable(f"{n}: {ODD[n % len(ODD)]}"))
+                      for n in range(COPY_AT_LEAST * 2)]
+    assert stored[3][2] == "3: lone \ufffd half" and stored[2][2] == "2: nul \\x00 inside"
+
+
+@override_settings(JOBS_LOG_BATCH_SIZE=10)
+def test_a_run_writing_faster_than_its_writer_waits_instead_of_buffering_without_bound(result):
+    journal = RunJournal(result.id)
+    woken = threading.Event()
+    journal.wake_writer = woken.set  # a writer that has not come round yet
+    written = []
+
+    def chatty() -> None:
+        for n in range(100):
+            journal.write("INFO", f"line {n}")
+            written.append(n)
+
+    thread = threading.Thread(target=chatty, daemon=True)
+    thread.start()
+    assert woken.wait(5)
+    time.sleep(0.3)
+    bound = BUFFERED_BATCHES * 10
+    assert len(written) == bound - 1  # the write that reached the bound waits for the writer
+    while thread.is_alive() or not journal.empty:
+        journal.flush()  # the writer: each flush makes room
+        time.sleep(0.01)
+    assert list(result.log_entries.order_by("seq").values_list("message", flat=True)) == [
+        f"line {n}" for n in range(100)]
+
+
+@override_settings(JOBS_LOG_BATCH_SIZE=10)
+def test_the_writers_own_notes_never_wait_for_the_writer(result):
+    """The watchdog writes notes (a kill, the time limit) into a journal it is the writer of: waiting would hang it."""
+    journal = RunJournal(result.id)
+    journal.wake_writer = lambda: None
+
+    def watchdog() -> None:
+        for n in range(BUFFERED_BATCHES * 10 * 3):
+            journal.write("WARNING", f"note {n}")
+
+    thread = threading.Thread(target=watchdog, daemon=True)
+    journal.writer = thread
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()
+    journal.flush()
+    assert result.log_entries.count() == BUFFERED_BATCHES * 10 * 3

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from results import states
 from results.dispatch import start_run
-from results.journal import RunJournal
+from results.journal import COPY_AT_LEAST, RunJournal
 from results.models import JobLineResult, JobLogEntry, JobResult, Status
 from tests.helpers import make_job, wait_for_status
 
@@ -117,3 +117,17 @@ def test_a_batch_written_by_a_commit_whose_answer_was_lost_is_not_counted_lost_w
     assert again.losses == []
     assert [message for _, message in log_of(result)] == ["one", "two"]
     assert list(result.line_results.values_list("line_no", "status", "message")) == [(10, "success", "done")]
+
+
+def test_a_refused_entry_in_a_batch_large_enough_for_copy_is_replaced_and_the_rest_written(result, poison_refused):
+    journal = RunJournal(result.id)
+    messages = [f"poison {n}" if n == 57 else f"line {n}" for n in range(COPY_AT_LEAST * 2)]
+    for message in messages:
+        journal.write("INFO", message, 10)
+    journal.flush()
+    log = log_of(result)
+    assert len(log) == len(messages) + 1
+    assert [message for _, message in log[:57]] == messages[:57]
+    assert log[57][1].startswith("[log entry could not be stored: IntegrityError: ")
+    assert [message for _, message in log[58:-1]] == messages[58:]
+    assert log[-1][1].startswith("Part of the run's record could not be stored: log entry 58 (")

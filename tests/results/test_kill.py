@@ -1,8 +1,8 @@
 """Kill, time limits, concurrency: real worker processes on the configured broker."""
 from __future__ import annotations
 
-import contextlib
 import random
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import pytest
 from results import states
 from results.dispatch import RunRefused, start_run
 from results.models import JobResult, Status
+from tests.conftest import WorkerProcess
 from tests.helpers import make_job, wait_for_status
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -64,64 +65,176 @@ def test_a_cooperative_sleep_is_killed_and_later_lines_do_not_run(admin_user, tm
     assert not trace.exists()
 
 
-@pytest.mark.usefixtures("celery_worker")
-def test_a_busy_python_loop_that_never_checks_is_stopped_by_force(tmp_path):
+KILL_QUEUE = "kill-tests"
+
+
+@pytest.fixture(scope="module")
+def single_worker(django_db_setup, django_db_blocker):
+    """A worker with one pool process: the run after a kill shows that this very process serves it."""
+    worker = WorkerProcess("killer", KILL_QUEUE, concurrency=1).start()
+    yield worker
+    worker.stop()
+
+
+def gone(pid: int) -> bool:
+    """Nothing left in ``ps``: not even a zombie."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+def kill_and_wait(result_id: int) -> tuple[JobResult, float]:
+    """Request the kill; the ended result and how long after the request it was ended."""
+    asked = time.monotonic()
+    states.request_kill(result_id, None)
+    ended = wait_for_status(result_id, timeout=15)
+    return ended, time.monotonic() - asked
+
+
+def forced(result: JobResult) -> bool:
+    return result.log_entries.filter(message__contains="stopped by force").exists()
+
+
+def next_run_pid(tmp_path: Path, name: str) -> int:
+    """Run a one-line job on the single worker; the pid of the pool process that ran it."""
+    trace = tmp_path / f"{name}.trace"
+    done = wait_for_status(start_run(make_job(name, (10, "testing.touch", {"path": str(trace)}), queue=KILL_QUEUE)).id)
+    assert done.status == Status.SUCCESS
+    return int(trace.read_text().split(":")[-1])
+
+
+def test_a_busy_python_loop_that_never_checks_is_interrupted_and_its_pool_process_serves_the_next_run(
+        single_worker, tmp_path, settings):
     pid_file = tmp_path / "pid"
     job = make_job("busy", (10, "testing.busy_loop", {"seconds": 120, "pid_file": str(pid_file)}),
-                   (20, "testing.echo", {}))
+                   (20, "testing.echo", {}), queue=KILL_QUEUE)
     result = start_run(job)
-    pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), what="the loop to start"))
-    states.request_kill(result.id, None)
-    ended = wait_for_status(result.id, timeout=15)
+    pool_pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), what="the loop to start"))
+    ended, took = kill_and_wait(result.id)
     assert ended.status == Status.KILLED
-    assert list(ended.line_results.values_list("line_no", "status")) == [(10, "killed")]
-    assert ended.log_entries.filter(message__contains="stopped by force").exists()
-    wait_until(lambda: not alive(pid), timeout=10, what="the pool process to end")
-    # The worker replaced its pool process and still runs jobs.
-    assert wait_for_status(start_run(make_job("after-busy", (10, "testing.echo", {}))).id).status == Status.SUCCESS
+    assert list(ended.line_results.values_list("line_no", "status", "message")) == [
+        (10, "killed", "Killed during this line.")]
+    assert took < settings.JOBS_KILL_GRACE_SECONDS  # interrupted (its `except Exception` did not swallow it)
+    assert not forced(ended) and alive(pool_pid)
+    assert next_run_pid(tmp_path, "after-busy") == pool_pid
+
+
+def test_code_blocked_in_c_is_forced_after_the_grace_and_the_worker_serves_the_next_run(
+        single_worker, tmp_path, settings):
+    pid_file = tmp_path / "pid"
+    result = start_run(make_job("c-sleep", (10, "testing.sleep_in_c", {"pid_file": str(pid_file)}),
+                                queue=KILL_QUEUE))
+    pool_pid = int(wait_until(lambda: pid_file.exists() and pid_file.read_text(), what="the sleep to start"))
+    ended, took = kill_and_wait(result.id)
+    assert ended.status == Status.KILLED and forced(ended)
+    assert took >= settings.JOBS_KILL_GRACE_SECONDS
+    assert list(ended.line_results.values_list("line_no", "status", "message")) == [
+        (10, "killed", "Stopped by force.")]
+    wait_until(lambda: gone(pool_pid), timeout=10, what="the pool process to end")
+    assert next_run_pid(tmp_path, "after-c-sleep") != pool_pid  # a fresh pool process
+
+
+@pytest.mark.parametrize("c_sleep", [False, True], ids=["interrupted", "forced"])
+def test_processes_a_line_started_without_registering_them_end_with_it(single_worker, tmp_path, c_sleep):
+    pids = tmp_path / "pids"
+    result = start_run(make_job(f"spawner-{c_sleep}", (10, "testing.spawn_and_loop",
+                                                        {"pids": str(pids), "c_sleep": c_sleep}), queue=KILL_QUEUE))
+    tree = [int(pid) for pid in wait_until(
+        lambda: pids.exists() and len(pids.read_text().split()) == 4 and pids.read_text().split(),
+        what="the child, the grandchild and the orphan")]
+    assert all(alive(pid) for pid in tree)
+    ended, _ = kill_and_wait(result.id)
+    assert ended.status == Status.KILLED and forced(ended) == c_sleep
+    wait_until(lambda: all(gone(pid) for pid in tree), timeout=5, what="every process the line started to end")
+
+
+def test_a_shell_that_traps_sigterm_is_ended_with_its_children(single_worker, tmp_path):
+    pids = tmp_path / "pids"
+    command = (f"trap 'echo TERM ignored' TERM; echo $$ >> {pids}; sleep 300 & echo $! >> {pids}; "
+               "while true; do sleep 0.1; done")
+    result = start_run(make_job("trapper", (10, "core.shell", {"command": command}), queue=KILL_QUEUE))
+    tree = [int(pid) for pid in wait_until(
+        lambda: pids.exists() and len(pids.read_text().split()) == 2 and pids.read_text().split(),
+        what="the shell and its child")]
+    ended, _ = kill_and_wait(result.id)
+    assert ended.status == Status.KILLED
+    assert ended.log_entries.filter(message="TERM ignored").exists()  # it got SIGTERM and stayed: SIGKILL ended it
+    wait_until(lambda: all(gone(pid) for pid in tree), timeout=5, what="the shell and its child to end")
+
+
+def test_a_forced_stop_kills_the_process_groups_the_line_registered(single_worker, tmp_path):
+    pids = tmp_path / "pids"
+    result = start_run(make_job("daemon", (10, "testing.register_daemon_then_block", {"pids": str(pids)}),
+                                queue=KILL_QUEUE))
+    daemon, pool_pid = (int(pid) for pid in wait_until(
+        lambda: pids.exists() and len(pids.read_text().split()) == 2 and pids.read_text().split(),
+        what="the daemon"))
+    assert alive(daemon)
+    ended, _ = kill_and_wait(result.id)
+    assert ended.status == Status.KILLED and forced(ended)
+    wait_until(lambda: not alive(daemon), timeout=5, what="the registered daemon to end")
+    wait_until(lambda: gone(pool_pid), timeout=10, what="the pool process to end")
 
 
 @pytest.mark.usefixtures("celery_worker")
 def test_killing_a_shell_line_ends_its_children_and_grandchildren(tmp_path):
     pids = tmp_path / "pids"
     script = tmp_path / "tree.sh"
+    own_group = tmp_path / "own_group.py"  # a group of its own in the shell's session, as job control makes
+    own_group.write_text(f"import os, time\nos.setpgid(0, 0)\nwith open({str(pids)!r}, 'a') as f:\n"
+                         "    f.write(f'{os.getpid()}\\n')\ntime.sleep(300)\n")
     script.write_text(
         f"echo $$ >> {pids}\n"
         f"sleep 300 &\necho $! >> {pids}\n"
         f"sh -c 'sleep 300 & echo $! >> {pids}; wait' &\necho $! >> {pids}\n"
+        f"sh -c '{sys.executable} {own_group} &'\n"  # orphaned at once
         "echo tree-started\nwait\n"
     )
     result = start_run(make_job("tree", (10, "core.shell", {"command": f"sh {script}"})))
-    wait_until(lambda: pids.exists() and len(pids.read_text().split()) == 4, what="the process tree")
+    wait_until(lambda: pids.exists() and len(pids.read_text().split()) == 5, what="the process tree")
     tree = [int(pid) for pid in pids.read_text().split()]
     assert all(alive(pid) for pid in tree)
     states.request_kill(result.id, None)
     ended = wait_for_status(result.id, timeout=15)
-    assert ended.status == Status.KILLED
+    assert ended.status == Status.KILLED and not forced(ended)  # the line ended by itself, its tree with it
     wait_until(lambda: not any(alive(pid) for pid in tree), timeout=5, what="every process of the tree to end")
+
+
+@pytest.mark.usefixtures("celery_worker")
+def test_a_kill_after_the_natural_end_is_refused_and_changes_nothing():
+    ended = wait_for_status(start_run(make_job("ended", (10, "core.sleep", {"seconds": 0}))).id)
+    assert ended.status == Status.SUCCESS
+    with pytest.raises(states.NotKillable):
+        states.request_kill(ended.id, None)
+    again = JobResult.objects.get(id=ended.id)
+    assert (again.status, again.message, again.finished_at) == (Status.SUCCESS, "1 line(s) done.", ended.finished_at)
+    assert again.kill_requested_at is None
 
 
 @pytest.mark.usefixtures("celery_worker")
 def test_a_kill_racing_the_natural_end_gives_one_final_status_that_never_changes():
     job = make_job("race", (10, "core.sleep", {"seconds": 0.3}), concurrency="parallel")
-    seen = set()
     for _ in range(6):
         result = start_run(job)
         wait_for_status(result.id, {Status.RUNNING})
         time.sleep(random.uniform(0.2, 0.4))
-        with contextlib.suppress(states.NotKillable):
+        try:
             states.request_kill(result.id, None)
+            recorded = True
+        except states.NotKillable:
+            recorded = False
         ended = wait_for_status(result.id, timeout=10)
-        assert ended.status in (Status.KILLED, Status.SUCCESS)
         time.sleep(0.3)
         again = JobResult.objects.get(id=result.id)
         assert (again.status, again.message, again.finished_at) == (ended.status, ended.message, ended.finished_at)
         line = again.line_results.get()
-        assert line.status == (Status.KILLED if again.status == Status.KILLED else Status.SUCCESS) or (
-            again.status == Status.KILLED and line.status == Status.SUCCESS  # killed between the line and the end
-        )
-        seen.add(again.status)
-    assert seen  # every iteration ended in exactly one final status
+        if not recorded:  # the run had ended: the kill changed nothing
+            assert (again.status, again.message, again.kill_requested_at) == (Status.SUCCESS, "1 line(s) done.", None)
+            assert line.status == Status.SUCCESS
+        elif again.status == Status.SUCCESS:  # recorded, but the runner ended the run before it saw the kill
+            assert again.message == "1 line(s) done." and line.status == Status.SUCCESS
+        else:  # seen: killed in the line, or between the line's end and the run's
+            assert again.status == Status.KILLED and again.message.startswith("Killed by the system at ")
+            assert (line.status, line.message) in {(Status.KILLED, "Killed during this line."),
+                                                   (Status.SUCCESS, "slept 0.3 s")}
 
 
 @pytest.mark.usefixtures("celery_worker")

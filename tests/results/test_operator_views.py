@@ -104,7 +104,7 @@ def test_the_job_page_draws_the_history_and_filters_latest_executions(client, ad
     page = client.get(reverse("admin:jobs_job_change", args=[job.pk])).content.decode()
     assert page.count('class="bar-success"') == 2 and page.count('class="bar-error"') == 1
     filtered = client.get(reverse("admin:jobs_job_change", args=[job.pk]), {"results_status": "error"})
-    latest = list(filtered.context["latest_results"])
+    latest = list(filtered.context["results_page"])
     assert [r.status for r in latest] == ["error"]
 
 

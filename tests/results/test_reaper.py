@@ -10,8 +10,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from results import reaper, states
-from results.dispatch import republish_lost_messages
+from results import aftermath, reaper, states
+from results.dispatch import republish_lost_messages, start_run
 from results.models import JobResult, Status
 from tests.helpers import make_job, wait_for_status
 
@@ -66,6 +66,37 @@ def test_a_reaped_run_never_overwrites_a_finish_that_won(settings):
     assert states.finish(result.id, Status.SUCCESS, "done")
     assert reaper.sweep() == []
     assert JobResult.objects.get(id=result.id).status == Status.SUCCESS
+
+
+def test_lose_leaves_alone_a_run_whose_heartbeat_came_after_the_reapers_read():
+    job = make_job("late-beat")
+    result = running_result(job, heartbeat_age=3600)
+    stale_before = timezone.now() - dt.timedelta(seconds=20)  # the sweep read it as stale ...
+    assert states.beat([result.id]) == {result.id: False}  # ... and its worker beat right after
+    assert states.lose(result.id, stale_before=stale_before) is False
+    assert JobResult.objects.get(id=result.id).status == Status.RUNNING
+
+
+@pytest.mark.worker
+def test_a_worker_whose_run_was_reaped_cannot_overwrite_the_ending_nor_retry_it_again(worker_factory, tmp_path):
+    # A heartbeat too slow to tell the worker that its run was ended: it comes back with its own ending.
+    worker_factory("late", "late", concurrency=1, env={"JOBS_HEARTBEAT_SECONDS": "600"})
+    release = tmp_path / "release"
+    job = make_job("reaped-late", (10, "testing.fail_when_file_appears", {"path": str(release)}), queue="late",
+                   idempotent=True, retries=3, retry_delay=3600, concurrency="parallel")
+    result = start_run(job)
+    wait_for_status(result.id, {Status.RUNNING})
+    assert states.lose(result.id, reason=": reaped by the test")  # as the reaper does ...
+    aftermath.run_ended(result.id, worker_lost=True)  # ... with its one retry
+    reaped = JobResult.objects.get(id=result.id)
+    assert reaped.retries.count() == 1
+    release.touch()  # the worker's line now fails and its runner ends the run: too late
+    probe = start_run(make_job("after-late", (10, "testing.echo", {}), queue="late"))
+    assert wait_for_status(probe.id).status == Status.SUCCESS  # the one pool process is done with the run
+    again = JobResult.objects.get(id=result.id)
+    assert (again.status, again.message, again.finished_at) == (reaped.status, reaped.message, reaped.finished_at)
+    assert again.message == "Worker lost: reaped by the test."
+    assert again.retries.count() == 1
 
 
 @pytest.mark.worker

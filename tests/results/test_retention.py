@@ -195,8 +195,9 @@ def test_a_bad_address_fails_the_line_with_its_reason():
 def test_the_demo_housekeeping_job_purges_every_night_at_half_past_three():
     import_jobs((REPO / "demo" / "jobs.yaml").read_text())
     job = Job.objects.get(identifier="housekeeping")
-    assert (job.schedule.kind, job.schedule.cron, job.schedule.timezone) == (Schedule.CALENDAR, "30 3 * * *", "UTC")
+    schedule = job.schedules.get()
+    assert (schedule.kind, schedule.cron, schedule.timezone) == (Schedule.CALENDAR, "30 3 * * *", "UTC")
     [line] = job.lines.all()
     assert line.action.name == "core.purge_results"
     assert line.validation_errors([]) == {}
-    assert job.schedule.next_run_at.astimezone(dt.UTC).strftime("%H:%M") == "03:30"
+    assert job.schedules.get().next_run_at.astimezone(dt.UTC).strftime("%H:%M") == "03:30"

@@ -108,3 +108,38 @@ def test_catch_up_after_beat_was_down_fires_once(beats):
     assert result.log_entries.filter(message__contains="caught up").exists() or "caught up" in result.message
     assert Schedule.objects.get(pk=schedule.pk).next_run_at > timezone.now()
     assert fired[0] < timezone.now() - timezone.timedelta(minutes=59)
+
+
+def test_several_schedules_of_a_job_fire_with_their_own_values_under_two_beats(beats):
+    job = make_job("two-regions", (10, "testing.echo", {"text": "region ${param.region}, ${param.days} days"}),
+                   concurrency="parallel", params=[{"name": "region", "type": "choice", "choices": ["north", "south"],
+                                                    "required": True},
+                                                   {"name": "days", "type": "int", "default": 7}])
+    for name, seconds, values in (("north", 1, {"region": "north", "days": 1}), ("south", 2, {"region": "south"})):
+        schedule = Schedule(job=job, name=name, kind="interval", every=seconds, every_unit="seconds",
+                            parameters=values)
+        schedule.full_clean()
+        schedule.save()
+    beats("beat-a")
+    beats("beat-b")
+    wait_for_slots(job, 6)
+    deadline = time.monotonic() + 30
+    while JobResult.objects.filter(job=job, status="success").count() < 6 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    results = list(JobResult.objects.filter(job=job, trigger="schedule"))
+    by_schedule = {"north": [], "south": []}
+    for result in results:
+        by_schedule[result.parameters["region"]].append(result)
+        if result.status == "success":  # its log names the schedule that started it
+            assert result.log_entries.filter(message=f"schedule {result.parameters['region']}").exists()
+    assert {r.parameters["days"] for r in by_schedule["north"]} == {1}
+    assert {r.parameters["days"] for r in by_schedule["south"]} == {7}  # not given: the default
+    for region, seconds in (("north", 1), ("south", 2)):
+        fired = sorted(r.scheduled_for for r in by_schedule[region])
+        assert len(fired) >= 2, region
+        assert len(fired) == len(set(fired)), f"{region}: a slot fired twice"
+        # Each slot on the schedule's own grid (a loaded machine may make beat pass a slot: not the point here).
+        assert all((b - a).total_seconds() % seconds == 0 for a, b in itertools.pairwise(fired)), region
+    logged = {entry.message for result in results if result.status == "success"
+              for entry in result.log_entries.all()}
+    assert {"region north, 1 days", "region south, 7 days"} <= logged  # the lines ran with the schedule's values

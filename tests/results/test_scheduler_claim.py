@@ -290,6 +290,34 @@ def test_a_required_parameter_with_a_default_starts_normally():
     assert [(r.status, r.parameters) for r in fired] == [("pending", {"days": 7})]
 
 
+def test_each_schedule_of_a_job_starts_its_runs_with_its_own_values():
+    job = make_job("regions", (10, "testing.echo", {}), queue=QUEUE, concurrency="parallel",
+                   params=[{"name": "region", "type": "str", "required": True}, {"name": "days", "type": "int",
+                                                                                   "default": 7}])
+    north = Schedule.objects.create(job=job, name="north", kind="interval", every=10, every_unit="minutes",
+                                    parameters={"region": "north", "days": 1})
+    south = Schedule.objects.create(job=job, name="south", kind="interval", every=1, every_unit="hours",
+                                    parameters={"region": "south"})
+    fired = [fire(schedule, schedule.next_run_at + dt.timedelta(seconds=1)) for schedule in (north, south)]
+    assert [(r.status, r.parameters["region"], r.parameters["days"], r.message) for r in fired] == [
+        ("pending", "north", 1, "schedule north"), ("pending", "south", 7, "schedule south")]
+    assert [fire(schedule, schedule.next_run_at + dt.timedelta(seconds=1)) for schedule in (north, south)] == [
+        None, None]  # each slot claimed once
+
+
+def test_a_value_the_job_no_longer_accepts_records_an_error_naming_the_schedule():
+    job = make_job("changed-params", (10, "testing.echo", {}), queue=QUEUE,
+                   params=[{"name": "days", "type": "int"}])
+    schedule = Schedule.objects.create(job=job, name="weekly", kind="interval", every=10, every_unit="minutes",
+                                       parameters={"days": 7})
+    job.params = [{"name": "days", "type": "choice", "choices": ["1", "2"]}]  # changed by code, not re-validated
+    job.save()
+    fire_due(Schedule.objects.get(pk=schedule.pk).next_run_at + dt.timedelta(seconds=1))
+    result = JobResult.objects.get(job=job)
+    assert (result.status, result.message) == (
+        "error", "Scheduled run of schedule 'weekly' not started: days: must be one of: 1, 2")
+
+
 def test_every_fired_result_has_the_schedule_trigger():
     _, ok_schedule = scheduled_job("trigger-ok", concurrency="parallel")
     busy, busy_schedule = scheduled_job("trigger-busy")

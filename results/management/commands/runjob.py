@@ -1,15 +1,18 @@
+import datetime as dt
 import sys
 import time
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
-from jobs import access
+from jobs import access, maintenance
 from jobs.models import Job
 from jobs.text import named_problem
 from results.dispatch import RunRefused, start_run
 from results.models import TERMINAL, JobResult, Status, Trigger
+from results.runat import plan_run
 
 OK_STATUSES = {Status.SUCCESS, Status.WARNING, Status.INFO}
 
@@ -24,12 +27,16 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true")
         parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
         parser.add_argument("--user", metavar="USERNAME", help="Run as this user, with their domains' rights.")
+        parser.add_argument("--at", metavar="ISO-DATETIME", default=None,
+                            help="Plan the run for this time (e.g. 2026-12-03T18:00, in TIME_ZONE without an offset); "
+                                 "prints the planned run's id.")
 
     def handle(self, *args, identifier: str, param: list[str], wait: bool, timeout: float | None,
-               user: str | None, **options) -> None:
+               user: str | None, at: str | None = None, **options) -> None:
         if timeout is not None and timeout <= 0:
             raise CommandError("--timeout must be a number of seconds above 0", returncode=2)
-        problem = named_problem({"IDENTIFIER": identifier, "--user": user})  # --param values: checked as parameters
+        # --param values: checked as parameters
+        problem = named_problem({"IDENTIFIER": identifier, "--user": user, "--at": at})
         if problem:
             raise CommandError(problem, returncode=2)
         runner = self._user(user)
@@ -39,6 +46,9 @@ class Command(BaseCommand):
             raise CommandError(f"unknown job {identifier!r}", returncode=2)
         if runner is not None and not access.can_run(runner, job):
             raise CommandError(f"user {runner.get_username()!r} may not run {identifier!r}", returncode=2)
+        if at is not None:
+            self._plan(job, at, param, runner, wait)
+            return
         try:
             result = start_run(job, parameters=self._parameters(param), user=runner, trigger=Trigger.COMMAND)
         except RunRefused as exc:
@@ -47,9 +57,33 @@ class Command(BaseCommand):
             problems = "; ".join(f"parameter {name}: {' '.join(msgs)}" for name, msgs in exc.message_dict.items())
             raise CommandError(problems, returncode=2) from exc
         self.stdout.write(str(result.id))
+        warning = maintenance.run_warning(job.domain_id)
+        if warning:
+            self.stderr.write(f"warning: started {warning}")
         self.stdout.flush()
         if wait:
             self._wait(result.id, timeout)
+
+    def _plan(self, job: Job, at: str, param: list[str], runner, wait: bool) -> None:
+        """``--at``: a planned run (``results.runat``), fired by beat; its parameters are checked now."""
+        if wait:
+            raise CommandError("--wait cannot be used with --at", returncode=2)
+        try:
+            run_at = dt.datetime.fromisoformat(at)
+        except ValueError:
+            raise CommandError(f"--at {at!r}: write a date and time as YYYY-MM-DDTHH:MM[:SS][+HH:MM]",
+                               returncode=2) from None
+        if timezone.is_naive(run_at):
+            run_at = timezone.make_aware(run_at)
+        try:
+            planned = plan_run(job, run_at, parameters=self._parameters(param), user=runner, trigger=Trigger.COMMAND)
+        except RunRefused as exc:
+            raise CommandError(str(exc), returncode=2) from exc
+        except ValidationError as exc:
+            problems = "; ".join(f"{'--at' if name == 'run_at' else 'parameter ' + name}: {' '.join(msgs)}"
+                                 for name, msgs in exc.message_dict.items())
+            raise CommandError(problems, returncode=2) from exc
+        self.stdout.write(str(planned.id))
 
     def _user(self, username: str | None):
         if username is None:
