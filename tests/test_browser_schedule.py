@@ -80,5 +80,6 @@ def test_give_a_job_two_schedules_with_their_own_values(
     assert [(s.name, s.kind, s.timezone, s.parameters) for s in job.schedules.all()] == [
         ("north", "interval", Schedule.objects.get(name="north").timezone, {"region": "north"}),
         ("south", "calendar", "America/Santiago", {"region": "south"})]
-    expect(page.locator("#schedule-1 .field-plan_in_words .readonly")).to_have_text("At 06:00 — cron 0 6 * * * (America/Santiago)")
+    expect(page.locator("#schedule-1 .field-plan_in_words .readonly")).to_have_text(
+        "At 06:00 — cron 0 6 * * * (America/Santiago)")
     assert page.js_errors == []
