@@ -21,6 +21,13 @@ pytestmark = pytest.mark.django_db
 NOW = timezone.now()
 
 
+@pytest.fixture(autouse=True)
+def _now() -> None:
+    """Each test's own "now": the suite runs for minutes, and a run started 2 minutes ago must stay so."""
+    global NOW
+    NOW = timezone.now()
+
+
 def client_of(user) -> Client:
     client = Client()
     client.force_login(user)
