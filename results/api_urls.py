@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from . import api, api_maintenance
 
 app_name = "api"
 urlpatterns = [
@@ -13,4 +13,7 @@ urlpatterns = [
     path("backfills/<int:backfill_id>/kill/", api.BackfillKillView.as_view(), name="backfill-kill"),
     path("planned/<int:planned_id>/cancel/", api.PlannedRunCancelView.as_view(), name="planned-cancel"),
     path("results/<int:result_id>/log/", api.ResultLogView.as_view(), name="result-log"),
+    path("windows/", api_maintenance.WindowListView.as_view(), name="windows"),
+    path("windows/<int:window_id>/", api_maintenance.WindowView.as_view(), name="window"),
+    path("schedules/pause/", api_maintenance.PauseView.as_view(), name="schedules-pause"),
 ]

@@ -18,6 +18,8 @@ from django.utils import timezone
 from jobs import access
 from jobs.models import Job
 
+from .models import JobResult
+
 
 class DomainFilter(admin.SimpleListFilter):
     """By the run's domain: its own (a per-domain run of a global job) or its job's."""
@@ -37,14 +39,26 @@ class DomainFilter(admin.SimpleListFilter):
 
 
 class JobFilter(admin.SimpleListFilter):
-    """By job: only the jobs the caller sees are offered."""
+    """By job: only the jobs the caller sees are offered; with many jobs, those of the latest runs.
+
+    Ten thousand links would cost the page more than its million rows (and help nobody): past ``OFFERED``
+    jobs, the filter offers the jobs of the latest runs; any job's own link (``?job=ID``) still filters.
+    """
 
     title = "job"
     parameter_name = "job"
+    OFFERED = 100
+    RECENT_RUNS = 2000
 
     def lookups(self, request, model_admin):
-        return [(str(pk), identifier) for pk, identifier in access.visible_jobs(request.user).order_by("identifier")
-                .values_list("pk", "identifier")]
+        jobs = access.visible_jobs(request.user).order_by("identifier").values_list("pk", "identifier")
+        offered = list(jobs[:self.OFFERED + 1])
+        if len(offered) > self.OFFERED:
+            recent = access.visible_results(request.user, JobResult.objects.all()).order_by("-id") \
+                .values_list("job_id", flat=True)[:self.RECENT_RUNS]
+            chosen = {int(self.value())} if (self.value() or "").isdigit() else set()
+            offered = list(jobs.filter(pk__in={*recent} | chosen)[:self.OFFERED])
+        return [(str(pk), identifier) for pk, identifier in offered]
 
     def queryset(self, request, queryset):
         value = self.value()

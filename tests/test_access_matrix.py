@@ -611,6 +611,11 @@ PROBES: list[Probe] = [
           body=lambda w, s: {}, api=True, touches="backfill", success=202),
     Probe("api-log", "api:result-log", "GET", lambda w, s: reverse("api:result-log", args=[w.done[s].pk]),
           on_object(200, anonymous=UNAUTH), SCOPES, api=True),
+    Probe("api-windows", "api:windows", "GET", lambda w, s: reverse("api:windows"), _api_list, api=True),
+    Probe("api-window", "api:window", "GET", lambda w, s: reverse("api:window", args=[w.windows[s].pk]),
+          lambda role, scope: UNAUTH if role == "anonymous" else on_window(200)(role, scope), SCOPES, api=True),
+    Probe("api-pause", "api:schedules-pause", "GET", lambda w, s: reverse("api:schedules-pause"),
+          for_members(200, anonymous=UNAUTH), api=True),
     # --- the site root and the admin site's own pages ---------------------------------------------------
     Probe("root", "", "GET", lambda w, s: "/", landing),
     Probe("index", "admin:index", "GET", admin_url("index"), for_staff(200)),
