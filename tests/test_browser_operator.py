@@ -47,6 +47,9 @@ def test_log_lines_appear_while_the_job_runs(browser_page, celery_worker, live_s
     assert JobResult.objects.get(id=result.id).status == Status.RUNNING  # seen while it still runs
     expect(page.locator("#job-log")).to_contain_text("tick-16", timeout=15_000)
     expect(page.locator("#result-status")).to_have_text("success", timeout=10_000)
+    # The status can arrive a poll before the run's last entries (the log is read first): the page keeps
+    # polling until the log says it is finished, and then shows every entry.
+    expect(page.locator("body")).to_have_attribute("data-result-finished", "true", timeout=10_000)
     assert page.locator("#job-log div").count() == JobLogEntry.objects.filter(result=result).count()
 
 
