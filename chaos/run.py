@@ -600,11 +600,13 @@ def queues(s: Scenario) -> None:
     states.request_kill(spin.id, None)
     killed = wait_until(lambda: rows(id=spin.id, status="killed"), timeout=20, step=0.02)
     took = time.monotonic() - asked
-    gone = wait_until(lambda: not os.path.exists(f"/proc/{spin_pid}"), timeout=10, step=0.02)
+    # Since lines are interrupted (results.stopping), the pool process stays and serves the next run (checked
+    # below: a run on each queue after the kills); it is ended only when a line ignores the interrupt.
+    kept = os.path.exists(f"/proc/{spin_pid}")
     s.fact(f"kill of a pure-Python run on {spin_worker} (pool process {spin_pid}, in wb's pool: {in_wb_pool}): "
-           f"{'killed' if killed else 'not killed'} in {took:.2f} s; its process ended: {bool(gone)}")
+           f"{'killed' if killed else 'not killed'} in {took:.2f} s; its pool process kept: {kept}")
     s.check(spin_worker == "wb" and in_wb_pool, f"the chaos-b run ran on {spin_worker}, not in wb's pool")
-    s.check(bool(killed) and bool(gone), "the kill did not stop the run and its process on wb")
+    s.check(bool(killed), "the kill did not stop the run on wb")
     hold_row = rows(id=hold.id)[0]
     s.fact(f"meanwhile wa's run: {hold_row['status']}; wa's pool unchanged: {set(wa.children()) == wa_pool}")
     s.check(hold_row["status"] == "running" and set(wa.children()) == wa_pool,
