@@ -180,6 +180,21 @@ def beat(tmp_path, celery_worker):
 
 
 @pytest.fixture
+def beats(tmp_path):
+    """Start beat processes by name (several race for the same slots); all are stopped after the test."""
+    started: list[BeatProcess] = []
+
+    def start(name: str) -> BeatProcess:
+        process = BeatProcess(tmp_path, name=name).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
 def worker_factory(django_db_setup):
     """Start extra workers (own names and queues); all are stopped after the test."""
     started: list[WorkerProcess] = []

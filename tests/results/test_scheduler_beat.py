@@ -9,24 +9,9 @@ from django.utils import timezone
 
 from jobs.models import Schedule
 from results.models import JobResult
-from tests.conftest import BeatProcess
 from tests.helpers import make_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.usefixtures("celery_worker")]
-
-
-@pytest.fixture
-def beats(tmp_path):
-    started: list[BeatProcess] = []
-
-    def start(name: str) -> BeatProcess:
-        process = BeatProcess(tmp_path, name=name).start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def interval_job(identifier: str, seconds: int):

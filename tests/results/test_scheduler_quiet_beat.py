@@ -13,24 +13,9 @@ from jobs.maintenance import MaintenanceWindow
 from jobs.models import Schedule
 from results.models import JobResult
 from results.runat import PlannedRun, plan_run
-from tests.conftest import BeatProcess
 from tests.helpers import make_job, wait_for_status
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker, pytest.mark.usefixtures("celery_worker")]
-
-
-@pytest.fixture
-def beats(tmp_path):
-    started: list[BeatProcess] = []
-
-    def start(name: str) -> BeatProcess:
-        process = BeatProcess(tmp_path, name=name).start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def every_second(identifier: str, **fields):
