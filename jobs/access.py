@@ -120,3 +120,25 @@ def can_edit(user: User, job: Job) -> bool:
 
 def is_member(user: User) -> bool:
     return is_system_admin(user) or DomainMembership.objects.filter(user_id=getattr(user, "pk", None)).exists()
+
+
+# --- the same questions, answered once per request ------------------------------------------------------------
+# The admin asks them for every model of its sidebar, every inline, form and fieldset of a page.
+
+def per_request(request, key: tuple, compute):
+    """``compute()`` once per request (the answers live on the request)."""
+    answers = request.__dict__.setdefault("_jobs_access_answers", {})
+    if key not in answers:
+        answers[key] = compute()
+    return answers[key]
+
+
+def request_is_member(request) -> bool:
+    """``is_member`` of the request's user, asked once per request."""
+    return per_request(request, ("member",), lambda: is_member(request.user))
+
+
+def request_edits_somewhere(request) -> bool:
+    """A system administrator or an administrator of some domain (may add what belongs to a domain)."""
+    return per_request(request, ("edits",), lambda: is_system_admin(request.user)
+                       or editable_domains(request.user).exists())

@@ -47,20 +47,8 @@ def status_badge(status: str | None, label: str | None = None):
                        css, status or "never run", icon, label if label is not None else (status or "never run"))
 
 
-def per_request(request, key: tuple, compute):
-    """``compute()`` once per request: the admin asks the same permission for every inline, form and fieldset."""
-    answers = request.__dict__.setdefault("_jobs_access_answers", {})
-    if key not in answers:
-        answers[key] = compute()
-    return answers[key]
-
-
-def is_member(request) -> bool:
-    return per_request(request, ("member",), lambda: access.is_member(request.user))
-
-
 def can_edit(request, job: Job) -> bool:
-    return per_request(request, ("edit", job.pk), lambda: access.can_edit(request.user, job))
+    return access.per_request(request, ("edit", job.pk), lambda: access.can_edit(request.user, job))
 
 
 class NotFoundOutsideDomainsMixin:
@@ -87,10 +75,10 @@ class MembershipAdminMixin:
     """Staff members of a domain use the admin with no Django permissions of their own."""
 
     def has_module_permission(self, request) -> bool:
-        return is_member(request)
+        return access.request_is_member(request)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return is_member(request)
+        return access.request_is_member(request)
 
 
 class SystemAdminOnlyMixin:
@@ -124,10 +112,10 @@ class DomainAdmin(NotFoundOutsideDomainsMixin, SystemAdminOnlyMixin, admin.Model
     inlines = [MembershipInline]
 
     def has_module_permission(self, request) -> bool:
-        return is_member(request)
+        return access.request_is_member(request)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return is_member(request)
+        return access.request_is_member(request)
 
     def get_queryset(self, request):
         return access.visible_domains(request.user)
@@ -232,8 +220,36 @@ class SecretForm(forms.ModelForm):
         return super().save(commit)
 
 
+class DomainOwnedAdminMixin:
+    """Objects of a domain, or global: members read them, a domain's administrators change its own, and only
+    system administrators the global ones (a domain admin's form offers only their domains)."""
+
+    def has_module_permission(self, request) -> bool:
+        return access.request_is_member(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.request_is_member(request)
+
+    def has_add_permission(self, request) -> bool:
+        return access.request_edits_somewhere(request)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return access.has_role_in(request.user, obj.domain_id, access.EDIT_ROLES)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "domain":
+            kwargs["queryset"] = access.editable_domains(request.user)
+            kwargs["required"] = not access.is_system_admin(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
 @admin.register(Secret)
-class SecretAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
+class SecretAdmin(NotFoundOutsideDomainsMixin, DomainOwnedAdminMixin, admin.ModelAdmin):
     """Members see the names of their domains' secrets; domain administrators set them; nobody reads a value."""
 
     form = SecretForm
@@ -258,30 +274,10 @@ class SecretAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             return secrets
         return secrets.filter(domain__in=access.visible_domains(request.user))
 
-    def has_module_permission(self, request) -> bool:
-        return is_member(request)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return is_member(request)
-
-    def has_add_permission(self, request) -> bool:
-        return access.is_system_admin(request.user) or access.editable_domains(request.user).exists()
-
     def has_change_permission(self, request, obj=None) -> bool:
-        if obj is None:
-            return self.has_add_permission(request)
-        if obj.system_only and not access.is_system_admin(request.user):
+        if obj is not None and obj.system_only and not access.is_system_admin(request.user):
             return False  # kept for system administrators' lines: a domain admin reads its name only
-        return access.has_role_in(request.user, obj.domain_id, access.EDIT_ROLES)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self.has_change_permission(request, obj)
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "domain":
-            kwargs["queryset"] = access.editable_domains(request.user)
-            kwargs["required"] = not access.is_system_admin(request.user)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+        return super().has_change_permission(request, obj)
 
     def save_model(self, request, obj: Secret, form, change) -> None:
         obj.updated_by = request.user
@@ -338,7 +334,7 @@ class ScheduleInline(admin.StackedInline):
         return schedule.when_local(schedule.last_run_at)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return is_member(request)
+        return access.request_is_member(request)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return obj is None or can_edit(request, obj)
@@ -572,7 +568,7 @@ class JobLineInline(admin.TabularInline):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return is_member(request)
+        return access.request_is_member(request)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return obj is None or can_edit(request, obj)
@@ -733,18 +729,17 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     # --- permissions (by domain) -------------------------------------------------
     def has_module_permission(self, request) -> bool:
-        return is_member(request)
+        return access.request_is_member(request)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return is_member(request)
+        return access.request_is_member(request)
 
     def has_add_permission(self, request) -> bool:
-        return per_request(request, ("add",), lambda: access.is_system_admin(request.user)
-                           or access.editable_domains(request.user).exists())
+        return access.request_edits_somewhere(request)
 
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is None:
-            return is_member(request)
+            return access.request_is_member(request)
         return can_edit(request, obj)
 
     def has_delete_permission(self, request, obj=None) -> bool:
@@ -758,7 +753,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     def get_object(self, request, object_id, from_field=None):
         # Asked for three times on the job page (the 404 check, its context, Django's own view): read once.
-        return per_request(request, ("job", object_id, from_field),
+        return access.per_request(request, ("job", object_id, from_field),
                            lambda: super(JobAdmin, self).get_object(request, object_id, from_field))
 
     def get_form(self, request, obj=None, change=False, **kwargs):

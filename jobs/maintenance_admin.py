@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from . import access, maintenance
-from .admin import NotFoundOutsideDomainsMixin
+from .admin import DomainOwnedAdminMixin, NotFoundOutsideDomainsMixin
 from .forms import _time_zone_choices
 from .maintenance import MaintenanceWindow
 
@@ -39,7 +39,7 @@ class PauseForm(forms.Form):
 
 
 @admin.register(MaintenanceWindow)
-class MaintenanceWindowAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
+class MaintenanceWindowAdmin(NotFoundOutsideDomainsMixin, DomainOwnedAdminMixin, admin.ModelAdmin):
     form = MaintenanceWindowForm
     list_display = ["name", "scope", "kind", "when", "active"]
     list_filter = ["active", "kind"]
@@ -65,32 +65,9 @@ class MaintenanceWindowAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         windows = super().get_queryset(request).select_related("domain")
         if access.is_system_admin(request.user):
             return windows
-        if not access.is_member(request.user):
+        if not access.request_is_member(request):
             return windows.none()
         return windows.filter(Q(domain__isnull=True) | Q(domain__in=access.visible_domains(request.user)))
-
-    def has_module_permission(self, request) -> bool:
-        return access.is_member(request.user)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
-
-    def has_add_permission(self, request) -> bool:
-        return access.is_system_admin(request.user) or access.editable_domains(request.user).exists()
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        if obj is None:
-            return self.has_add_permission(request)
-        return access.has_role_in(request.user, obj.domain_id, access.EDIT_ROLES)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self.has_change_permission(request, obj)
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "domain":
-            kwargs["queryset"] = access.editable_domains(request.user)
-            kwargs["required"] = not access.is_system_admin(request.user)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj: MaintenanceWindow, form, change) -> None:
         if not change:

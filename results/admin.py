@@ -63,8 +63,28 @@ class CappedCountPaginator(Paginator):
         return f"{self.CAP:,}"
 
 
+class ExecutionsReadOnlyMixin:
+    """Executions (results, planned runs, backfills) are read by members, made by the runs themselves, and deleted
+    only by system administrators (a job's deletion takes its executions)."""
+
+    def has_module_permission(self, request) -> bool:
+        return access.request_is_member(request)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.request_is_member(request)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return access.is_system_admin(request.user)
+
+
 @admin.register(JobResult)
-class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
+class JobResultAdmin(NotFoundOutsideDomainsMixin, ExecutionsReadOnlyMixin, admin.ModelAdmin):
     change_form_template = "admin/results/jobresult/change_form.html"
     change_list_template = "admin/results/jobresult/change_list.html"
     # Few, wrapping columns: the list fits 1400 px beside the sidebar and 800 px without sideways scrolling.
@@ -86,21 +106,6 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
     readonly_fields = ["job", "domain", "run_as", "shown_parameters", "variables", "queue", "created_at",
                        "heartbeat_at"]
     fieldsets = [("Details", {"fields": readonly_fields, "classes": ["collapse"]})]
-
-    def has_module_permission(self, request) -> bool:
-        return access.is_member(request.user)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return access.is_system_admin(request.user)
 
     def get_queryset(self, request):
         return access.visible_results(request.user, super().get_queryset(request))

@@ -24,30 +24,13 @@ from jobs.models import Job
 
 from . import backfill as backfills
 from . import calendar
+from .admin import ExecutionsReadOnlyMixin
 from .dispatch import RunRefused
 from .runat import PlannedRun
 
 
-class ReadOnlyMixin:
-    def has_module_permission(self, request) -> bool:
-        return access.is_member(request.user)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return access.is_member(request.user)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        # Like results: only system administrators delete (a job's deletion takes its planned runs and backfills).
-        return access.is_system_admin(request.user)
-
-
 @admin.register(PlannedRun)
-class PlannedRunAdmin(NotFoundOutsideDomainsMixin, ReadOnlyMixin, admin.ModelAdmin):
+class PlannedRunAdmin(NotFoundOutsideDomainsMixin, ExecutionsReadOnlyMixin, admin.ModelAdmin):
     """Runs planned for later (run at): pending ones can be cancelled by those who may run the job."""
 
     list_display = ["job", "run_at", "state", "requested_by", "trigger", "result_link", "cancel_link"]
@@ -110,7 +93,7 @@ class PlannedRunAdmin(NotFoundOutsideDomainsMixin, ReadOnlyMixin, admin.ModelAdm
 
     def calendar_view(self, request):
         """A week of upcoming runs of the jobs the user sees (``?week=YYYY-MM-DD``), windows shaded."""
-        if not access.is_member(request.user):
+        if not access.request_is_member(request):
             raise PermissionDenied
         try:
             first_day = dt.date.fromisoformat(request.GET["week"]) if request.GET.get("week") else None
@@ -144,7 +127,7 @@ class BackfillForm(forms.Form):
 
 
 @admin.register(backfills.Backfill)
-class BackfillAdmin(NotFoundOutsideDomainsMixin, ReadOnlyMixin, admin.ModelAdmin):
+class BackfillAdmin(NotFoundOutsideDomainsMixin, ExecutionsReadOnlyMixin, admin.ModelAdmin):
     """Backfills: progress, the day-by-day runs and one Kill for all of them."""
 
     list_display = ["__str__", "state", "progress_text", "parallel", "created_by", "created_at"]

@@ -333,4 +333,4 @@ def test_live_view_query_count_is_fixed(client, admin_user, acme, django_assert_
         assert client.get(reverse("admin:jobs_job_live"), {"ids": ids}).status_code == 200
 
 
-JOB_LIST_QUERIES = {"superuser": 9, "operator": 32}
+JOB_LIST_QUERIES = {"superuser": 9, "operator": 18}

@@ -333,7 +333,7 @@ def test_export_of_a_bad_filter_is_a_clear_400(client, admin_user):
 
 
 # --- query counts ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("role", "queries"), [("superuser", 7), (DomainMembership.OPERATOR, 34)])
+@pytest.mark.parametrize(("role", "queries"), [("superuser", 7), (DomainMembership.OPERATOR, 19)])
 def test_result_list_query_count_is_fixed(client, admin_user, member, acme, role, queries,
                                           django_assert_num_queries):
     user = admin_user if role == "superuser" else member("otto", acme, role)
