@@ -49,17 +49,23 @@ class Domain(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def schedule_gap_refusal(self, plan: dict[str, Any] | None, anchor: datetime.datetime | None = None) -> str | None:
-        """Why a schedule with ``plan`` fires too often for this domain's quota (None: it does not)."""
-        from .scheduling import shortest_gap
+    def schedule_gap_refusal(self, plan: dict[str, Any] | None, anchor: datetime.datetime | None = None,
+                             siblings: list[tuple[dict[str, Any], datetime.datetime | None]] = ()) -> str | None:
+        """Why a schedule with ``plan`` fires too often for this domain's quota (None: it does not), alone or
+        beside ``siblings``, the ``(plan, anchor)`` of the job's other schedules: they all start its runs."""
+        from .scheduling import shortest_combined_gap, shortest_gap
 
         if not self.min_schedule_interval_seconds or plan is None:
             return None
-        gap = shortest_gap(plan, timezone.now(), anchor=anchor)
-        if gap is None or gap >= self.min_schedule_interval_seconds:
-            return None
-        return (f"domain {self.slug} allows schedules at most every {self.min_schedule_interval_seconds} seconds; "
-                f"this one fires {gap:g} seconds apart.")
+        limit = f"domain {self.slug} allows schedules at most every {self.min_schedule_interval_seconds} seconds"
+        now = timezone.now()
+        gap = shortest_gap(plan, now, anchor=anchor)
+        if gap is not None and gap < self.min_schedule_interval_seconds:
+            return f"{limit}; this one fires {gap:g} seconds apart."
+        together = shortest_combined_gap([(plan, anchor), *siblings], now) if siblings else None
+        if together is not None and together < self.min_schedule_interval_seconds:
+            return f"{limit}; with the job's other schedules it fires {together:g} seconds apart."
+        return None
 
 
 class DomainMembership(models.Model):
@@ -799,7 +805,11 @@ class Schedule(models.Model):
 
     def _check_domain_quota(self) -> None:
         domain = self.job.domain if self.job.domain_id else None
-        refusal = domain.schedule_gap_refusal(self.plan(), self.anchor_at) if domain is not None else None
+        if domain is None or not domain.min_schedule_interval_seconds:
+            return
+        siblings = [(other.plan(), other.anchor_at) for other in self.job.schedules.exclude(pk=self.pk)]
+        refusal = domain.schedule_gap_refusal(self.plan(), self.anchor_at,
+                                              [(plan, anchor) for plan, anchor in siblings if plan is not None])
         if refusal:
             raise ValidationError({"every" if self.kind == self.INTERVAL else "kind": refusal})
 

@@ -22,6 +22,7 @@ Calendar times are wall-clock times, with the daylight-saving rule of cron(8):
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -124,17 +125,26 @@ def shortest_gap(plan: dict[str, Any], after: dt.datetime, anchor: dt.datetime |
     shortest gap among its next ``fires`` fires (ignoring its end). None if it fires at most once."""
     if plan["type"] == "interval":
         return float(plan["every"])
-    unbounded = {**plan, "end": None}
-    previous, gap = None, None
-    for _ in range(fires):
-        instant = next_fire(unbounded, previous or after, anchor)
+    return shortest_combined_gap([(plan, anchor)], after, fires)
+
+
+def shortest_combined_gap(plans: list[tuple[dict[str, Any], dt.datetime | None]], after: dt.datetime,
+                          fires: int = GAP_SAMPLE_FIRES) -> float | None:
+    """Seconds between the two closest fires of several plans together (each ``(plan, anchor)``): a job's
+    schedules fire side by side, so two hourly plans half an hour apart fire every 30 minutes."""
+    instants = sorted(instant for plan, anchor in plans for instant in _fires(plan, after, anchor, fires))
+    gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(instants)]
+    return min(gaps, default=None)
+
+
+def _fires(plan: dict[str, Any], after: dt.datetime, anchor: dt.datetime | None, count: int) -> list[dt.datetime]:
+    unbounded, instants = {**plan, "end": None}, []
+    while len(instants) < count:
+        instant = next_fire(unbounded, instants[-1] if instants else after, anchor)
         if instant is None:
             break
-        if previous is not None:
-            seconds = (instant - previous).total_seconds()
-            gap = seconds if gap is None else min(gap, seconds)
-        previous = instant
-    return gap
+        instants.append(instant)
+    return instants
 
 
 def _next_candidate(plan: dict[str, Any], after: dt.datetime, anchor: dt.datetime | None) -> dt.datetime:

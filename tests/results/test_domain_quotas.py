@@ -156,3 +156,19 @@ def test_a_domain_admin_cannot_change_the_quotas(client, member, limited):
     assert response.status_code == 403
     limited.refresh_from_db()
     assert limited.max_parallel_runs == 2
+
+
+def test_a_jobs_schedules_together_keep_the_domains_quota(slow_domain):
+    """Schedules became several per job: each hourly at :00 and :30 (or twice the same plan) passed one at a time,
+    and the job ran every 30 minutes (or twice a slot) in a domain that allows every 10 minutes at most."""
+    job = parallel_job("twice-hourly", slow_domain)
+    Schedule.objects.create(job=job, kind=Schedule.CALENDAR, cron="0 * * * *", timezone="UTC")
+    Schedule(job=job, kind=Schedule.CALENDAR, cron="30 * * * *", timezone="UTC").full_clean()  # 30 min apart: fine
+    for cron, gap in (("5 * * * *", 300), ("0 * * * *", 0)):
+        with pytest.raises(ValidationError) as info:
+            Schedule(job=job, kind=Schedule.CALENDAR, cron=cron, timezone="UTC").full_clean()
+        assert info.value.message_dict["kind"] == [
+            "domain acme allows schedules at most every 600 seconds; with the job's other schedules it fires "
+            f"{gap} seconds apart."]
+    schedule = job.schedules.get()
+    schedule.full_clean()  # a schedule is not measured against itself when saved again
