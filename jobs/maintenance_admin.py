@@ -88,18 +88,21 @@ class MaintenanceWindowAdmin(NotFoundOutsideDomainsMixin, DomainOwnedAdminMixin,
         if not access.is_system_admin(request.user):
             raise PermissionDenied
         current = maintenance.current_pause()
-        form = PauseForm(request.POST if request.method == "POST" and current is None else None)
-        if request.method == "POST":
-            if current is not None:
-                maintenance.resume_all(request.user)
-                self.message_user(request, "Schedules resumed.", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:jobs_maintenancewindow_changelist"))
-            if form.is_valid():
-                if maintenance.pause_all(request.user, form.cleaned_data["reason"]) is None:
-                    self.message_user(request, "Schedules were already paused.", messages.WARNING)
-                else:
-                    self.message_user(request, "Every schedule is paused.", messages.SUCCESS)
-                return HttpResponseRedirect(reverse("admin:jobs_maintenancewindow_changelist"))
+        # What the person pressed decides, not what the page showed: a Pause sent after someone else paused
+        # must not resume (the pause's own race is settled by pause_all).
+        resuming = request.method == "POST" and "resume" in request.POST
+        form = PauseForm(request.POST if request.method == "POST" and not resuming else None)
+        if resuming:
+            done = maintenance.resume_all(request.user)
+            self.message_user(request, "Schedules resumed." if done else "Schedules were not paused.",
+                              messages.SUCCESS if done else messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:jobs_maintenancewindow_changelist"))
+        if form.is_valid():
+            if maintenance.pause_all(request.user, form.cleaned_data["reason"]) is None:
+                self.message_user(request, "Schedules were already paused.", messages.WARNING)
+            else:
+                self.message_user(request, "Every schedule is paused.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:jobs_maintenancewindow_changelist"))
         context = {**self.admin_site.each_context(request), "title": "Pause all schedules", "form": form,
                    "current": current, "opts": self.model._meta}
         return TemplateResponse(request, "admin/jobs/maintenancewindow/pause.html", context)

@@ -160,12 +160,23 @@ def test_pause_and_resume_from_the_admin_with_a_banner_on_every_page_meanwhile(c
         assert 'id="schedule-pause-banner"' in html and "moving the database" in html and "by root" in html, page
     client.force_login(viewer)
     assert "moving the database" in client.get(reverse("admin:index")).content.decode()
-    assert client.post(reverse("admin:jobs_maintenancewindow_pause"), {}).status_code == 403
+    assert client.post(reverse("admin:jobs_maintenancewindow_pause"), {"resume": "1"}).status_code == 403
     assert maintenance.current_pause() is not None
     client.force_login(admin_user)
-    client.post(reverse("admin:jobs_maintenancewindow_pause"), {})
+    client.post(reverse("admin:jobs_maintenancewindow_pause"), {"resume": "1"})
     assert maintenance.current_pause() is None
     assert 'id="schedule-pause-banner"' not in client.get(reverse("admin:index")).content.decode()
+
+
+def test_a_pause_sent_after_someone_else_paused_never_resumes(client, admin_user, django_user_model):
+    """Both saw "not paused"; the second Pause used to resume the first one's pause (the page acted on the state)."""
+    other = django_user_model.objects.create_superuser("ops2", "ops2@example.com", "pw")
+    maintenance.pause_all(other, "moving the database")
+    client.force_login(admin_user)
+    response = client.post(reverse("admin:jobs_maintenancewindow_pause"), {"pause": "1", "reason": "me too"},
+                           follow=True)
+    assert "Schedules were already paused." in response.content.decode()
+    assert maintenance.current_pause().reason == "moving the database"
 
 
 def test_pausing_needs_a_reason(client, admin_user):
