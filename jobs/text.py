@@ -96,3 +96,8 @@ def _encodes(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def problems_in_words(exc, name_of=lambda name: name) -> str:
+    """"NAME: rule; OTHER: rule" for a ValidationError by field: what a run that could not start says, in one line."""
+    return "; ".join(f"{name_of(name)}: {' '.join(rules)}" for name, rules in exc.message_dict.items())

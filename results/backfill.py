@@ -27,6 +27,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from jobs.models import Job
+from jobs.text import problems_in_words
 
 from . import states
 from .dispatch import RunRefused, start_run
@@ -178,7 +179,7 @@ def _start_day(backfill: Backfill, day: BackfillDay) -> JobResult | None:
         logger.info("backfill %s: %s not started yet: %s", backfill.pk, day.day, exc)
         return None
     except ValidationError as exc:  # the job's parameters changed since the backfill was created
-        problems = "; ".join(f"{name}: {' '.join(rules)}" for name, rules in exc.message_dict.items())
+        problems = problems_in_words(exc)
         result = states.record_skipped(backfill.job, f"Backfill #{backfill.pk} {day.day}: not started: {problems}",
                                        failed=True, trigger=Trigger.BACKFILL)
     BackfillDay.objects.filter(pk=day.pk).update(result=result)

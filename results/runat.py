@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from jobs import access, maintenance
 from jobs.models import Job
+from jobs.text import problems_in_words
 
 from . import states
 from .dispatch import RunRefused, start_run
@@ -141,7 +142,7 @@ def _start(planned: PlannedRun, job: Job, quiet: str | None) -> JobResult:
     except RunRefused as exc:
         return states.record_skipped(job, f"Planned run skipped: {exc}", planned_at, trigger=Trigger.RUN_AT)
     except ValidationError as exc:
-        problems = "; ".join(f"{name}: {' '.join(rules)}" for name, rules in exc.message_dict.items())
+        problems = problems_in_words(exc)
         return states.record_skipped(job, f"Planned run not started: {problems}", planned_at, failed=True,
                                      trigger=Trigger.RUN_AT)
 

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from jobs import maintenance
 from jobs.models import Schedule
+from jobs.text import problems_in_words
 
 from . import backfill, reaper, runat, states
 from .dispatch import RunRefused, start_run
@@ -92,7 +93,7 @@ def start_scheduled_run(schedule: Schedule, slot: dt.datetime, missed: bool) -> 
     except RunRefused as exc:
         return states.record_skipped(schedule.job, f"Scheduled run skipped: {exc}", slot)
     except ValidationError as exc:
-        problems = "; ".join(f"{name}: {' '.join(rules)}" for name, rules in exc.message_dict.items())
+        problems = problems_in_words(exc)
         return states.record_skipped(schedule.job, f"Scheduled run of schedule {schedule.label()} not started: "
                                      f"{problems}", slot, failed=True)
 

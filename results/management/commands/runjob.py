@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from jobs import access, maintenance
 from jobs.models import Job
-from jobs.text import named_problem
+from jobs.text import named_problem, problems_in_words
 from results.dispatch import RunRefused, start_run
 from results.models import TERMINAL, JobResult, Status, Trigger
 from results.runat import plan_run
@@ -54,8 +54,7 @@ class Command(BaseCommand):
         except RunRefused as exc:
             raise CommandError(str(exc), returncode=2) from exc
         except ValidationError as exc:
-            problems = "; ".join(f"parameter {name}: {' '.join(msgs)}" for name, msgs in exc.message_dict.items())
-            raise CommandError(problems, returncode=2) from exc
+            raise CommandError(problems_in_words(exc, lambda name: f"parameter {name}"), returncode=2) from exc
         self.stdout.write(str(result.id))
         warning = maintenance.run_warning(job.domain_id)
         if warning:
@@ -80,9 +79,8 @@ class Command(BaseCommand):
         except RunRefused as exc:
             raise CommandError(str(exc), returncode=2) from exc
         except ValidationError as exc:
-            problems = "; ".join(f"{'--at' if name == 'run_at' else 'parameter ' + name}: {' '.join(msgs)}"
-                                 for name, msgs in exc.message_dict.items())
-            raise CommandError(problems, returncode=2) from exc
+            words = problems_in_words(exc, lambda name: "--at" if name == "run_at" else f"parameter {name}")
+            raise CommandError(words, returncode=2) from exc
         self.stdout.write(str(planned.id))
 
     def _user(self, username: str | None):
