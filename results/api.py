@@ -202,9 +202,7 @@ class JobRunView(APIView):
             planned = plan_run(job, data["run_at"], parameters=data["parameters"], user=request.user,
                                trigger=Trigger.API)
         except DjangoValidationError as exc:
-            errors = _prefixed(exc)
-            errors = {("run_at" if key == "parameters.run_at" else key): value for key, value in errors.items()}
-            return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+            return Response({"errors": _prefixed(exc, frozenset({"run_at"}))}, status=status.HTTP_400_BAD_REQUEST)
         except RunRefused as exc:
             return Response({"errors": {"job": [str(exc)]}}, status=status.HTTP_409_CONFLICT)
         return Response({"planned": PlannedRunSerializer(planned).data}, status=status.HTTP_202_ACCEPTED)
@@ -270,10 +268,8 @@ class JobBackfillView(APIView):
                                        last_day=data["last_day"], parallel=data["parallel"],
                                        parameters=data["parameters"], user=request.user)
         except DjangoValidationError as exc:
-            own = {"parameter", "first_day", "last_day", "parallel"}
-            errors = {key if key in own else f"parameters.{key}": value
-                      for key, value in _django_errors(exc).items()}
-            return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)
+            own = frozenset({"job", "parameter", "first_day", "last_day", "parallel"})
+            return Response({"errors": _prefixed(exc, own)}, status=status.HTTP_400_BAD_REQUEST)
         except RunRefused as exc:
             return Response({"errors": {"job": [str(exc)]}}, status=status.HTTP_409_CONFLICT)
         return Response(BackfillSerializer(visible_backfill(request.user, created.pk)).data,
@@ -296,10 +292,10 @@ class BackfillKillView(APIView):
                         status=status.HTTP_202_ACCEPTED)
 
 
-def _prefixed(exc: DjangoValidationError) -> dict:
-    """Run-time parameter errors are reported under ``parameters.NAME``."""
+def _prefixed(exc: DjangoValidationError, own: frozenset[str] = frozenset()) -> dict:
+    """Run-time parameter errors are reported under ``parameters.NAME``; the request's ``own`` fields by name."""
     errors = _django_errors(exc)
-    return {key if key == "parameters" else f"parameters.{key}": value for key, value in errors.items()}
+    return {key if key == "parameters" or key in own else f"parameters.{key}": value for key, value in errors.items()}
 
 
 class ResultView(APIView):
