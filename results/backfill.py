@@ -26,12 +26,13 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.utils import timezone
 
+from jobs import access
 from jobs.models import Job
 from jobs.text import problems_in_words
 
 from . import states
 from .dispatch import RunRefused, start_run
-from .models import ACTIVE, TERMINAL, JobResult, Trigger
+from .models import ACTIVE, FAILED, TERMINAL, JobResult, Trigger
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class Backfill(models.Model):
         statuses = list(self.days.values_list("result__status", flat=True))
         done = sum(1 for status in statuses if status in TERMINAL)
         going = sum(1 for status in statuses if status in ACTIVE)
-        failed = sum(1 for status in statuses if status in ("error", "killed"))
+        failed = sum(1 for status in statuses if status in FAILED)
         return {"total": len(statuses), "done": done, "going": going, "failed": failed,
                 "waiting": len(statuses) - done - going}
 
@@ -133,6 +134,8 @@ def create(job: Job, *, parameter: str, first_day: dt.date, last_day: dt.date, p
 
 def _range_errors(job: Job, parameter: str, first_day, last_day, parallel: int) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
+    if job.domain_id is None and job.execution == Job.PER_DOMAIN:
+        errors["job"] = [f"{job.identifier} runs once per domain: a backfill follows one run a day; run it by domain"]
     if parameter not in date_parameters(job):
         errors["parameter"] = [f"must be a date parameter of {job.identifier} "
                                f"({', '.join(date_parameters(job)) or 'it has none'})"]
@@ -154,6 +157,10 @@ def advance(backfill_id: int) -> list[JobResult]:
                     .filter(pk=backfill_id, finished_at__isnull=True, killed_at__isnull=True).first())
         if backfill is None:
             return []
+        refusal = _stop_reason(backfill)
+        if refusal:
+            _stop(backfill, refusal)
+            return []
         days = backfill.days.select_related("result").order_by("day")
         going = days.filter(result__status__in=ACTIVE).count()
         waiting = list(days.filter(result__isnull=True)[:max(0, backfill.parallel - going)])
@@ -167,6 +174,25 @@ def advance(backfill_id: int) -> list[JobResult]:
                 break  # refused for now (another run of a one-at-a-time job): tried again at the next tick
             started.append(result)
         return started
+
+
+def _stop_reason(backfill: Backfill) -> str | None:
+    """Why the next days may not start any more: they run as their author, who must still be allowed to."""
+    job, user = backfill.job, backfill.created_by
+    if not job.active:
+        return f"the job {job.identifier} is inactive"
+    if user is not None and not access.can_run(user, job):
+        return f"{user.get_username()} may no longer run this job"
+    return None
+
+
+def _stop(backfill: Backfill, reason: str) -> None:
+    """End a backfill whose days may not start (inside ``advance``'s lock): its waiting days never start, said once
+    on the job; its going runs finish."""
+    Backfill.objects.filter(pk=backfill.pk, killed_at__isnull=True, finished_at__isnull=True).update(
+        killed_at=timezone.now(), killed_by=None)
+    states.record_skipped(backfill.job, f"Backfill #{backfill.pk} stopped: {reason}.", failed=True,
+                          trigger=Trigger.BACKFILL)
 
 
 def _start_day(backfill: Backfill, day: BackfillDay) -> JobResult | None:

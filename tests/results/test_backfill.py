@@ -49,6 +49,41 @@ def end(result_ids, status=Status.SUCCESS) -> None:
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("lost", ["membership", "job inactive"])
+def test_a_backfill_stops_once_its_author_may_no_longer_run_the_job(acme, member, lost):
+    """Its days run as their author: on the old code they went on starting for a removed operator, and a job made
+    inactive meanwhile left the backfill open, tried again at every beat tick."""
+    job = daily_job(domain=acme)
+    operator = member("otto", acme, DomainMembership.OPERATOR)
+    bf = backfill.create(job, parameter="day", first_day=FIRST, last_day=FIRST + dt.timedelta(days=2), user=operator)
+    end(JobResult.objects.filter(backfill_day__backfill=bf).values_list("id", flat=True))
+    if lost == "membership":
+        DomainMembership.objects.filter(user=operator).delete()
+        reason = "otto may no longer run this job"
+    else:
+        job.active = False
+        job.save()
+        reason = "the job daily-import is inactive"
+    assert backfill.advance(bf.pk) == []
+    assert days_started(bf) == ["2026-11-01"]  # the other two never start
+    bf.refresh_from_db()
+    assert bf.killed_at is not None and bf.killed_by is None
+    stopped = JobResult.objects.get(trigger="backfill", backfill_day__isnull=True)
+    assert (stopped.status, stopped.message) == (Status.ERROR, f"Backfill #{bf.pk} stopped: {reason}.")
+    assert backfill.advance(bf.pk) == [] and JobResult.objects.count() == 2  # said once
+
+
+@pytest.mark.django_db
+def test_a_global_job_run_per_domain_is_not_backfilled(admin_user):
+    """Each day would start one run per domain while the backfill follows one: parallel and Kill would miss them."""
+    job = daily_job("per-domain-import", execution="per_domain")
+    with pytest.raises(ValidationError) as caught:
+        backfill.create(job, parameter="day", first_day=FIRST, last_day=FIRST, user=admin_user)
+    assert list(caught.value.message_dict) == ["job"]
+    assert not Backfill.objects.exists()
+
+
+@pytest.mark.django_db
 def test_days_start_in_order_never_more_than_parallel_at_once(admin_user):
     job = daily_job()
     bf = backfill.create(job, parameter="day", first_day=FIRST, last_day=FIRST + dt.timedelta(days=4), parallel=2,
