@@ -41,6 +41,17 @@ def _site_time_zone() -> str:
 
 
 class MaintenanceWindowQuerySet(models.QuerySet):
+    def visible_to(self, user) -> MaintenanceWindowQuerySet:
+        """What ``user`` reads: everything for a system administrator; for a member the global windows (their
+        jobs obey them) and their domains'; nothing for anyone else."""
+        from . import access
+
+        if access.is_system_admin(user):
+            return self
+        if not access.is_member(user):
+            return self.none()
+        return self.filter(Q(domain__isnull=True) | Q(domain__in=access.visible_domains(user)))
+
     def for_domain(self, domain_id: int | None) -> MaintenanceWindowQuerySet:
         """The windows a job of this domain obeys: the global ones and its domain's."""
         windows = self.filter(active=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -62,12 +61,7 @@ class MaintenanceWindowAdmin(NotFoundOutsideDomainsMixin, DomainOwnedAdminMixin,
         return window.describe()
 
     def get_queryset(self, request):
-        windows = super().get_queryset(request).select_related("domain")
-        if access.is_system_admin(request.user):
-            return windows
-        if not access.request_is_member(request):
-            return windows.none()
-        return windows.filter(Q(domain__isnull=True) | Q(domain__in=access.visible_domains(request.user)))
+        return super().get_queryset(request).select_related("domain").visible_to(request.user)
 
     def save_model(self, request, obj: MaintenanceWindow, form, change) -> None:
         if not change:
