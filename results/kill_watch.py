@@ -37,9 +37,6 @@ ANNOUNCED_KEPT_SECONDS = 30.0
 RELISTEN_DELAYS = (0.1, 0.5, 1, 2, 4)
 # Libpq's TCP keepalives on the listening connection: a silent cut is noticed in about 25 s.
 KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
-# What psycopg.connect takes of Django's connection parameters (the rest is Django's own).
-LIBPQ_PARAMS = ("dbname", "user", "password", "host", "port", "sslmode", "sslrootcert", "sslcert", "sslkey",
-                "passfile", "service", "connect_timeout", "options", "target_session_attrs")
 
 
 # Set in Celery workers (results.signals). Any other process that runs a result (a test, a script) polls:
@@ -95,10 +92,9 @@ class KillListener(threading.Thread):
 
 
 def _libpq_params() -> dict:
-    params = {name: value for name, value in connection.get_connection_params().items() if name in LIBPQ_PARAMS}
-    options = connection.settings_dict.get("OPTIONS", {})
-    params.update({name: options[name] for name in LIBPQ_PARAMS if name in options})
-    return {**KEEPALIVES, **params, "application_name": f"jobs-kill-listener:{os.getpid()}"}
+    """Django's own connection parameters (every OPTIONS entry: TLS, channel binding, ...), as its connections
+    get them, with keepalives and a name of its own."""
+    return {**KEEPALIVES, **connection.get_connection_params(), "application_name": f"jobs-kill-listener:{os.getpid()}"}
 
 
 class KillWatch:

@@ -230,3 +230,14 @@ def test_an_announced_kill_whose_read_failed_is_read_again_at_the_next_look(monk
     monkeypatch.setattr(states, "kill_requests", read)
     requests, _ = watch.check(ids)  # not a heartbeat (a minute) later
     assert [request.id for request in requests] == ids
+
+
+@pytest.mark.usefixtures("postgres")
+def test_the_listener_connects_with_every_database_option(monkeypatch):
+    """The listener kept 14 known libpq settings and dropped the rest (channel_binding, require_auth, ...): on such a
+    deployment it connected more weakly than Django, or never, and the process polled for ever."""
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS",
+                        {**connection.settings_dict.get("OPTIONS", {}), "channel_binding": "prefer"})
+    params = kill_watch._libpq_params()
+    assert params["channel_binding"] == "prefer" and params["keepalives"] == 1
+    assert params["application_name"] == f"jobs-kill-listener:{os.getpid()}"
