@@ -222,18 +222,20 @@ def _here_document_bodies(text: str, start: int, documents: list[_HereDocument],
                 states.extend(["none"] * (end - index + (end < len(text))))
                 index = end + 1
                 break
+            previous = ""
             for offset, char in enumerate(line + ("\n" if end < len(text) else "")):
                 if document.quoted:
                     states.append("single")
                     continue
                 opens = char == "$" and line.startswith("(", offset + 1)
                 states.append("command" if depth or backquoted or opens or char == "`" else "heredoc")
-                if opens or (depth and char == "(" and line[offset - 1] != "$"):
+                if opens or (depth and char == "(" and previous != "$"):  # "$(": counted at its "$"
                     depth += 1
                 elif depth and char == ")":
                     depth -= 1
                 elif char == "`" and not depth:
                     backquoted = not backquoted
+                previous = char
             index = end + 1
     return min(index, len(text))
 

@@ -309,6 +309,8 @@ def shell_output(command: str, value: str) -> str:
     ("cat <<'EOF'\n${param.who}\nEOF\n", "cat <<'EOF'\n${param.who}\nEOF\n"),
     ("cat <<\\EOF\n${param.who}\nEOF\n", "cat <<\\EOF\n${param.who}\nEOF\n"),
     ("cat <<EOF\n$(echo ${param.who})\nEOF\n", "cat <<EOF\n$(echo ${param.who})\nEOF\n"),
+    # A "(" opening a line inside a substitution nests (the scanner once looked at the end of the line for "$(").
+    *[(nested, nested) for nested in ["cat <<EOF\n$(echo \\\n(echo x) ${param.who} $\n)\nEOF\n"]],
     # A here-string, or << inside quotes, announces no document.
     ("cat <<<${param.who}", 'cat <<<"$JOBS_PARAM_WHO"'),
     ("echo '<<EOF'\necho ${param.who}", "echo '<<EOF'\necho \"$JOBS_PARAM_WHO\""),
