@@ -91,8 +91,11 @@ def has_role(user: User, job: Job, roles: tuple[str, ...]) -> bool:
 
 def can_run(user: User, job: Job) -> bool:
     """A run role in the job's domain, and the job's extra permission if it names one (seed 004)."""
-    if not has_role(user, job, RUN_ROLES):
-        return False
+    return has_role(user, job, RUN_ROLES) and has_required_permission(user, job)
+
+
+def has_required_permission(user: User, job: Job) -> bool:
+    """The further Django permission a job may require of whoever runs it (seed 004)."""
     return not job.required_permission or is_system_admin(user) or user.has_perm(job.required_permission)
 
 
@@ -102,6 +105,21 @@ def run_domain_ids(user: User) -> set[int] | None:
         return None
     return set(DomainMembership.objects.filter(user_id=getattr(user, "pk", None), role__in=RUN_ROLES)
                .values_list("domain_id", flat=True))
+
+
+def runs_in(run_domains: set[int] | None, domain_id: int | None) -> bool:
+    """``run_domain_ids(user)``, read once for a page of rows: may the user run and kill in this domain?"""
+    return run_domains is None or domain_id in run_domains
+
+
+def can_run_given(user: User, run_domains: set[int] | None, job: Job) -> bool:
+    """``can_run`` for many jobs, with ``run_domain_ids(user)`` read once."""
+    return runs_in(run_domains, job.domain_id) and has_required_permission(user, job)
+
+
+def can_kill_given(run_domains: set[int] | None, result) -> bool:
+    """``can_kill`` for many results, with ``run_domain_ids(user)`` read once."""
+    return runs_in(run_domains, result.domain_id or result.job.domain_id)
 
 
 def can_kill(user: User, result) -> bool:
@@ -136,6 +154,22 @@ def per_request(request, key: tuple, compute):
 def request_is_member(request) -> bool:
     """``is_member`` of the request's user, asked once per request."""
     return per_request(request, ("member",), lambda: is_member(request.user))
+
+
+def request_run_domains(request) -> set[int] | None:
+    """``run_domain_ids`` of the request's user, read once per request."""
+    return per_request(request, ("run domains",), lambda: run_domain_ids(request.user))
+
+
+def request_can_run(request, job: Job) -> bool:
+    """``can_run`` of the request's user, asked once per request and job (the job page asks three times)."""
+    return per_request(request, ("run", job.pk), lambda: can_run(request.user, job))
+
+
+def request_runs_somewhere(request) -> bool:
+    """May run (and kill) in some domain: the admin offers its Run and Kill actions."""
+    run_domains = request_run_domains(request)
+    return run_domains is None or bool(run_domains)
 
 
 def request_edits_somewhere(request) -> bool:

@@ -841,14 +841,14 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     def row_buttons_for(self, request):
         """The row's Run and Kill, only where this user may use them (one query for the whole page)."""
-        may_run_in = access.run_domain_ids(request.user)
+        may_run_in = access.request_run_domains(request)
 
         @admin.display(description="")
         def row_buttons(job: Job):
-            if may_run_in is not None and job.domain_id not in may_run_in:
+            if not access.runs_in(may_run_in, job.domain_id):
                 return format_html('<div class="row-buttons" data-id="{}"></div>', job.pk)
             run = ""
-            if job.active and (not job.required_permission or request.user.has_perm(job.required_permission)):
+            if job.active and access.can_run_given(request.user, may_run_in, job):
                 run = format_html('<a class="button run-link" href="{}">Run</a>',
                                   reverse("admin:jobs_job_run", args=[job.pk]))
             kill = ""
@@ -874,7 +874,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
             return JsonResponse({"errors": {"ids": [f"comma-separated job ids, at most {self.LIVE_IDS_MAX}"]}},
                                 status=400)
         buttons = self.row_buttons_for(request)
-        jobs = self.get_queryset(request).select_related("domain").prefetch_related("schedules").filter(pk__in=ids)
+        jobs = self.get_queryset(request).filter(pk__in=ids)  # its rows: last run and schedules included
         return JsonResponse({"jobs": {str(job.pk): {"last_run": self.last_status(job), "buttons": buttons(job)}
                                       for job in jobs}})
 
@@ -1029,7 +1029,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
 
     def has_run_permission(self, request) -> bool:
         """Offers "Run now" only to roles that may run (system administrators, domain admins, operators)."""
-        return access.is_system_admin(request.user) or access.domain_ids(request.user, access.RUN_ROLES).exists()
+        return access.request_runs_somewhere(request)
 
     @admin.action(description="Run now", permissions=["run"])
     def run_now(self, request, queryset):
@@ -1063,7 +1063,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         if job is not None:
             may_edit = can_edit(request, job)
             extra_context.update(executions().job_page_context(request, job))
-            extra_context["can_run"] = access.can_run(request.user, job)
+            extra_context["can_run"] = access.request_can_run(request, job)
             extra_context["can_copy"] = may_edit
             extra_context["version_number"] = versions.latest_number(job)
             extra_context["schedules_shown"] = shown_schedules(job)

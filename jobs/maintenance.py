@@ -29,15 +29,11 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.functional import SimpleLazyObject
 
-from .models import Domain
+from .models import Domain, _site_time_zone
 from .scheduling import WEEKDAYS, PlanError, localize, zone
 
 UTC = dt.UTC
 MAX_OCCURRENCES = 1000  # per window and query: a calendar week of a cron every 10 minutes
-
-
-def _site_time_zone() -> str:
-    return settings.TIME_ZONE
 
 
 class MaintenanceWindowQuerySet(models.QuerySet):

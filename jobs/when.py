@@ -18,8 +18,6 @@ STEPS = ((86_400, "d"), (3_600, "h"), (60, "min"), (1, "s"))
 def relative(instant: dt.datetime, now: dt.datetime) -> str:
     """ "in 3 min", "5 min ago", "now": the largest whole unit (rounded down)."""
     seconds = int((instant - now).total_seconds())
-    if seconds == 0:
-        return "now"
     for size, unit in STEPS:
         if abs(seconds) >= size:
             count = abs(seconds) // size

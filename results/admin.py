@@ -145,14 +145,13 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, ExecutionsReadOnlyMixin, admin
 
     def row_links_for(self, request):
         """The row's log link and Kill button, Kill only where this user may kill (one query for the page)."""
-        may_kill_in = access.run_domain_ids(request.user)
+        may_kill_in = access.request_run_domains(request)
 
         @admin.display(description="")
         def row_links(result: JobResult):
             url = reverse("admin:results_jobresult_change", args=[result.pk])
             log = format_html('<a class="log-popup" href="{}?_popup=1#job-log" data-popup="{}">log</a>', url, url)
-            domain_id = result.domain_id or result.job.domain_id
-            if not result.is_killable or (may_kill_in is not None and domain_id not in may_kill_in):
+            if not result.is_killable or not access.can_kill_given(may_kill_in, result):
                 return format_html('<div class="row-buttons">{}</div>', log)
             return format_html('<div class="row-buttons">{}<a class="button kill-button" href="{}">Kill</a></div>',
                                log, reverse("admin:results_jobresult_kill", args=[result.pk]))
@@ -162,7 +161,7 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, ExecutionsReadOnlyMixin, admin
     # --- bulk Kill and Retry: one confirmation page, then each result through the state machine ----------------
     def has_run_permission(self, request) -> bool:
         """Offers the bulk Kill and Retry only to roles that may run somewhere."""
-        return access.is_system_admin(request.user) or access.domain_ids(request.user, access.RUN_ROLES).exists()
+        return access.request_runs_somewhere(request)
 
     @admin.action(description="Kill selected results", permissions=["run"])
     def kill_selected(self, request, queryset):
@@ -179,7 +178,7 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, ExecutionsReadOnlyMixin, admin
                               "(filter the list to narrow it).", messages.ERROR)
             return None
         results = list(queryset.select_related("job").order_by("-id"))
-        may_run_in = access.run_domain_ids(request.user)  # one query for the whole selection
+        may_run_in = access.request_run_domains(request)  # one query for the whole selection
         planned = [(result, plan(request, result, may_run_in)) for result in results]
         if request.POST.get("post") != "yes":
             context = {**self.admin_site.each_context(request), "title": f"{verb} {len(results)} result(s)?",
@@ -200,7 +199,7 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, ExecutionsReadOnlyMixin, admin
 
     def _kill_plan(self, request, result: JobResult, may_run_in: set[int] | None) -> str | None:
         """None if it will be killed, else why not."""
-        if may_run_in is not None and (result.domain_id or result.job.domain_id) not in may_run_in:
+        if not access.can_kill_given(may_run_in, result):
             return "you may not kill it"
         return None if result.is_killable else f"already {result.status}"
 
@@ -213,9 +212,7 @@ class JobResultAdmin(NotFoundOutsideDomainsMixin, ExecutionsReadOnlyMixin, admin
 
     def _retry_plan(self, request, result: JobResult, may_run_in: set[int] | None) -> str | None:
         """None if it will be run again, else why not (``access.can_run``, with the domains read once)."""
-        job = result.job
-        if may_run_in is not None and (job.domain_id not in may_run_in or (
-                job.required_permission and not request.user.has_perm(job.required_permission))):
+        if not access.can_run_given(request.user, may_run_in, result.job):
             return "you may not run its job"
         if not result.is_finished:
             return f"still {result.status}"

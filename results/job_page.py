@@ -47,9 +47,9 @@ class ResultsForJobs:
         )
 
     def job_page_context(self, request: HttpRequest, job: Job) -> dict:
-        may_run = access.can_run(request.user, job)
+        may_run = access.request_can_run(request, job)
         return results_section(request, job) | {
-            "planned_runs": job.planned_runs.filter(state="pending").order_by("run_at")[:20],
+            "planned_runs": job.planned_runs.pending().select_related("requested_by").order_by("run_at")[:20],
             "can_backfill": may_run and any(spec.get("type") == "date" for spec in job.params or []),
         }
 
@@ -98,8 +98,8 @@ def results_section(request: HttpRequest, job: Job) -> dict:
     visible = access.visible_results(request.user, JobResult.objects.filter(job=job))
     results = query.apply(visible).select_related("requested_by").order_by("-id")
     page = CappedCountPaginator(results, RESULTS_PER_PAGE).get_page(query.page)
-    may_kill_in = access.run_domain_ids(request.user)
-    may_retry = access.can_run(request.user, job)
+    may_kill_in = access.request_run_domains(request)
+    may_retry = access.request_can_run(request, job)
     rows = [result_row(result, job, may_kill_in, may_retry) for result in page]
     return {
         "executions_template": "admin/results/job_results.html",
@@ -113,13 +113,12 @@ def results_section(request: HttpRequest, job: Job) -> dict:
 
 
 def result_row(result: JobResult, job: Job, may_kill_in: set[int] | None, may_retry: bool) -> dict:
-    domain_id = result.domain_id or job.domain_id
     return {
         "result": result,
         "url": reverse("admin:results_jobresult_change", args=[result.pk]),
         "duration": duration_text(result.duration.total_seconds()) if result.duration is not None else "—",
         "kill_url": reverse("admin:results_jobresult_kill", args=[result.pk])
-        if result.is_killable and (may_kill_in is None or domain_id in may_kill_in) else None,
+        if result.is_killable and access.runs_in(may_kill_in, result.domain_id or job.domain_id) else None,
         "retry_url": reverse("admin:results_jobresult_retry", args=[result.pk])
         if result.is_finished and may_retry else None,
     }

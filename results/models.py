@@ -138,10 +138,6 @@ class JobResult(models.Model):
     def is_killable(self) -> bool:
         return self.status in ACTIVE
 
-    @property
-    def needs_acknowledging(self) -> bool:
-        return self.status in NEEDS_ATTENTION and self.acknowledged_at is None
-
     def answers(self) -> dict:
         """Seed 004's questions about a run, answered from its lines."""
         lines = list(self.line_results.all())

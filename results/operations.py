@@ -69,8 +69,7 @@ class Board:
 
     def may_act_on(self, result: JobResult) -> bool:
         """Kill and Acknowledge are operators' actions (``access.can_kill``), decided here without a query."""
-        domain_id = result.domain_id or result.job.domain_id
-        return self.run_domains is None or domain_id in self.run_domains
+        return access.can_kill_given(self.run_domains, result)
 
     def visible(self, results):
         return access.visible_results(self.user, results).select_related("job")

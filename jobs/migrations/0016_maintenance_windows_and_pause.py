@@ -3,7 +3,7 @@
 import django.core.validators
 import django.db.models.deletion
 import django.utils.timezone
-import jobs.maintenance
+import jobs.models
 from django.conf import settings
 from django.db import migrations, models
 
@@ -30,7 +30,7 @@ class Migration(migrations.Migration):
                 ('end_time', models.TimeField(blank=True, help_text='Weekly: until (wall time; earlier than the start: the next day).', null=True)),
                 ('cron', models.CharField(blank=True, help_text='Cron: when it starts, e.g. 0 2 * * 0', max_length=100)),
                 ('duration_minutes', models.PositiveIntegerField(blank=True, help_text='Cron: how long it lasts, in minutes.', null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(10080)])),
-                ('timezone', models.CharField(default=jobs.maintenance._site_time_zone, max_length=64)),
+                ('timezone', models.CharField(default=jobs.models._site_time_zone, max_length=64)),
                 ('note', models.TextField(blank=True, help_text='What happens during it; shown with the suppressed runs.')),
                 ('created_by', models.ForeignKey(blank=True, editable=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
                 ('domain', models.ForeignKey(blank=True, help_text='Empty: a global window, for every job (system administrators only).', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='maintenance_windows', to='jobs.domain')),

@@ -333,17 +333,19 @@ def test_export_of_a_bad_filter_is_a_clear_400(client, admin_user):
 
 
 # --- query counts ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("role", "queries"), [("superuser", 7), (DomainMembership.OPERATOR, 19)])
+@pytest.mark.parametrize(("role", "queries"), [("superuser", 7), (DomainMembership.OPERATOR, 12)])
 def test_result_list_query_count_is_fixed(client, admin_user, member, acme, role, queries,
                                           django_assert_num_queries):
+    """The same count for 4 jobs and for 20: nothing is read once per row."""
     user = admin_user if role == "superuser" else member("otto", acme, role)
-    for index in range(4):
-        job = make_job(f"job-{index}", domain=acme)
-        JobResult.objects.create(job=job, status=Status.RUNNING, requested_by=admin_user)
-        JobResult.objects.create(job=job, status=Status.ERROR, domain=acme)
     client.force_login(user)
-    with django_assert_num_queries(queries):
-        assert client.get(reverse(CHANGELIST)).status_code == 200
+    for first, last in ((0, 4), (4, 20)):
+        for index in range(first, last):
+            job = make_job(f"job-{index}", domain=acme)
+            JobResult.objects.create(job=job, status=Status.RUNNING, requested_by=admin_user)
+            JobResult.objects.create(job=job, status=Status.ERROR, domain=acme)
+        with django_assert_num_queries(queries):
+            assert client.get(reverse(CHANGELIST)).status_code == 200
 
 
 def test_show_counts_counts_per_domain_and_job(client, admin_user, acme, globex):

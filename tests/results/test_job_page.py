@@ -198,7 +198,7 @@ def busy_job(acme, lines: int, results: int):
     return job
 
 
-@pytest.mark.parametrize("role, queries", [(DomainMembership.OPERATOR, 25), (DomainMembership.ADMIN, 28),
+@pytest.mark.parametrize("role, queries", [(DomainMembership.OPERATOR, 23), (DomainMembership.ADMIN, 26),
                                             ("system administrator", 19)])
 def test_the_job_page_takes_a_fixed_number_of_queries(client, member, acme, admin_user, role, queries,
                                                       django_assert_num_queries):
