@@ -451,8 +451,12 @@ def _schedules_entry(schedules: list[Schedule]) -> dict[str, Any]:
         return {"schedule": None}
     if len(schedules) == 1 and _plain(schedules[0]):
         return {"schedule": schedule_document(schedules[0])}
-    return {"schedules": [{"name": schedule.name, **schedule_document(schedule),
-                           "parameters": schedule.parameters} for schedule in schedules]}
+    return {"schedules": [schedule_entry(schedule) for schedule in schedules]}
+
+
+def schedule_entry(schedule: Schedule) -> dict[str, Any]:
+    """One schedule of a ``schedules:`` list: its name, its plan (``schedule_document``) and its values."""
+    return {"name": schedule.name, **schedule_document(schedule), "parameters": schedule.parameters}
 
 
 def _plain(schedule: Schedule) -> bool:

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from jobs import access, maintenance, secrets
-from jobs.definitions import schedule_document
+from jobs.definitions import schedule_entry
 from jobs.models import Job
 
 from . import backfill as backfills
@@ -64,7 +64,7 @@ class JobSerializer(serializers.ModelSerializer):
 
     def get_schedules(self, job: Job) -> list[dict]:
         """Each schedule as in definition files, with its next run."""
-        return [{"name": schedule.name, **schedule_document(schedule), "parameters": schedule.parameters,
+        return [{**schedule_entry(schedule),
                  "next_run_at": serializers.DateTimeField().to_representation(schedule.next_run_at)
                  if schedule.next_run_at else None} for schedule in job.schedules.all()]
 
