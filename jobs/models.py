@@ -744,9 +744,10 @@ class Schedule(models.Model):
     def describe(self) -> str:
         from .scheduling import describe
 
-        if self.kind == self.AUTOMATIC and self.declared_plan() is None:
+        plan = self.plan()  # an automatic schedule reads its job's lines once, here
+        if plan is None and self.kind == self.AUTOMATIC:
             return "Automatic, but no action of this job declares a plan"
-        return describe(self.plan())
+        return describe(plan)
 
     def clean(self) -> None:
         from .scheduling import PlanError, check, check_instant, next_fire, zone
