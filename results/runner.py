@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from jobs import access, plans, registry, secrets
 from jobs import context as context_vars
+from jobs.actions.shell import term_grace
 from jobs.filters import RecordSet, queryset_for, within_domains
 from jobs.models import JobLine
 from jobs.plans import JobPlan
@@ -248,7 +249,7 @@ class Run:
             self.journal.start_line(line_result)
             outcome = error or self._refusal(line) or self._call(line, arguments, records)
             if self.control.stop_requested.is_set():  # whatever the line started, registered or not, ends with it
-                self.control.stopper.end_processes(stopping.term_grace())
+                self.control.stopper.end_processes(term_grace())
         finally:
             self.control.current_line = None
         outcome.message = self.journal.masker.text(outcome.message)

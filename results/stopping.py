@@ -28,10 +28,9 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
-from jobs.actions.shell import term_grace  # noqa: F401  (re-exported: one SIGTERM-to-SIGKILL wait for every tree)
+from jobs.actions.shell import ProcessEntry, process_table
 
 T = TypeVar("T")
 
@@ -60,34 +59,6 @@ def lead_own_session() -> None:
     with contextlib.suppress(PermissionError):  # already a group leader: keep what it has
         os.setsid()
     OWNS_SESSION = os.getsid(0) == os.getpid()
-
-
-@dataclass(frozen=True)
-class ProcessEntry:
-    """One process as /proc/PID/stat tells it."""
-
-    pid: int
-    ppid: int
-    pgid: int
-    sid: int
-    started: int  # clock ticks since boot
-    zombie: bool
-
-
-def process_table() -> list[ProcessEntry]:
-    """Every process visible in /proc (one read per process; what ends meanwhile is skipped)."""
-    table = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        table.append(ProcessEntry(pid=int(entry.name), ppid=int(fields[1]), pgid=int(fields[2]),
-                                  sid=int(fields[3]), started=int(fields[19]), zombie=fields[0] == b"Z"))
-    return table
 
 
 def boot_ticks() -> int:

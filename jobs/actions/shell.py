@@ -7,6 +7,7 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -62,8 +63,7 @@ def shell(ctx, command: str, cwd: str = "") -> str:
     try:
         while process.poll() is None:
             if ctx.wait_cancelled(0.05):
-                terminate_group(process.pid, term_grace(), process)
-                raise Cancelled()
+                raise Cancelled()  # the finally below ends the group
     finally:
         # Whatever the command left behind in its group ends with the line.
         terminate_group(process.pid, term_grace(), process)
@@ -78,11 +78,11 @@ def shell(ctx, command: str, cwd: str = "") -> str:
     return "command exited with status 0"
 
 
-def term_grace(kill_grace: float | None = None) -> float:
+def term_grace() -> float:
     """How long processes get between SIGTERM and SIGKILL: half the kill grace
     (``JOBS_KILL_GRACE_SECONDS``), so a tree that traps SIGTERM is ended by its line
     before the watchdog would stop the line by force."""
-    return (settings.JOBS_KILL_GRACE_SECONDS if kill_grace is None else kill_grace) / 2
+    return settings.JOBS_KILL_GRACE_SECONDS / 2
 
 
 def _secret_environment(ctx) -> dict[str, str]:
@@ -118,14 +118,33 @@ def terminate_group(pgid: int, grace: float, process: subprocess.Popen | None = 
 
 def group_alive(pgid: int) -> bool:
     """True while a process of the group still runs (zombies waiting to be reaped do not count)."""
+    return any(entry.pgid == pgid and not entry.zombie for entry in process_table())
+
+
+@dataclass(frozen=True)
+class ProcessEntry:
+    """One process as /proc/PID/stat tells it."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    sid: int
+    started: int  # clock ticks since boot
+    zombie: bool
+
+
+def process_table() -> list[ProcessEntry]:
+    """Every process visible in /proc (one read per process; what ends meanwhile is skipped)."""
+    table = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/stat", "rb") as handle:
                 fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
+        except (OSError, IndexError):
             continue
-        if int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
+        table.append(ProcessEntry(pid=int(entry.name), ppid=int(fields[1]), pgid=int(fields[2]),
+                                  sid=int(fields[3]), started=int(fields[19]), zombie=fields[0] == b"Z"))
+    return table
+
