@@ -25,6 +25,17 @@ def wait_for_status(result_id: int, statuses=TERMINAL, timeout: float = 30.0) ->
         time.sleep(0.05)
 
 
+def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
+    """``predicate()``'s first true value, polled every 50 ms; AssertionError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def make_job(identifier: str = "job", *lines: tuple, **fields) -> Job:
     """``make_job("x", (10, "core.sleep", {"seconds": 0}), ...)``; a 4th item False makes the line inactive."""
     Action.objects.sync_with_registry()

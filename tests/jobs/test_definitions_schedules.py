@@ -8,6 +8,8 @@ import yaml
 from jobs import versions
 from jobs.definitions import DefinitionError, export_jobs, import_jobs
 from jobs.models import Action, Job, Schedule
+from tests.jobs.test_definitions_schedule import dump
+from tests.jobs.test_definitions_schedule import job_doc as one_job
 
 pytestmark = pytest.mark.django_db
 
@@ -21,12 +23,7 @@ def actions():
 
 
 def job_doc(**fields) -> dict:
-    return {"identifier": "report", "name": "Report", "params": PARAMS,
-            "lines": [{"line_no": 10, "action": "core.sleep", "parameters": {"seconds": 0}}], **fields}
-
-
-def dump(*docs: dict) -> str:
-    return yaml.safe_dump({"jobs": list(docs)}, sort_keys=False)
+    return one_job("report", params=PARAMS, **fields)
 
 
 def exported() -> dict:

@@ -85,7 +85,7 @@ def test_operators_and_viewers_change_no_window(acme, windows):
     ({"timezone": "Mars/Olympus"}, None),
 ])
 def test_a_bad_window_is_refused_naming_the_field(admin_user, change, errors):
-    body = one_off("Bad", None, hours=change.pop("hours", 2)) | change
+    body = one_off("Bad", None, hours=change.get("hours", 2)) | {k: v for k, v in change.items() if k != "hours"}
     response = client_for(admin_user).post(WINDOWS, body, format="json")
     assert response.status_code == 400
     if errors is None:
@@ -116,7 +116,7 @@ def test_a_system_administrator_pauses_and_resumes_every_schedule(acme, admin_us
     assert root.delete(PAUSE).status_code == 409
 
 
-def test_staff_of_no_domain_do_not_see_the_schedules_state(client):
+def test_staff_of_no_domain_do_not_see_the_schedules_state():
     outsider = client_for(make_member("sam", staff=True))
     assert outsider.get(PAUSE).status_code == 403
     assert outsider.get(WINDOWS).json() == []

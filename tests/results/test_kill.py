@@ -12,7 +12,7 @@ from results import states
 from results.dispatch import RunRefused, start_run
 from results.models import JobResult, Status
 from tests.conftest import WorkerProcess
-from tests.helpers import make_job, wait_for_status
+from tests.helpers import make_job, wait_for_status, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -24,16 +24,6 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state != "Z"
-
-
-def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_pending_result_killed_never_starts_even_when_its_message_arrives_later(worker_factory, tmp_path):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from django.db import OperationalError, connection
@@ -19,7 +18,7 @@ from results import kill_watch, states
 from results.dispatch import start_run
 from results.models import JobLogEntry, JobResult, Status
 from tests.conftest import REPO
-from tests.helpers import make_job, wait_for_status
+from tests.helpers import make_job, wait_for_status, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -34,7 +33,7 @@ def postgres():
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; the embedded default polls (tested in test_kill.py)")
 
 
-def running(job, queue: str | None = None) -> JobResult:
+def running(job) -> JobResult:
     result = start_run(job)
     return wait_for_status(result.id, {Status.RUNNING}, timeout=30)
 
@@ -53,16 +52,6 @@ def listeners() -> list[tuple[int, str]]:
         cursor.execute("SELECT pid, application_name FROM pg_stat_activity WHERE datname = current_database() "
                        "AND application_name LIKE 'jobs-kill-listener:%%'")
         return cursor.fetchall()
-
-
-def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.worker
