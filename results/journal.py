@@ -182,6 +182,10 @@ class RunJournal:
                 if batch.empty and then is None:
                     return None
                 try:
+                    if self._fits_one_statement(batch):
+                        with statements.combined():
+                            self._write(batch, run_fields=then is None)
+                            return then(batch.run_fields) if then is not None else None
                     with transaction.atomic(savepoint=False):
                         copied = self._copy(batch.entries)
                         with statements.pipelined():
@@ -203,6 +207,12 @@ class RunJournal:
             finally:
                 with self._lock:
                     self._in_flight = set()
+
+    def _fits_one_statement(self, batch: _Batch) -> bool:
+        """PostgreSQL writes the batch, and the run's end, as one statement (``statements.combined``): not
+        a batch for COPY, nor once part of the record was lost (the end then also ends the lines left
+        running, in the same transaction)."""
+        return connection.vendor == "postgresql" and len(batch.entries) < COPY_AT_LEAST and not self.losses
 
     def _take(self) -> _Batch:
         with self._lock:
@@ -232,14 +242,20 @@ class RunJournal:
 
     def _write(self, batch: _Batch, *, run_fields: bool, entries: bool = True) -> None:
         if run_fields and batch.run_fields:
-            statements.update(JobResult, batch.run_fields, id=self.result_id)
-        # A line still running gets its id back: its end updates it by id. An ended one needs none.
-        statements.insert([line for line in batch.new_lines if line.status == Status.RUNNING], set_ids=True)
+            statements.update_later(JobResult, batch.run_fields, id=self.result_id)
+        for line, fields in batch.line_ends.values():
+            if line.pk is None:  # its start was put back (a flush failed) after its end came: written ended
+                for name, value in fields.items():
+                    setattr(line, name, value)
         statements.insert([line for line in batch.new_lines if line.status != Status.RUNNING])
         for line, fields in batch.line_ends.values():
-            statements.update(JobLineResult, fields, id=line.pk, status=Status.RUNNING)
+            if line.pk is not None:
+                statements.update_later(JobLineResult, fields, id=line.pk, status=Status.RUNNING)
         if entries:
             statements.insert([self._entry(entry) for entry in batch.entries])
+        # A line still running gets its id back (its end updates it by id): last, so the writes before it
+        # go with it (``statements.combined``). An ended one needs none.
+        statements.insert([line for line in batch.new_lines if line.status == Status.RUNNING], set_ids=True)
 
     def _salvage(self, batch: _Batch) -> None:
         """Write the batch piece by piece, each in its own transaction; a piece that fails is replaced or left out.

@@ -10,6 +10,12 @@ planned once per connection. Values go through each field's
 ``get_db_prep_save``, as the ORM would send them, so every backend gets what
 it expects (JSON, datetimes on SQLite). Django's cursor wrapper is kept:
 errors are Django's, and the statements show in ``connection.queries``.
+
+The writes of a journal's flush go further (``combined``): on PostgreSQL they
+are one statement, each write a data-modifying ``WITH`` part of the one whose
+answer is needed (the run's end and its row count), rows passed as arrays
+(``unnest``) so the statement's text, and its plan, do not change with their
+number. One round trip, one commit, no BEGIN.
 """
 from __future__ import annotations
 
@@ -67,6 +73,48 @@ def pipelined() -> Iterator[None]:
             _pipeline.current = None
 
 
+_combined = threading.local()
+
+
+@contextlib.contextmanager
+def combined() -> Iterator[None]:
+    """Send the writes inside as one statement (PostgreSQL); elsewhere, and nested, as they come.
+
+    ``insert`` without ids and ``update_later`` wait; the first write whose answer is needed (``update``'s
+    row count, ``insert``'s new ids) takes the waiting ones along as ``WITH`` parts, and what still waits
+    at the end goes then. One statement is atomic without a transaction. Its parts see one snapshot and
+    cannot see each other's rows: the writes inside must each touch rows no other one does.
+    """
+    if connection.vendor != "postgresql" or _combining():
+        yield
+        return
+    _combined.parts = []
+    try:
+        yield
+        if _combined.parts:
+            *before, (sql, params) = _combined.parts
+            _combined.parts = before
+            _send(sql, params)
+    finally:
+        _combined.parts = None
+
+
+def _combining() -> bool:
+    return getattr(_combined, "parts", None) is not None
+
+
+def _send(sql: str, params: list) -> tuple[int, list]:
+    """Execute ``sql`` with the waiting writes as ``WITH`` parts before it: its row count and rows."""
+    parts, _combined.parts = _combined.parts, []
+    if parts:
+        prefix = ", ".join(f"written_{n} AS ({part})" for n, (part, _) in enumerate(parts))
+        sql = f"WITH {prefix} {sql}"
+        params = [value for _, part_params in parts for value in part_params] + params
+    with hot_cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount, cursor.fetchall() if cursor.description else []
+
+
 @functools.cache
 def _pipeline_supported() -> bool:
     """Pipeline mode needs libpq 14 or later (psycopg-binary bundles one); with an older one, one by one."""
@@ -113,8 +161,26 @@ def _insert_sql(model: type[Model], returning_id: bool) -> tuple[str, tuple]:
     return f"INSERT INTO {qn(model._meta.db_table)} ({columns}) VALUES ({placeholders}){returning}", fields  # noqa: S608
 
 
+@functools.cache
+def _unnest_insert_sql(model: type[Model], returning_id: bool) -> tuple[str, tuple]:
+    """An INSERT of any number of rows, one array per column: one text (and plan) for every count."""
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(f.column) for f in fields)
+    # varchar, not varchar(200): the column's own type checks the length (as Django's bulk_create does).
+    arrays = ", ".join(f"%s::{f.db_type(connection).split('(')[0]}[]" for f in fields)
+    returning = f" RETURNING {qn(model._meta.pk.column)}" if returning_id else ""
+    return f"INSERT INTO {qn(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays}){returning}", fields  # noqa: S608
+
+
 def _row(obj: Model, fields: Sequence) -> list:
     return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+
+
+def _set_id(obj: Model, pk: Any) -> None:
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = connection.alias
 
 
 def insert(objs: Iterable[Model], *, set_ids: bool = False) -> None:
@@ -123,6 +189,16 @@ def insert(objs: Iterable[Model], *, set_ids: bool = False) -> None:
     if not objs:
         return
     model = type(objs[0])
+    if _combining():
+        sql, fields = _unnest_insert_sql(model, set_ids)
+        columns = [list(values) for values in zip(*(_row(obj, fields) for obj in objs), strict=True)]
+        if not set_ids:
+            _combined.parts.append((sql, columns))
+            return
+        # The rows come back in the order of the arrays, as Django's bulk_create relies on too.
+        for obj, (pk,) in zip(objs, _send(sql, columns)[1], strict=True):
+            _set_id(obj, pk)
+        return
     sql, fields = _insert_sql(model, set_ids)
     with hot_cursor() as cursor:
         if not set_ids:  # inside ``pipelined`` it rides the pipeline, without waiting
@@ -130,9 +206,7 @@ def insert(objs: Iterable[Model], *, set_ids: bool = False) -> None:
             return
         for obj in objs:
             cursor.execute(sql, _row(obj, fields))
-            obj.pk = cursor.fetchone()[0]
-            obj._state.adding = False
-            obj._state.db = connection.alias
+            _set_id(obj, cursor.fetchone()[0])
 
 
 @functools.cache
@@ -147,12 +221,31 @@ def _update_sql(model: type[Model], names: tuple[str, ...], where: tuple[str, ..
     return f"UPDATE {qn(meta.db_table)} SET {assignments} WHERE {predicate}", fields, conditions  # noqa: S608
 
 
+def _update_params(fields: tuple, conditions: tuple, values: Mapping[str, Any], where: Mapping[str, Any]) -> list:
+    params = [f.get_db_prep_save(value, connection) for f, value in zip(fields, values.values(), strict=True)]
+    return params + [f.get_db_prep_value(value, connection)
+                     for f, value in zip(conditions, where.values(), strict=True)]
+
+
 def update(model: type[Model], values: Mapping[str, Any], **where: Any) -> int:
     """``model.objects.filter(**where).update(**values)`` with equality conditions only; the row count."""
     sql, fields, conditions = _update_sql(model, tuple(values), tuple(where))
-    params = [f.get_db_prep_save(value, connection) for f, value in zip(fields, values.values(), strict=True)]
-    params += [f.get_db_prep_value(value, connection) for f, value in zip(conditions, where.values(), strict=True)]
+    params = _update_params(fields, conditions, values, where)
+    if _combining():
+        return _send(sql, params)[0]
     with hot_cursor() as cursor:
         cursor.execute(sql, params)
         _wait_for_results()
         return cursor.rowcount
+
+
+def update_later(model: type[Model], values: Mapping[str, Any], **where: Any) -> None:
+    """``update`` whose row count nobody reads: it waits for the next write of ``combined`` (or rides the
+    pipeline without waiting)."""
+    sql, fields, conditions = _update_sql(model, tuple(values), tuple(where))
+    params = _update_params(fields, conditions, values, where)
+    if _combining():
+        _combined.parts.append((sql, params))
+        return
+    with hot_cursor() as cursor:
+        cursor.execute(sql, params)

@@ -1,10 +1,11 @@
 """The statements every run executes: written as the ORM would write them, and prepared on PostgreSQL."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -101,3 +102,60 @@ def test_without_pipeline_mode_the_statements_go_one_by_one(result, monkeypatch)
         statements.insert([JobLogEntry(result_id=result.id, seq=1, message="one", at=timezone.now())])
         assert statements.update(JobResult, {"message": "yes"}, id=result.id, status=Status.PENDING) == 1
     assert result.log_entries.count() == 1 and JobResult.objects.get(pk=result.pk).message == "yes"
+
+
+def written_statements(queries: CaptureQueriesContext) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if q["sql"].split()[0] not in ("BEGIN", "COMMIT")]
+
+
+def test_combined_writes_are_all_written_with_the_row_count_of_the_one_that_needs_it(result):
+    """On PostgreSQL one statement; elsewhere one by one: the same rows and answers either way."""
+    line = JobLineResult(result_id=result.id, line_no=10, action="testing.echo", status=Status.RUNNING,
+                         started_at=timezone.now(), parameters={"n": [1, None]}, failures=[])
+    with CaptureQueriesContext(connection) as queries, statements.combined():
+        statements.insert([line], set_ids=True)
+        statements.insert([JobLogEntry(result_id=result.id, seq=seq, message=f"entry {seq}", at=timezone.now())
+                           for seq in (1, 2, 3)])
+        statements.update_later(JobLineResult, {"status": Status.SUCCESS, "message": "done"}, id=line.pk,
+                                status=Status.RUNNING)
+        missed = statements.update(JobResult, {"message": "no"}, id=result.id, status=Status.RUNNING)
+        statements.update_later(JobResult, {"lines_total": 1}, id=result.id)
+        statements.insert([JobLogEntry(result_id=result.id, seq=4, message="entry 4", at=timezone.now())])
+    if connection.vendor == "postgresql":  # the line's own (its id is needed), the rest with the count, the last
+        assert len(written_statements(queries)) == 3, queries.captured_queries
+    stored = JobResult.objects.get(pk=result.pk)
+    assert (missed, stored.message, stored.lines_total) == (0, "", 1)
+    assert list(result.line_results.values_list("pk", "status", "message", "parameters")) == [
+        (line.pk, "success", "done", {"n": [1, None]})]
+    assert list(result.log_entries.order_by("seq").values_list("message", flat=True)) == [
+        f"entry {seq}" for seq in range(1, 5)]
+
+
+def test_combined_inserts_give_each_object_its_own_id_in_order(result):
+    lines = [JobLineResult(result_id=result.id, line_no=n, status=Status.RUNNING, started_at=timezone.now())
+             for n in (30, 10, 20)]
+    with statements.combined():
+        statements.insert(lines, set_ids=True)
+    assert {line.pk: line.line_no for line in lines} == dict(result.line_results.values_list("pk", "line_no"))
+
+
+def test_a_combined_statement_that_fails_writes_none_of_its_parts(result):
+    statements.insert([JobLogEntry(result_id=result.id, seq=1, message="first", at=timezone.now())])
+    # On PostgreSQL one statement, atomic without a transaction; elsewhere the transaction makes it so.
+    atomic = contextlib.nullcontext() if connection.vendor == "postgresql" else transaction.atomic()
+    with pytest.raises(IntegrityError), atomic, statements.combined():
+        statements.update_later(JobResult, {"message": "not written"}, id=result.id)
+        statements.insert([JobLogEntry(result_id=result.id, seq=2, message="second", at=timezone.now()),
+                           JobLogEntry(result_id=result.id, seq=1, message="again", at=timezone.now())])
+    assert list(result.log_entries.values_list("message", flat=True)) == ["first"]
+    assert JobResult.objects.get(pk=result.pk).message == ""
+    assert statements.update(JobResult, {"message": "the connection still works"}, id=result.id) == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite does not enforce a varchar's length")
+def test_a_varchar_too_long_for_its_column_is_refused_as_by_the_orm(result):
+    """The arrays are cast to varchar (no length): the column's own length still applies, never a cut."""
+    line = JobLineResult(result_id=result.id, line_no=10, action="x" * 201, status=Status.SUCCESS)
+    with pytest.raises(DataError, match="too long"), statements.combined():
+        statements.insert([line])
+    assert not result.line_results.exists()
