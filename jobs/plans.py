@@ -14,7 +14,9 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .models import Job, JobLine
+from django.db.models import OuterRef, Subquery
+
+from .models import Job, JobLine, JobVersion
 
 MAX_PLANS_KEPT = 500
 
@@ -23,6 +25,9 @@ MAX_PLANS_KEPT = 500
 class JobPlan:
     job: Job
     lines: tuple[JobLine, ...]
+    # The job's version number (``JobVersion``) at this revision: a version is recorded in the transaction of
+    # the save that moves the revision, so a run's start reads it here rather than asking the database.
+    version: int | None = None
 
     @property
     def revision(self) -> uuid.UUID:
@@ -51,8 +56,9 @@ def plan_for(job_id: int, revision: uuid.UUID) -> JobPlan:
 
 def load(job_id: int) -> JobPlan:
     """Raises ``Job.DoesNotExist`` if the job was deleted."""
-    job = Job.objects.get(id=job_id)
-    return JobPlan(job=job, lines=tuple(job.active_lines()))
+    latest = JobVersion.objects.filter(job_id=OuterRef("pk")).order_by("-number").values("number")[:1]
+    job = Job.objects.annotate(version_number=Subquery(latest)).get(id=job_id)
+    return JobPlan(job=job, lines=tuple(job.active_lines()), version=job.version_number)
 
 
 def forget() -> None:

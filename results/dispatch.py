@@ -17,7 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from jobs import plans, versions
+from jobs import plans
 from jobs.models import Domain, Job
 
 from . import statements
@@ -69,8 +69,9 @@ def start_runs(
     values = job.clean_run_parameters(parameters)
     domains = run_domains(job, retry_of)
     requested_by = user if user is not None and user.is_authenticated else None
-    lines_total = len(plans.plan_for(job.pk, job.revision).lines)  # known before it starts; set again at the claim
-    job_version = versions.latest_number(job)  # which definition this run had (the History window shows it)
+    plan = plans.plan_for(job.pk, job.revision)
+    lines_total = len(plan.lines)  # known before it starts; set again at the claim
+    job_version = plan.version  # which definition this run had (the History window shows it)
 
     def create_results() -> list[JobResult]:
         results = [

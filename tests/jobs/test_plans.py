@@ -97,3 +97,21 @@ def test_only_the_most_recently_used_plans_are_kept(monkeypatch):
     kept = [plans.plan_for(job.pk, revision(job)) for job in jobs]
     assert plans.plan_for(jobs[2].pk, revision(jobs[2])) is kept[2]
     assert plans.plan_for(jobs[0].pk, revision(jobs[0])) is not kept[0]  # dropped when the third came
+
+
+def test_a_plan_holds_the_job_s_version_and_a_new_version_comes_with_a_new_revision():
+    from django.db import transaction
+
+    from jobs import versions
+
+    job = make_job("versioned", (10, "testing.echo", {"text": "one"}))
+    assert plans.plan_for(job.pk, job.revision).version is None  # no version recorded yet
+    with transaction.atomic():  # as the admin saves: the job (a new revision), then its version
+        job.save()
+        versions.record(job)
+    assert plans.plan_for(job.pk, job.revision).version == 1
+    with transaction.atomic():
+        job.name = "Renamed"
+        job.save()
+        versions.record(job)
+    assert plans.plan_for(job.pk, job.revision).version == 2

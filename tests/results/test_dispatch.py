@@ -41,3 +41,19 @@ def test_inside_a_transaction_the_message_waits_for_the_commit(monkeypatch, djan
         result = start_run(make_job("in-transaction", (10, "testing.echo", {})))
         assert sent == []
     assert sent == [[result.id]]
+
+
+def test_a_run_of_a_job_whose_plan_the_process_holds_starts_with_one_statement(django_capture_on_commit_callbacks):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from jobs import plans, versions
+    from jobs.models import Job
+
+    job = make_job("quick", (10, "testing.echo", {"text": "hi"}), concurrency=Job.PARALLEL)  # nothing to lock
+    versions.record(job)
+    plans.plan_for(job.pk, job.revision)
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=False):
+        result = start_run(job)
+    assert [query["sql"].split()[0] for query in queries.captured_queries] == ["INSERT"], queries.captured_queries
+    assert (result.job_version, result.lines_total) == (1, 1)
