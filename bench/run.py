@@ -615,8 +615,8 @@ def measure_pages(rows: int, log_lines: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small numbers: a smoke run of every measure")
-    parser.add_argument("--only", help="measures to run alone, comma-separated (idle_tx, log_ingest, kill); "
-                                       "printed as JSON")
+    parser.add_argument("--only", help="measures to run alone, comma-separated (dispatch, throughput, storage, "
+                                       "kill, log_ingest, idle_tx); printed as JSON")
     args = parser.parse_args()
     backend = configure()
     quick = args.quick
@@ -674,9 +674,17 @@ def main() -> None:
 
 def measure_only(names: list[str], quick: bool) -> dict:
     report: dict = {}
-    if "log_ingest" in names or "kill" in names:
+    with_worker = {"dispatch", "throughput", "storage", "log_ingest", "kill"}
+    if with_worker.intersection(names):
         worker = Worker()
         try:
+            with tempfile.TemporaryDirectory() as tmp:
+                if "dispatch" in names:
+                    report["dispatch_latency"] = measure_dispatch(20 if quick else 200, Path(tmp))
+                if "throughput" in names:
+                    report["throughput"] = measure_throughput(100 if quick else 1000, Path(tmp), 1 if quick else 3)
+            if "storage" in names:
+                report["storage"] = measure_storage(100 if quick else 1000)
             if "log_ingest" in names:
                 report["log_ingest"] = measure_log_ingest(20_000 if quick else 1_000_000, worker)
             if "kill" in names:
