@@ -13,21 +13,27 @@ errors are Django's, and the statements show in ``connection.queries``.
 
 The writes of a journal's flush go further (``combined``): on PostgreSQL they
 are one statement, each write a data-modifying ``WITH`` part of the one whose
-answer is needed (the run's end and its row count), rows passed as arrays
-(``unnest``) so the statement's text, and its plan, do not change with their
-number. One round trip, one commit, no BEGIN.
+answer is needed (the run's end and its row count), the rows of an insert
+passed as one JSON parameter (``json_populate_recordset``: one value to adapt
+instead of one per column and row), so the statement's text, and its plan, do
+not change with their number. One round trip, one commit, no BEGIN.
 """
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
+import json
 import threading
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Model
+from psycopg.types.json import Json, Jsonb
 
 
 @contextlib.contextmanager
@@ -38,14 +44,15 @@ def hot_cursor() -> Iterator[CursorWrapper]:
     DATABASE_PREPARED_STATEMENTS=0, e.g. behind a pooler that cannot keep them); without it
     the statements run unprepared, still without the ORM's compiling.
     """
-    if connection.vendor != "postgresql":
-        with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        with db.cursor() as cursor:
             yield cursor
         return
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
-    raw = _prepared_cursor_class()(connection.connection)
-    wrapped = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    db.ensure_connection()
+    db.validate_thread_sharing()
+    raw = _prepared_cursor_class()(db.connection)
+    wrapped = db.make_debug_cursor(raw) if db.queries_logged else db.make_cursor(raw)
     with wrapped as cursor:
         yield cursor
 
@@ -162,25 +169,45 @@ def _insert_sql(model: type[Model], returning_id: bool) -> tuple[str, tuple]:
 
 
 @functools.cache
-def _unnest_insert_sql(model: type[Model], returning_id: bool) -> tuple[str, tuple]:
-    """An INSERT of any number of rows, one array per column: one text (and plan) for every count."""
+def _json_insert_sql(model: type[Model], returning_id: bool) -> tuple[str, tuple]:
+    """An INSERT of any number of rows passed as one JSON array of objects: one text (and plan) for every count.
+
+    ``json_populate_recordset`` reads each object as a row of the table itself, so each value takes its
+    column's own type and checks (a varchar's length, a positive integer), as an INSERT of it would.
+    """
     fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
     qn = connection.ops.quote_name
+    table = qn(model._meta.db_table)
     columns = ", ".join(qn(f.column) for f in fields)
-    # varchar, not varchar(200): the column's own type checks the length (as Django's bulk_create does).
-    arrays = ", ".join(f"%s::{f.db_type(connection).split('(')[0]}[]" for f in fields)
     returning = f" RETURNING {qn(model._meta.pk.column)}" if returning_id else ""
-    return f"INSERT INTO {qn(model._meta.db_table)} ({columns}) SELECT * FROM unnest({arrays}){returning}", fields  # noqa: S608
+    return (f"INSERT INTO {table} ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::{table}, %s::json)"  # noqa: S608
+            f"{returning}"), fields
 
 
-def _row(obj: Model, fields: Sequence) -> list:
-    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+def _json_rows(objs: Sequence[Model], fields: Sequence, db: Any) -> str:
+    """The objects' values as the ORM would send them (``_row``), as JSON: one parameter instead of one each."""
+    columns = [f.column for f in fields]
+    return json.dumps([dict(zip(columns, map(_json_value, _row(obj, fields, db)), strict=True)) for obj in objs])
 
 
-def _set_id(obj: Model, pk: Any) -> None:
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Json | Jsonb):  # a JSONField's value: the document itself, encoded as the field would
+        return value.obj if value.dumps is None else json.loads(value.dumps(value.obj))
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    return value
+
+
+def _row(obj: Model, fields: Sequence, db: Any) -> list:
+    return [f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields]
+
+
+def _set_id(obj: Model, pk: Any, db: Any) -> None:
     obj.pk = pk
     obj._state.adding = False
-    obj._state.db = connection.alias
+    obj._state.db = db.alias
 
 
 def insert(objs: Iterable[Model], *, set_ids: bool = False) -> None:
@@ -189,24 +216,25 @@ def insert(objs: Iterable[Model], *, set_ids: bool = False) -> None:
     if not objs:
         return
     model = type(objs[0])
+    db = connections[DEFAULT_DB_ALIAS]  # the wrapper itself: each attribute of the ``connection`` proxy is a lookup
     if _combining():
-        sql, fields = _unnest_insert_sql(model, set_ids)
-        columns = [list(values) for values in zip(*(_row(obj, fields) for obj in objs), strict=True)]
+        sql, fields = _json_insert_sql(model, set_ids)
+        rows = [_json_rows(objs, fields, db)]
         if not set_ids:
-            _combined.parts.append((sql, columns))
+            _combined.parts.append((sql, rows))
             return
-        # The rows come back in the order of the arrays, as Django's bulk_create relies on too.
-        for obj, (pk,) in zip(objs, _send(sql, columns)[1], strict=True):
-            _set_id(obj, pk)
+        # The rows come back in the order of the array, as Django's bulk_create relies on for its UNNEST too.
+        for obj, (pk,) in zip(objs, _send(sql, rows)[1], strict=True):
+            _set_id(obj, pk, db)
         return
     sql, fields = _insert_sql(model, set_ids)
     with hot_cursor() as cursor:
         if not set_ids:  # inside ``pipelined`` it rides the pipeline, without waiting
-            cursor.executemany(sql, [_row(obj, fields) for obj in objs])
+            cursor.executemany(sql, [_row(obj, fields, db) for obj in objs])
             return
         for obj in objs:
-            cursor.execute(sql, _row(obj, fields))
-            _set_id(obj, cursor.fetchone()[0])
+            cursor.execute(sql, _row(obj, fields, db))
+            _set_id(obj, cursor.fetchone()[0], db)
 
 
 @functools.cache
@@ -222,9 +250,9 @@ def _update_sql(model: type[Model], names: tuple[str, ...], where: tuple[str, ..
 
 
 def _update_params(fields: tuple, conditions: tuple, values: Mapping[str, Any], where: Mapping[str, Any]) -> list:
-    params = [f.get_db_prep_save(value, connection) for f, value in zip(fields, values.values(), strict=True)]
-    return params + [f.get_db_prep_value(value, connection)
-                     for f, value in zip(conditions, where.values(), strict=True)]
+    db = connections[DEFAULT_DB_ALIAS]
+    params = [f.get_db_prep_save(value, db) for f, value in zip(fields, values.values(), strict=True)]
+    return params + [f.get_db_prep_value(value, db) for f, value in zip(conditions, where.values(), strict=True)]
 
 
 def update(model: type[Model], values: Mapping[str, Any], **where: Any) -> int:
