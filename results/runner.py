@@ -9,6 +9,7 @@ after the grace period is stopped by force (``results.stopping``).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -39,8 +40,14 @@ from .watchdog import MAX_FAILURES_KEPT, LineTally, Monitor, RunControl, RunWatc
 
 logger = logging.getLogger(__name__)
 
+
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return f"{_host()}:{os.getpid()}"
+
+
+@functools.cache
+def _host() -> str:
+    return socket.gethostname()  # a system call: every run names its worker twice
 
 
 class RunAs:
