@@ -1,5 +1,7 @@
 """Worker start-up: refuse a pool it cannot watch, sync the action rows, sweep lost runs, allow forced stops
-(each pool process in a session of its own), reconnect without health checks, listen for kills."""
+(each pool process in a session of its own), reconnect without health checks, listen for kills, keep what
+start-up loaded out of the garbage collector's walks (``gc.freeze``)."""
+import gc
 import logging
 
 from celery.signals import worker_init, worker_process_init, worker_ready
@@ -48,3 +50,7 @@ def on_pool_process_start(**kwargs) -> None:
     stopping.lead_own_session()  # the processes its runs start are its session's: a kill finds them all
     db.skip_health_checks()
     watchdog.Monitor.get()  # listening for kills before the first run is claimed
+    # Everything loaded so far (Django, Celery, the registry) lives as long as the process: out of the
+    # collector's sight, each full collection no longer walks it. A run allocates enough to trigger
+    # collections often; measured in the bench's drain, ~10% more runs a second (see the README).
+    gc.freeze()

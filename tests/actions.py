@@ -19,6 +19,14 @@ def echo(ctx, text: str = "hello", repeat: int = 1) -> str:
     return f"echoed {repeat} time(s)"
 
 
+@action("testing.gc_frozen")
+def gc_frozen(ctx) -> str:
+    """How many objects the collector leaves alone in the process that runs the line (``gc.freeze``)."""
+    import gc
+
+    return f"{gc.get_freeze_count()} objects frozen"
+
+
 @action("testing.fail")
 def fail(ctx, message: str = "it went wrong") -> None:
     raise RuntimeError(message)

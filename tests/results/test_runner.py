@@ -154,3 +154,9 @@ def test_the_claim_stores_the_variables_and_the_number_of_lines_with_the_first_l
     assert (result.status, result.lines_total) == (Status.SUCCESS, 2)
     assert result.variables["job.identifier"] == "counted"
     assert result.worker and result.started_at <= result.line_results.order_by("line_no")[0].started_at
+
+
+def test_a_pool_process_keeps_what_start_up_loaded_out_of_the_collector_s_walks():
+    result = wait_for_status(start_run(make_job("frozen", (10, "testing.gc_frozen", {}))).id)
+    frozen = int(result.line_results.get().message.split()[0])
+    assert frozen > 10_000, result.line_results.get().message  # Django, Celery and the registry at least
