@@ -105,17 +105,13 @@ class MembershipInline(SystemAdminOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Domain)
-class DomainAdmin(NotFoundOutsideDomainsMixin, SystemAdminOnlyMixin, admin.ModelAdmin):
+class DomainAdmin(NotFoundOutsideDomainsMixin, MembershipAdminMixin, SystemAdminOnlyMixin, admin.ModelAdmin):
+    """Members read their domains; only system administrators change them."""
+
     list_display = ["name", "slug"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
-
-    def has_module_permission(self, request) -> bool:
-        return access.request_is_member(request)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return access.request_is_member(request)
 
     def get_queryset(self, request):
         return access.visible_domains(request.user)
@@ -220,15 +216,9 @@ class SecretForm(forms.ModelForm):
         return super().save(commit)
 
 
-class DomainOwnedAdminMixin:
+class DomainOwnedAdminMixin(MembershipAdminMixin):
     """Objects of a domain, or global: members read them, a domain's administrators change its own, and only
     system administrators the global ones (a domain admin's form offers only their domains)."""
-
-    def has_module_permission(self, request) -> bool:
-        return access.request_is_member(request)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return access.request_is_member(request)
 
     def has_add_permission(self, request) -> bool:
         return access.request_edits_somewhere(request)
@@ -655,7 +645,7 @@ def is_sub_minute(schedule: Schedule | None) -> bool:
 
 
 @admin.register(Job)
-class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
+class JobAdmin(NotFoundOutsideDomainsMixin, MembershipAdminMixin, admin.ModelAdmin):
     form = JobForm
     change_form_template = "admin/jobs/job/change_form.html"
     # Few, wrapping columns: the list fits 1400 px beside the sidebar and 800 px without sideways scrolling.
@@ -727,13 +717,7 @@ class JobAdmin(NotFoundOutsideDomainsMixin, admin.ModelAdmin):
         # Now the lines and the schedule are saved too: the version is the job as a whole.
         versions.record(form.instance, request.user, form.cleaned_data.get("change_note", ""))
 
-    # --- permissions (by domain) -------------------------------------------------
-    def has_module_permission(self, request) -> bool:
-        return access.request_is_member(request)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return access.request_is_member(request)
-
+    # --- permissions (by domain; members read: MembershipAdminMixin) ---------------
     def has_add_permission(self, request) -> bool:
         return access.request_edits_somewhere(request)
 

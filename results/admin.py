@@ -20,7 +20,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from jobs import access, secrets, versions
-from jobs.admin import NotFoundOutsideDomainsMixin, status_badge
+from jobs.admin import MembershipAdminMixin, NotFoundOutsideDomainsMixin, status_badge
 from jobs.forms import RunParametersForm
 from jobs.when import when_html
 
@@ -63,15 +63,9 @@ class CappedCountPaginator(Paginator):
         return f"{self.CAP:,}"
 
 
-class ExecutionsReadOnlyMixin:
+class ExecutionsReadOnlyMixin(MembershipAdminMixin):
     """Executions (results, planned runs, backfills) are read by members, made by the runs themselves, and deleted
     only by system administrators (a job's deletion takes its executions)."""
-
-    def has_module_permission(self, request) -> bool:
-        return access.request_is_member(request)
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return access.request_is_member(request)
 
     def has_add_permission(self, request) -> bool:
         return False
