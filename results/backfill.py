@@ -189,10 +189,16 @@ def _stop_reason(backfill: Backfill) -> str | None:
 def _stop(backfill: Backfill, reason: str) -> None:
     """End a backfill whose days may not start (inside ``advance``'s lock): its waiting days never start, said once
     on the job; its going runs finish."""
-    Backfill.objects.filter(pk=backfill.pk, killed_at__isnull=True, finished_at__isnull=True).update(
-        killed_at=timezone.now(), killed_by=None)
-    states.record_skipped(backfill.job, f"Backfill #{backfill.pk} stopped: {reason}.", failed=True,
-                          trigger=Trigger.BACKFILL)
+    if _end_open(backfill.pk, None):
+        states.record_skipped(backfill.job, f"Backfill #{backfill.pk} stopped: {reason}.", failed=True,
+                              trigger=Trigger.BACKFILL)
+
+
+def _end_open(backfill_id: int, user) -> bool:
+    """Mark an open backfill killed (by ``user``; None: stopped for a reason of its own); False if it was over
+    already. One conditional UPDATE: a kill and a stop at the same moment end it once."""
+    return bool(Backfill.objects.filter(pk=backfill_id, killed_at__isnull=True, finished_at__isnull=True).update(
+        killed_at=timezone.now(), killed_by=user if user is not None and user.is_authenticated else None))
 
 
 def _start_day(backfill: Backfill, day: BackfillDay) -> JobResult | None:
@@ -218,9 +224,7 @@ def kill(backfill_id: int, user) -> bool:
         backfill = Backfill.objects.select_for_update().filter(pk=backfill_id).first()
         if backfill is None:
             return False
-        killed = Backfill.objects.filter(pk=backfill_id, killed_at__isnull=True, finished_at__isnull=True).update(
-            killed_at=timezone.now(), killed_by=user if user is not None and user.is_authenticated else None)
-        if not killed:
+        if not _end_open(backfill_id, user):
             return False
         going = backfill.days.filter(result__status__in=ACTIVE).values_list("result_id", flat=True)
         for result_id in list(going):
